@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
+    "Attack",
     "And",
     "CidrMatch",
     "Const",
@@ -36,6 +37,8 @@ __all__ = [
     "NumCmp",
     "Or",
     "RegexMatch",
+    "RuleIR",
+    "SourceLocation",
     "StrMatch",
     "StrOp",
 ]
@@ -169,3 +172,44 @@ Node = (
     | Or
     | Const
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Attack:
+    """One MITRE ATT&CK reference of a rule (gene ``Meta.ATTACK`` entry)."""
+
+    id: str
+    tactic: str = ""
+    description: str = ""
+    reference: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLocation:
+    """Where a rule was read: file and 1-based line of the start of the rule."""
+
+    file: str
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RuleIR:
+    """A front end's output for one rule: meta filter, detection logic and what a match reports.
+
+    ``events`` maps an exact channel name to the EventIDs it accepts; an empty mapping accepts every
+    event and an empty ID tuple every event of that channel (gene §5.2). ``sigma_id`` is set by the
+    Sigma front end so detections can list the ids of the Sigma rules that matched.
+    """
+
+    name: str
+    condition: Node
+    events: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    computers: tuple[str, ...] = ()
+    criticality: int = 0
+    filter: bool = False
+    actions: tuple[str, ...] = ()
+    attack: tuple[Attack, ...] = ()
+    tags: tuple[str, ...] = ()
+    description: str = ""
+    source: SourceLocation | None = None
+    sigma_id: str | None = None
