@@ -49,6 +49,8 @@ class LogSink:
     headers: list[dict[str, str]] = field(default_factory=list)
     fail_with: int = 0  # answer POST /logs with this status instead of 200
     server_key: str = "srv-key"
+    routes: dict[str, tuple[int, bytes]] = field(default_factory=dict)  # GET path -> (status, body)
+    posts: list[tuple[str, bytes]] = field(default_factory=list)  # every other POST, gunzipped
 
     @property
     def lines(self) -> list[bytes]:
@@ -83,6 +85,8 @@ def start_tls_server(tmp_path: Path, sink: LogSink, port: int = 0) -> TLSServer:
         def do_GET(self) -> None:
             if self.path == "/key":
                 self._reply(200, sink.server_key.encode())
+            elif self.path in sink.routes:
+                self._reply(*sink.routes[self.path])
             else:
                 self._reply(404)
 
@@ -91,7 +95,8 @@ def start_tls_server(tmp_path: Path, sink: LogSink, port: int = 0) -> TLSServer:
             if self.headers.get("Content-Encoding") == "gzip":
                 body = gzip.decompress(body)
             if self.path != "/logs":
-                self._reply(404)
+                sink.posts.append((self.path, body))
+                self._reply(200)
                 return
             if sink.fail_with:
                 self._reply(sink.fail_with)
