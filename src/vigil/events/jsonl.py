@@ -1,0 +1,137 @@
+"""JSON-lines event reader: one JSON object a line, bad lines reported and skipped.
+
+gene stops reading a file at its first undecodable value; vigil reports the line (file:line and
+the reason) and goes on with the next one (a documented improvement, docs/rules.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+__all__ = ["LineError", "decode_line", "read_jsonl"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LineError:
+    """A line that is not a JSON object: where it is and why."""
+
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+def _slow_decode(raw: bytes) -> Any:
+    """Fallbacks for what Go accepts but orjson refuses: invalid UTF-8, integers beyond 64 bits."""
+    text = raw.decode("utf-8", "replace")
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+def decode_line(raw: bytes) -> dict[str, Any]:
+    """Decode one line into a JSON object; ValueError with a readable reason otherwise."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        try:
+            obj = _slow_decode(raw)
+        except (ValueError, RecursionError):
+            raise ValueError(f"invalid JSON: {err}") from None
+    if obj.__class__ is not dict:
+        raise ValueError(f"not a JSON object (top-level {type(obj).__name__})")
+    return obj
+
+
+_WS = b" \t\n\r"
+MAX_PENDING = 64 << 20  # a value spread over lines may not exceed this many bytes
+
+
+def _bad_constant(name: str) -> Any:
+    raise ValueError(f"invalid literal {name}")
+
+
+_STREAM = json.JSONDecoder(parse_constant=_bad_constant)
+
+
+def _decode_pending(
+    text: str, first_line: int, name: str
+) -> tuple[list[dict[str, Any] | LineError], str, int]:
+    """Decode the complete values of a multi-line chunk; returns them, the incomplete rest and its line."""
+    out: list[dict[str, Any] | LineError] = []
+    pos = 0
+    n = len(text)
+    while True:
+        while pos < n and text[pos] in " \t\n\r":
+            pos += 1
+        if pos >= n:
+            return out, "", 0
+        line = first_line + text.count("\n", 0, pos)
+        try:
+            obj, end = _STREAM.raw_decode(text, pos)
+        except json.JSONDecodeError as err:
+            if err.pos >= len(text.rstrip()) and not err.msg.startswith("Unterminated string"):
+                return out, text[pos:], line  # value continues on the next lines
+            out.append(LineError(name, first_line + text.count("\n", 0, err.pos), f"invalid JSON: {err.msg}"))
+            return out, "", 0
+        except (ValueError, RecursionError) as err:
+            out.append(LineError(name, line, f"invalid JSON: {err}"))
+            return out, "", 0
+        if obj.__class__ is dict:
+            out.append(obj)
+        else:
+            out.append(LineError(name, line, f"not a JSON object (top-level {type(obj).__name__})"))
+        pos = end
+
+
+def _iter_stream(stream: IO[bytes], name: str) -> Iterator[dict[str, Any] | LineError]:
+    """One object a line (fast path); values spread over several lines or several on one line also work."""
+    loads = orjson.loads
+    pending = ""
+    pending_line = 0
+    for lineno, raw in enumerate(stream, 1):
+        if not pending:
+            try:
+                obj = loads(raw)
+                if obj.__class__ is dict:
+                    yield obj
+                    continue
+            except orjson.JSONDecodeError:
+                if not raw.strip(_WS):
+                    continue
+            else:
+                yield LineError(name, lineno, f"not a JSON object (top-level {type(obj).__name__})")
+                continue
+            pending_line = lineno
+        text = pending + raw.decode("utf-8", "replace")
+        if len(text) > MAX_PENDING:
+            yield LineError(name, pending_line, "JSON value too large or never closed")
+            pending = ""
+            continue
+        values, pending, rest_line = _decode_pending(text, pending_line, name)
+        pending_line = rest_line or pending_line
+        yield from values
+    if pending:
+        yield LineError(name, pending_line, "invalid JSON: unexpected end of data")
+
+
+def read_jsonl(source: str | Path) -> Iterator[dict[str, Any] | LineError]:
+    """Yield each event of a JSON-lines file (``-`` = stdin) or a LineError for a bad line."""
+    if str(source) == "-":
+        yield from _iter_stream(sys.stdin.buffer, "<stdin>")
+        return
+    with open(source, "rb", buffering=1 << 20) as stream:
+        yield from _iter_stream(stream, str(source))
