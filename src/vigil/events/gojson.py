@@ -16,7 +16,7 @@ import orjson
 
 from vigil.events.fields import go_json_float
 
-__all__ = ["GoStruct", "dumps"]
+__all__ = ["GoStruct", "dumps", "go_escape"]
 
 _OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 _SHORT_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\([bf])")
@@ -84,16 +84,25 @@ def _short(m: re.Match[bytes]) -> bytes:
     return m.group(1) + (b"\\u0008" if m.group(2) == b"b" else b"\\u000c")
 
 
-def dumps(obj: Any) -> bytes:
-    """Go ``json.Marshal(obj)`` for a JSON-decoded value (dict/list/str/int/float/bool/None)."""
+def dumps(obj: Any, *, sort_keys: bool = True) -> bytes:
+    """Go ``json.Marshal(obj)`` for a JSON-decoded value (dict/list/str/int/float/bool/None).
+
+    ``sort_keys=False`` keeps every dict in insertion order (for values built as Go structs).
+    """
     if _has_odd_number(obj):
         obj = _go_numbers(obj)
     obj = _with_structs(obj)
+    opts = _OPTS if sort_keys else orjson.OPT_NON_STR_KEYS
     try:
-        out = orjson.dumps(obj, option=_OPTS)
+        out = orjson.dumps(obj, option=opts)
     except TypeError:
         # Lone surrogates (from \\ud800 escapes): Go writes U+FFFD for invalid UTF-8.
-        out = orjson.dumps(_fix_surrogates(obj), option=_OPTS)
+        out = orjson.dumps(_fix_surrogates(obj), option=opts)
+    return go_escape(out)
+
+
+def go_escape(out: bytes) -> bytes:
+    """Turn orjson's string escaping into Go's (``<>&`` U+2028/9 escaped, ``\\u0008`` not ``\\b``)."""
     if b"<" in out:
         out = out.replace(b"<", b"\\u003c")
     if b">" in out:

@@ -16,7 +16,7 @@ from typing import IO, Any
 
 import orjson
 
-__all__ = ["LineError", "decode_line", "read_jsonl"]
+__all__ = ["LineError", "decode_line", "iter_stream", "read_jsonl"]
 
 logger = logging.getLogger(__name__)
 
@@ -97,12 +97,12 @@ def _decode_pending(
         pos = end
 
 
-def _iter_stream(stream: IO[bytes], name: str) -> Iterator[dict[str, Any] | LineError]:
+def iter_stream(stream: IO[bytes], name: str, first_line: int = 1) -> Iterator[dict[str, Any] | LineError]:
     """One object a line (fast path); values spread over several lines or several on one line also work."""
     loads = orjson.loads
     pending = ""
     pending_line = 0
-    for lineno, raw in enumerate(stream, 1):
+    for lineno, raw in enumerate(stream, first_line):
         if not pending:
             try:
                 obj = loads(raw)
@@ -131,7 +131,7 @@ def _iter_stream(stream: IO[bytes], name: str) -> Iterator[dict[str, Any] | Line
 def read_jsonl(source: str | Path) -> Iterator[dict[str, Any] | LineError]:
     """Yield each event of a JSON-lines file (``-`` = stdin) or a LineError for a bad line."""
     if str(source) == "-":
-        yield from _iter_stream(sys.stdin.buffer, "<stdin>")
+        yield from iter_stream(sys.stdin.buffer, "<stdin>")
         return
     with open(source, "rb", buffering=1 << 20) as stream:
-        yield from _iter_stream(stream, str(source))
+        yield from iter_stream(stream, str(source))
