@@ -109,9 +109,8 @@ class Scanner:
                 continue
             alert_or_none = sig or not res.filtered
             if not everything:
-                if not (res.criticality >= min_crit or res.filtered):
-                    continue
-                if no_filter and not sig:
+                filtered = res.filtered and not no_filter  # --no-filter: filter matches do not count
+                if not ((sig or filtered) and (res.criticality >= min_crit or filtered)):
                     continue
             if alert_or_none:
                 e = ev.get("Event")
@@ -125,9 +124,7 @@ def _chunks(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
     """Blocks of about CHUNK_LINES lines, cut only before a line starting a new object at column 0."""
     buf: list[bytes] = []
     first = 1
-    lineno = 0
-    for line in stream:
-        lineno += 1
+    for lineno, line in enumerate(stream, 1):
         if len(buf) >= CHUNK_LINES and line[:1] == b"{":
             yield first, b"".join(buf)
             buf = []
@@ -157,7 +154,9 @@ def _events(path: str) -> Iterator[Any]:
         try:
             from vigil.events.evtx import read_evtx  # type: ignore[import-not-found,unused-ignore]
         except ImportError:
-            raise SystemExit(f"vigil scan: {path}: EVTX support is not available in this build") from None
+            raise OSError(
+                f"{path}: EVTX support (vigil.events.evtx) is not available in this build"
+            ) from None
         yield from read_evtx(path)
         return
     from vigil.events.jsonl import read_jsonl

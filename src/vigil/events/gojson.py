@@ -89,6 +89,8 @@ def dumps(obj: Any, *, sort_keys: bool = True) -> bytes:
 
     ``sort_keys=False`` keeps every dict in insertion order (for values built as Go structs).
     """
+    if isinstance(obj, GoStruct):
+        return go_escape(_struct_bytes(obj))
     if _has_odd_number(obj):
         obj = _go_numbers(obj)
     obj = _with_structs(obj)
