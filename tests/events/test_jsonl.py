@@ -48,5 +48,19 @@ def test_invalid_utf8_and_big_integers_are_accepted(tmp_path: Path) -> None:
 
 def test_error_after_a_multi_line_value_resynchronises(tmp_path: Path) -> None:
     items = _read(tmp_path, b'{"a":\n1,,}\n{"ok":1}\n')
-    assert isinstance(items[0], LineError) and items[0].line == 2
+    assert isinstance(items[0], LineError) and items[0].line == 1 and "(line 2)" in items[0].message
     assert items[1] == {"ok": 1}
+
+
+def test_unclosed_value_does_not_hide_the_following_lines(tmp_path: Path) -> None:
+    items = _read(tmp_path, b'{"a":1}\n{"open": \n{"b":2}\n{"c":3}\n')
+    assert items[0] == {"a": 1}
+    assert isinstance(items[1], LineError) and items[1].line == 2
+    assert items[2:] == [{"b": 2}, {"c": 3}]
+
+
+def test_bad_pretty_printed_value_resumes_at_next_object(tmp_path: Path) -> None:
+    data = b'{\n  "a": 1,\n  "b": ,\n}\n{\n  "ok": true\n}\n'
+    items = _read(tmp_path, data)
+    assert isinstance(items[0], LineError) and items[0].line == 1 and "(line 3)" in items[0].message
+    assert items[1:] == [{"ok": True}]

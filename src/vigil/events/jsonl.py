@@ -6,6 +6,7 @@ the reason) and goes on with the next one (a documented improvement, docs/rules.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import sys
@@ -85,7 +86,10 @@ def _decode_pending(
         except json.JSONDecodeError as err:
             if err.pos >= len(text.rstrip()) and not err.msg.startswith("Unterminated string"):
                 return out, text[pos:], line  # value continues on the next lines
-            out.append(LineError(name, first_line + text.count("\n", 0, err.pos), f"invalid JSON: {err.msg}"))
+            at = first_line + text.count("\n", 0, err.pos)
+            out.append(
+                LineError(name, line, f"invalid JSON: {err.msg}" + (f" (line {at})" if at != line else ""))
+            )
             return out, "", 0
         except (ValueError, RecursionError) as err:
             out.append(LineError(name, line, f"invalid JSON: {err}"))
@@ -98,11 +102,28 @@ def _decode_pending(
 
 
 def iter_stream(stream: IO[bytes], name: str, first_line: int = 1) -> Iterator[dict[str, Any] | LineError]:
-    """One object a line (fast path); values spread over several lines or several on one line also work."""
+    """One object a line (fast path); values spread over several lines or several on one line also work.
+
+    When a multi-line value turns out bad, the error is reported at its first line and reading resumes
+    at the next line that starts with ``{`` after it, so one broken value never hides the rest.
+    """
     loads = orjson.loads
-    pending = ""
-    pending_line = 0
-    for lineno, raw in enumerate(stream, first_line):
+    pending: list[tuple[int, bytes]] = []
+    lines: Iterator[tuple[int, bytes]] = enumerate(stream, first_line)
+    replay: list[tuple[int, bytes]] = []
+    resync = False
+    while True:
+        if replay:
+            lineno, raw = replay.pop()
+        else:
+            item = next(lines, None)
+            if item is None:
+                break
+            lineno, raw = item
+        if resync:
+            if raw[:1] != b"{":
+                continue  # still inside the broken multi-line value
+            resync = False
         if not pending:
             try:
                 obj = loads(raw)
@@ -115,17 +136,58 @@ def iter_stream(stream: IO[bytes], name: str, first_line: int = 1) -> Iterator[d
             else:
                 yield LineError(name, lineno, f"not a JSON object (top-level {type(obj).__name__})")
                 continue
-            pending_line = lineno
-        text = pending + raw.decode("utf-8", "replace")
+        pending.append((lineno, raw))
+        text = b"".join(r for _, r in pending).decode("utf-8", "replace")
         if len(text) > MAX_PENDING:
-            yield LineError(name, pending_line, "JSON value too large or never closed")
-            pending = ""
-            continue
-        values, pending, rest_line = _decode_pending(text, pending_line, name)
-        pending_line = rest_line or pending_line
+            values, rest = [LineError(name, pending[0][0], "JSON value too large or never closed")], "x"
+        else:
+            values, rest, _ = _decode_pending(text, pending[0][0], name)
+        failed = bool(values) and isinstance(values[-1], LineError)
         yield from values
+        if failed:
+            again = _resume(pending[1:])
+            replay.extend(reversed(again))
+            resync = len(pending) > 1 and not again and not replay
+            pending = []
+        elif not rest:
+            pending = []
+        elif values:
+            pending = _tail(pending, rest)
     if pending:
-        yield LineError(name, pending_line, "invalid JSON: unexpected end of data")
+        yield LineError(name, pending[0][0], "invalid JSON: unexpected end of data")
+        replay.extend(reversed(_resume(pending[1:])))
+        yield from iter_replay(replay, name)
+
+
+def _resume(lines: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
+    """The lines from the first one starting with ``{``: where reading resumes after a bad value."""
+    for i, (_, raw) in enumerate(lines):
+        if raw[:1] == b"{":
+            return lines[i:]
+    return []
+
+
+def _tail(pending: list[tuple[int, bytes]], rest: str) -> list[tuple[int, bytes]]:
+    """The pending lines holding the undecoded ``rest`` (it starts inside the last few lines)."""
+    size = 0
+    for i in range(len(pending) - 1, -1, -1):
+        size += len(pending[i][1].decode("utf-8", "replace"))
+        if size >= len(rest):
+            head = pending[i][1].decode("utf-8", "replace")
+            skip = size - len(rest)
+            return [(pending[i][0], head[skip:].encode())] + pending[i + 1 :]
+    return pending
+
+
+def iter_replay(lines: list[tuple[int, bytes]], name: str) -> Iterator[dict[str, Any] | LineError]:
+    """Read lines put back after a value left open at the end of the input."""
+    while lines:
+        chunk = list(reversed(lines))
+        lines.clear()
+        first = chunk[0][0]
+        data = b"".join(raw if raw.endswith(b"\n") else raw + b"\n" for _, raw in chunk)
+        # Line numbers stay right only for consecutive lines, which replayed lines are.
+        yield from iter_stream(io.BytesIO(data), name, first)
 
 
 def read_jsonl(source: str | Path) -> Iterator[dict[str, Any] | LineError]:
