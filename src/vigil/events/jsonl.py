@@ -138,6 +138,7 @@ def iter_stream(stream: IO[bytes], name: str, first_line: int = 1) -> Iterator[d
                 continue
         pending.append((lineno, raw))
         text = b"".join(r for _, r in pending).decode("utf-8", "replace")
+        values: list[dict[str, Any] | LineError]
         if len(text) > MAX_PENDING:
             values, rest = [LineError(name, pending[0][0], "JSON value too large or never closed")], "x"
         else:
@@ -175,7 +176,7 @@ def _tail(pending: list[tuple[int, bytes]], rest: str) -> list[tuple[int, bytes]
         if size >= len(rest):
             head = pending[i][1].decode("utf-8", "replace")
             skip = size - len(rest)
-            return [(pending[i][0], head[skip:].encode())] + pending[i + 1 :]
+            return [(pending[i][0], head[skip:].encode()), *pending[i + 1 :]]
     return pending
 
 
