@@ -103,7 +103,7 @@ def _init(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from vigil.manager.errors import ManagerError
-    from vigil.manager.server import serve
+    from vigil.manager.server import ManagerServer
 
     config = _load(args.data)
     if config is None:
@@ -115,7 +115,10 @@ def _run(args: argparse.Namespace) -> int:
         endpoint_host=args.host,
     )
     try:
-        serve(config, ready=lambda: print("ready", flush=True))
+        server = ManagerServer(config)
+        server.run(
+            lambda: print(f"ready endpoint={server.endpoint_port} admin={server.admin_port}", flush=True)
+        )
     except ManagerError as exc:
         print(f"vigil manager: {exc.message}", file=sys.stderr)
         return 1
