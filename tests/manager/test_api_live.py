@@ -253,10 +253,15 @@ def test_rules_sync_and_validation(admin: AdminClient, agent: httpx.Client) -> N
 
 def test_iocs(admin: AdminClient, agent: httpx.Client) -> None:
     group = "11111111-2222-3333-4444-555555555555"
+
+    def ioc(n: int, guuid: str, source: str, value: str, type_: str) -> dict[str, str]:
+        uuid = f"aaaaaaaa-0000-0000-0000-00000000000{n}"
+        return {"uuid": uuid, "guuid": guuid, "source": source, "value": value, "type": type_}
+
     iocs = [
-        {"uuid": "aaaaaaaa-0000-0000-0000-000000000001", "guuid": group, "source": "misp", "value": "evil.com", "type": "domain"},
-        {"uuid": "aaaaaaaa-0000-0000-0000-000000000002", "guuid": group, "source": "misp", "value": "D41D8CD98F00B204E9800998ECF8427E", "type": "MD5"},
-        {"uuid": "aaaaaaaa-0000-0000-0000-000000000003", "guuid": group.replace("1", "9"), "source": "other", "value": "evil.com", "type": "domain"},
+        ioc(1, group, "misp", "evil.com", "domain"),
+        ioc(2, group, "misp", "D41D8CD98F00B204E9800998ECF8427E", "MD5"),
+        ioc(3, group.replace("1", "9"), "other", "evil.com", "domain"),
     ]  # fmt: skip
     added = admin.add_iocs(iocs)
     assert added[1]["value"] == "d41d8cd98f00b204e9800998ecf8427e" and added[1]["type"] == "md5"
