@@ -20,7 +20,7 @@ from starlette.routing import Route, WebSocketRoute
 from websockets.sync.client import connect
 
 from vigil.client import AdminClient, APIError
-from vigil.manager.app import PUBLIC_PATHS, create_admin_app, create_endpoint_app
+from vigil.manager.app import PUBLIC_PATHS, create_admin_app, create_endpoint_app, iter_routes
 from vigil.manager.testing import GZIP, LiveManager, make_event, ndjson
 
 SEEN: set[tuple[str, str, str]] = set()  # (api, method, path)
@@ -449,7 +449,7 @@ def test_every_route_was_driven(live: LiveManager) -> None:
         ("admin", create_admin_app(live.manager)),
         ("endpoint", create_endpoint_app(live.manager)),
     ):
-        for route in app.routes:
+        for route in iter_routes(app):
             if isinstance(route, WebSocketRoute):
                 if ("admin", "WS", route.path) not in SEEN:
                     missing.append(("WS", route.path))

@@ -6,16 +6,18 @@ same body guard and error envelope, and must declare their own authentication.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
+from starlette.routing import BaseRoute
 
 from vigil import __version__
 from vigil.manager.api import admin, content, endpoint
 from vigil.manager.api.common import BodyGuard, install_error_handlers
 from vigil.manager.state import Manager
 
-__all__ = ["PUBLIC_PATHS", "create_admin_app", "create_endpoint_app"]
+__all__ = ["PUBLIC_PATHS", "create_admin_app", "create_endpoint_app", "iter_routes"]
 
 #: Routes served without a key: the API description only (no data).
 PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect"})
@@ -63,3 +65,13 @@ def create_endpoint_app(manager: Manager) -> FastAPI:
         "WHIDS-compatible agent API: authenticate with X-Endpoint-Uuid, X-Api-Key and X-Endpoint-Hostname.",
         [endpoint.router],
     )
+
+
+def iter_routes(app: Any) -> Iterator[BaseRoute]:
+    """Every concrete route of ``app``, looking inside included routers (FastAPI wraps them)."""
+    for route in app.routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from iter_routes(inner)
+        else:
+            yield route

@@ -28,8 +28,12 @@ def _manager(conn: Request | WebSocket) -> Manager:
     return manager
 
 
-def admin_user(conn: Request | WebSocket) -> dict[str, Any]:
+def admin_user(conn: Request | WebSocket, accept_api_key_header: bool = False) -> dict[str, Any]:
+    """The admin user whose key is in ``X-Api-Key``. Streams also accept ``Api-Key``, which is what
+    pywhids' stream clients send."""
     key = conn.headers.get("x-api-key")
+    if not key and accept_api_key_header:
+        key = conn.headers.get("api-key")
     if not key:
         raise Unauthorized("Not Authorized: missing X-Api-Key")
     user = _manager(conn).store.user_by_key_hash(hash_key(key))

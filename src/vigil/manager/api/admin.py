@@ -585,14 +585,8 @@ def get_stats(request: Request, admin: Admin) -> Response:
 
 async def _stream(websocket: WebSocket, detections_only: bool) -> None:
     manager: Manager = websocket.app.state.manager
-    if not websocket.headers.get("x-api-key") and websocket.headers.get("api-key"):
-        # pywhids' streams send Api-Key; accept it too (same key, same check).
-        websocket.scope["headers"] = [
-            *websocket.scope["headers"],
-            (b"x-api-key", websocket.headers["api-key"].encode()),
-        ]
     try:
-        await run_in_threadpool(admin_user, websocket)
+        await run_in_threadpool(admin_user, websocket, True)
     except ManagerError:
         await websocket.close(code=1008)
         return
