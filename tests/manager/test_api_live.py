@@ -262,7 +262,7 @@ def test_iocs(admin: AdminClient, agent: httpx.Client) -> None:
         ioc(1, group, "misp", "evil.com", "domain"),
         ioc(2, group, "misp", "D41D8CD98F00B204E9800998ECF8427E", "MD5"),
         ioc(3, group.replace("1", "9"), "other", "evil.com", "domain"),
-    ]  # fmt: skip
+    ]
     added = admin.add_iocs(iocs)
     assert added[1]["value"] == "d41d8cd98f00b204e9800998ecf8427e" and added[1]["type"] == "md5"
     values = agent.get("/iocs").json()
@@ -412,8 +412,14 @@ def test_artifact_upload_and_download(admin: AdminClient, agent: httpx.Client, l
     pieces = [payload[i : i + 10_000] for i in range(0, len(payload), 10_000)]
     assert len(pieces) > 1
     for n, piece in enumerate(pieces, start=1):
-        upload = {"filename": "dump.bin.gz", "guid": guid, "event-hash": ehash,
-                  "content": base64.b64encode(piece).decode(), "chunk": n, "total": len(pieces)}  # fmt: skip
+        upload = {
+            "filename": "dump.bin.gz",
+            "guid": guid,
+            "event-hash": ehash,
+            "content": base64.b64encode(piece).decode(),
+            "chunk": n,
+            "total": len(pieces),
+        }
         response = agent.post("/upload/dumps", content=gzip.compress(orjson.dumps(upload)), headers=GZIP)
         assert response.status_code == 200, response.text
     groups = admin.artifacts(uuid)

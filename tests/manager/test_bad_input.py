@@ -109,8 +109,16 @@ def test_invalid_rules_return_every_error_and_store_nothing(admin: AdminClient, 
 
 
 def _upload(agent: httpx.Client, **fields: object) -> httpx.Response:
-    upload = {"filename": "f.bin", "guid": GUID, "event-hash": EHASH, "content": base64.b64encode(b"data").decode(),
-              "chunk": 1, "total": 1, **fields}  # fmt: skip
+    content = base64.b64encode(b"data").decode()
+    upload = {
+        "filename": "f.bin",
+        "guid": GUID,
+        "event-hash": EHASH,
+        "content": content,
+        "chunk": 1,
+        "total": 1,
+    }
+    upload.update(fields)
     return agent.post("/upload/dumps", content=orjson.dumps(upload))
 
 
