@@ -87,10 +87,10 @@ class SQLiteStore:
         self._touch_lock = threading.Lock()
         self._touches: dict[str, tuple[str, int]] = {}
         self._reports: dict[str, ReportState] = {}
-        try:
-            self._writer = Writer(self._connect_writer, idle=self._flush_touches)
-        except StoreError:
-            raise
+        # Report states written by the current, uncommitted group (None = deleted). Writer thread only:
+        # grouped ingests of one endpoint must build on each other, not on the last committed state.
+        self._pending: dict[str, ReportState | None] = {}
+        self._writer = Writer(self._connect_writer, idle=self._flush_touches, on_abort=self._pending.clear)
         self._reports = self._load_reports()
 
     # -- connections -------------------------------------------------------------------------------
@@ -227,7 +227,8 @@ class SQLiteStore:
         def write(conn: sqlite3.Connection, after: AfterCommit) -> None:
             conn.execute("DELETE FROM endpoints WHERE uuid = ?", (uuid,))
             conn.execute("DELETE FROM reports WHERE endpoint = ?", (uuid,))
-            after.append(lambda: self._forget_report(uuid))
+            self._pending[uuid] = None
+            after.append(self._publish_reports)
 
         self._writer.call(write)
         with self._touch_lock:
@@ -343,7 +344,9 @@ class SQLiteStore:
                     [(sig, event_id) for sig in row.signatures],
                 )
                 if state is None:
-                    old = self._reports.get(endpoint)
+                    old = (
+                        self._pending[endpoint] if endpoint in self._pending else self._reports.get(endpoint)
+                    )
                     state = (
                         ReportState.from_json(orjson.loads(orjson.dumps(old.to_json())))
                         if old is not None
@@ -363,7 +366,8 @@ class SQLiteStore:
                     " ON CONFLICT (endpoint) DO UPDATE SET state = excluded.state",
                     (endpoint, orjson.dumps(final.to_json()).decode()),
                 )
-                after.append(lambda: self._reports.__setitem__(endpoint, final))
+                self._pending[endpoint] = final
+                after.append(self._publish_reports)
             return IngestResult(stored, len(rows) - stored, detections)
 
         return self._writer.call(write)
@@ -378,8 +382,13 @@ class SQLiteStore:
         rows = self._read("SELECT endpoint, state FROM reports")
         return {r["endpoint"]: ReportState.from_json(orjson.loads(r["state"])) for r in rows}
 
-    def _forget_report(self, endpoint: str) -> None:
-        self._reports.pop(endpoint, None)
+    def _publish_reports(self) -> None:
+        for endpoint, state in self._pending.items():
+            if state is None:
+                self._reports.pop(endpoint, None)
+            else:
+                self._reports[endpoint] = state
+        self._pending.clear()
 
     def report_states(self) -> dict[str, ReportState]:
         return dict(self._reports)
@@ -394,7 +403,8 @@ class SQLiteStore:
                 "INSERT INTO archived_reports (endpoint, archived, report) VALUES (?, ?, ?)",
                 (endpoint, when, body),
             )
-            after.append(lambda: self._forget_report(endpoint))
+            self._pending[endpoint] = None
+            after.append(self._publish_reports)
             return True
 
         return self._writer.call(write)

@@ -38,10 +38,12 @@ class Writer:
         connect: Callable[[], sqlite3.Connection],
         idle: Callable[[sqlite3.Connection], None] | None = None,
         idle_interval: float = 1.0,
+        on_abort: Callable[[], None] | None = None,
     ) -> None:
         self._connect = connect
         self._idle = idle
         self._idle_interval = idle_interval
+        self._on_abort = on_abort
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -125,6 +127,8 @@ class Writer:
             for _, future in jobs:
                 future.set_exception(StoreError(f"database unavailable: {exc}"))
             return
+        if self._on_abort is not None:
+            self._on_abort()  # nothing pending may survive from an earlier group
         for fn, future in jobs:
             own: AfterCommit = []
             conn.execute("SAVEPOINT job")
@@ -156,6 +160,8 @@ class Writer:
             logger.exception("commit failed")
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            if self._on_abort is not None:
+                self._on_abort()
             for future, _, _ in outcomes:
                 future.set_exception(StoreError(f"commit failed: {exc}"))
             return
