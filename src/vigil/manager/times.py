@@ -44,14 +44,12 @@ def parse_rfc3339(text: str, field: str = "time") -> int:
     key = text[:19]
     seconds = _SECOND_CACHE.get(key)
     if seconds is None:
-        try:
-            seconds = calendar.timegm(
-                (int(year), int(month), int(day), int(hour), int(minute), int(second), 0, 0, 0)
-            )
-        except (ValueError, OverflowError) as exc:
-            raise BadRequest(f"{field}: {text!r}: {exc}", field=field) from exc
-        if not (1 <= int(month) <= 12 and 1 <= int(day) <= 31 and int(hour) < 24 and int(minute) < 60):
+        y, mo, d, h, mi, sec = (int(v) for v in (year, month, day, hour, minute, second))
+        if not (
+            1 <= mo <= 12 and 1 <= d <= calendar.monthrange(y, mo)[1] and h < 24 and mi < 60 and sec < 61
+        ):
             raise BadRequest(f"{field}: {text!r} is out of range", field=field)
+        seconds = calendar.timegm((y, mo, d, h, mi, sec, 0, 0, 0))
         if len(_SECOND_CACHE) > 100_000:
             _SECOND_CACHE.clear()
         _SECOND_CACHE[key] = seconds

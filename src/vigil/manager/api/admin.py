@@ -21,6 +21,7 @@ from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from vigil.manager.api import schemas
 from vigil.manager.api.common import ok, ok_raw, parse_bool
 from vigil.manager.auth import admin_user, require_admin
 from vigil.manager.errors import BadRequest, ManagerError, NotFound
@@ -116,7 +117,12 @@ def put_user(request: Request, admin: Admin, identifier: str) -> Response:
     return ok(create_user(_m(request), identifier))
 
 
-@router.post("/users", summary="Create a user from a JSON body", tags=["Users"])
+@router.post(
+    "/users",
+    summary="Create a user from a JSON body",
+    tags=["Users"],
+    openapi_extra=schemas.body(schemas.USER),
+)
 async def post_user(request: Request, admin: Admin) -> Response:
     body = await json_body(request)
     if not isinstance(body, dict):
@@ -135,7 +141,12 @@ def get_user(request: Request, admin: Admin, uuid: str) -> Response:
     return ok(user_json(user))
 
 
-@router.post("/users/{uuid}", summary="Update a user; newkey=true rotates its key", tags=["Users"])
+@router.post(
+    "/users/{uuid}",
+    summary="Update a user; newkey=true rotates its key",
+    tags=["Users"],
+    openapi_extra=schemas.body(schemas.USER_UPDATE, required=False),
+)
 async def update_user(request: Request, admin: Admin, uuid: str, newkey: str | None = None) -> Response:
     uuid = check_uuid(uuid)
     body = await json_body(request) or {}
@@ -255,6 +266,7 @@ def get_endpoint(request: Request, admin: Admin, uuid: str, showkey: str | None 
     "/endpoints/{uuid}",
     summary="Update status, group or criticality; newkey=true rotates the key",
     tags=["Endpoints"],
+    openapi_extra=schemas.body(schemas.ENDPOINT_UPDATE, required=False),
 )
 async def update_endpoint(
     request: Request, admin: Admin, uuid: str, newkey: str | None = None, showkey: str | None = None
@@ -319,6 +331,7 @@ def get_endpoint_config(request: Request, admin: Admin, uuid: str, format: str |
     "/endpoints/{uuid}/config",
     summary="Store the agent configuration (JSON or TOML body)",
     tags=["Endpoint configuration"],
+    openapi_extra=schemas.body(schemas.OBJECT),
 )
 async def post_endpoint_config(
     request: Request, admin: Admin, uuid: str, format: str | None = None
@@ -407,6 +420,7 @@ def build_command(manager: Manager, body: dict[str, Any]) -> dict[str, Any]:
     "/endpoints/{uuid}/command",
     summary="Queue a command for the endpoint (replaces any pending one)",
     tags=["Commands"],
+    openapi_extra=schemas.body(schemas.COMMAND),
 )
 async def post_command(request: Request, admin: Admin, uuid: str) -> Response:
     manager = _m(request)

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from vigil.manager.api import schemas
 from vigil.manager.api.admin import Admin, check_uuid, json_body
 from vigil.manager.api.common import ok, parse_bool
 from vigil.manager.api.endpoint import tool_json
@@ -103,7 +104,12 @@ def get_iocs(
     return ok(_m(request).store.list_iocs(_ioc_params(request)))
 
 
-@router.post("/iocs", summary="Add or update IoCs (upsert by uuid); all are validated first", tags=["IoCs"])
+@router.post(
+    "/iocs",
+    summary="Add or update IoCs (upsert by uuid); all are validated first",
+    tags=["IoCs"],
+    openapi_extra=schemas.body(schemas.IOCS),
+)
 async def post_iocs(request: Request, admin: Admin) -> Response:
     body = await json_body(request)
     if not isinstance(body, list):
@@ -160,7 +166,10 @@ def get_rules(
 
 
 @router.post(
-    "/rules", summary="Add rules; every rule is compiled first and all errors are returned", tags=["Rules"]
+    "/rules",
+    summary="Add rules; every rule is compiled first and all errors are returned",
+    tags=["Rules"],
+    openapi_extra=schemas.body(schemas.RULES),
 )
 async def post_rules(request: Request, admin: Admin, update: str | None = None) -> Response:
     replace = parse_bool(update, "update")
@@ -224,6 +233,7 @@ def get_sysmon_config(
     "/endpoints/{os}/sysmon/config",
     summary="Store a Sysmon configuration (XML or JSON body)",
     tags=["Sysmon"],
+    openapi_extra=schemas.body(schemas.XML, media="application/xml"),
 )
 async def post_sysmon_config(request: Request, admin: Admin, os: str, format: str | None = None) -> Response:
     body = await request.body()
@@ -302,6 +312,7 @@ def _tool_routes(tool: str) -> None:
     router.add_api_route(
         path,
         post_tool,
+        openapi_extra=schemas.body(schemas.BINARY, media="application/octet-stream"),
         methods=["POST"],
         summary=f"Upload the {tool} binary (raw body)",
         tags=tags,

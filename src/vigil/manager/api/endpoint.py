@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from vigil.manager.api import schemas
 from vigil.manager.api.common import ok, parse_bool
 from vigil.manager.auth import require_endpoint
 from vigil.manager.errors import BadRequest, Forbidden
@@ -83,7 +84,11 @@ def get_config(request: Request, endpoint: Endpoint) -> Response:
     return Response(_config_bytes(config), media_type="application/json")
 
 
-@router.post("/config", summary="Push the agent's local configuration (only when the manager has none)")
+@router.post(
+    "/config",
+    summary="Push the agent's local configuration (only when the manager has none)",
+    openapi_extra=schemas.body(schemas.OBJECT),
+)
 async def post_config(request: Request, endpoint: Endpoint) -> Response:
     config = await _json_body(request)
     if not isinstance(config, dict):
@@ -173,7 +178,9 @@ def get_commands(request: Request, endpoint: Endpoint) -> Response:
     return Response(orjson.dumps(command), media_type="application/json")
 
 
-@router.post("/commands", summary="Result of the executed command")
+@router.post(
+    "/commands", summary="Result of the executed command", openapi_extra=schemas.body(schemas.OBJECT)
+)
 async def post_commands(request: Request, endpoint: Endpoint) -> Response:
     result = await _json_body(request)
     if not isinstance(result, dict):
@@ -182,7 +189,11 @@ async def post_commands(request: Request, endpoint: Endpoint) -> Response:
     return ok({"completed": done})
 
 
-@router.post("/logs", summary="Ingest NDJSON events (gzip accepted); malformed lines are skipped and counted")
+@router.post(
+    "/logs",
+    summary="Ingest NDJSON events (gzip accepted); malformed lines are skipped and counted",
+    openapi_extra=schemas.body(schemas.NDJSON, media="application/x-ndjson"),
+)
 async def post_logs_async(request: Request, endpoint: Endpoint) -> Response:
     body = await request.body()
     return await run_in_threadpool(_ingest, _m(request), endpoint, body)
@@ -217,7 +228,11 @@ def _ingest(manager: Manager, endpoint: dict[str, Any], body: bytes) -> Response
     )
 
 
-@router.post("/upload/dumps", summary="Upload one chunk of an artifact")
+@router.post(
+    "/upload/dumps",
+    summary="Upload one chunk of an artifact",
+    openapi_extra=schemas.body(schemas.FILE_UPLOAD),
+)
 async def post_upload(request: Request, endpoint: Endpoint) -> Response:
     upload = await _json_body(request)
     if not isinstance(upload, dict):
@@ -244,7 +259,9 @@ async def post_upload(request: Request, endpoint: Endpoint) -> Response:
     return ok(written)
 
 
-@router.post("/info/system", summary="System information of the endpoint")
+@router.post(
+    "/info/system", summary="System information of the endpoint", openapi_extra=schemas.body(schemas.OBJECT)
+)
 async def post_system_info(request: Request, endpoint: Endpoint) -> Response:
     info = await _json_body(request)
     if not isinstance(info, dict):
