@@ -103,7 +103,7 @@ async def ui_login(request: Request) -> Response:
         body = None
     key = body.get("key") if isinstance(body, dict) else None
     if not isinstance(key, str) or not key:
-        return JSONResponse({"error": "send {\"key\": \"<admin API key>\"}"}, status_code=400)
+        return JSONResponse({"error": 'send {"key": "<admin API key>"}'}, status_code=400)
     user = request.app.state.manager.store.user_by_key_hash(hash_key(key.strip()))
     if user is None:
         return JSONResponse({"error": "this key is not an admin API key"}, status_code=401)
@@ -123,9 +123,10 @@ async def ui_login(request: Request) -> Response:
 
 @router.get("/ui/session")
 def ui_session(request: Request) -> Response:
+    """Whether the browser holds a session: ``{"user": null}`` when not (a normal state, not an error)."""
     session = _store(request).get(request.cookies.get(COOKIE_NAME))
     if session is None:
-        return JSONResponse({"error": "not logged in"}, status_code=401)
+        return JSONResponse({"user": None, "csrf": None}, headers={"Cache-Control": "no-store"})
     return JSONResponse({"user": session.user, "csrf": session.csrf}, headers={"Cache-Control": "no-store"})
 
 

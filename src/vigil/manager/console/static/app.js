@@ -129,7 +129,8 @@ async function boot() {
   });
   window.addEventListener("hashchange", () => { if (state.csrf) route(); });
   const response = await fetch("/ui/session", { credentials: "same-origin" });
-  if (response.ok) await startSession(await response.json());
+  const session = response.ok ? await response.json() : {};
+  if (session.user) await startSession(session);
   else showLogin();
 }
 
