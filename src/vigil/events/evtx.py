@@ -125,15 +125,19 @@ def renderer(element: Element, *, root: bool = False) -> Renderer:
 
 
 def _compile(element: Element, *, root: bool) -> Renderer:
+    """Specialised closures for the common element forms; anything else goes to ``_general``."""
     attrs = [] if root else element.attrs
     name = element.name
     content = element.content
     children = [renderer(part) if isinstance(part, Element) else part for part in content]
     general = _general(name, attrs, children)
-    if any(not isinstance(part, str) for _, parts in attrs for part in parts):
+    if any(len(parts) != 1 for _, parts in attrs):
         return general
-    static = {attr: "".join(parts) for attr, parts in attrs}  # type: ignore[arg-type]
+    slots = [(attr, parts[0]) for attr, parts in attrs]
     if content and all(isinstance(part, Element) for part in content):
+        if any(isinstance(part, Subst) for _, part in slots):
+            return general
+        static = {attr: part for attr, part in slots}
         fns: list[Renderer] = children  # type: ignore[assignment]
 
         def container(values: list[Any]) -> tuple[str, Any]:
@@ -146,21 +150,47 @@ def _compile(element: Element, *, root: bool) -> Renderer:
         return container
     if len(content) == 1 and isinstance(content[0], Subst):
         index = content[0].index
-        key = name
-        leaf_attrs = static
-        if len(static) == 1 and "Name" in static:
-            key, leaf_attrs = static["Name"], {}
 
         def leaf(values: list[Any]) -> tuple[str, Any]:
             value = values[index] if index < len(values) else None
-            if value.__class__ is str:
-                if leaf_attrs:
-                    return key, {**leaf_attrs, "Value": value}
-                return key, value
-            return general(values)
+            out = _fill(slots, values) if value.__class__ is str else None
+            if out is None:
+                return general(values)
+            if not out:
+                return name, value
+            if len(out) == 1 and "Name" in out:
+                return out["Name"], value
+            out["Value"] = value
+            return name, out
 
         return leaf
+    if not content:
+
+        def attributes(values: list[Any]) -> tuple[str, Any]:
+            out = _fill(slots, values)
+            if out is None:
+                return general(values)
+            if len(out) == 1 and "Name" in out:
+                return out["Name"], ""
+            return name, out
+
+        return attributes
     return general
+
+
+def _fill(slots: list[tuple[str, str | Subst]], values: list[Any]) -> dict[str, Any] | None:
+    """Attributes whose values are plain strings (None when the general path is needed)."""
+    out: dict[str, Any] = {}
+    for attr, part in slots:
+        if isinstance(part, str):
+            out[attr] = part
+            continue
+        value = values[part.index] if part.index < len(values) else None
+        if value.__class__ is str:
+            out[attr] = value
+        elif value is not None or not part.optional:
+            return None
+    return out
 
 
 def _general(name: str, attrs: list[tuple[str, list[str | Subst]]], parts: list[Any]) -> Renderer:
