@@ -147,6 +147,20 @@ _FIXED: dict[int, tuple[int, Callable[[bytes], str]]] = {
 }
 
 
+# Decoders for the commonest (type, size) pairs, keyed ``type << 16 | size``: read straight from
+# the chunk without the slicing and checks of ``Chunk._value`` (which gives the same strings).
+_FAST: dict[int, Callable[[bytes, int], str]] = {
+    0x04 << 16 | 1: lambda d, p: str(d[p]),
+    0x06 << 16 | 2: lambda d, p: str(d[p] | d[p + 1] << 8),
+    0x08 << 16 | 4: lambda d, p: str(_U32.unpack_from(d, p)[0]),
+    0x0A << 16 | 8: lambda d, p: str(_U64.unpack_from(d, p)[0]),
+    0x14 << 16 | 4: lambda d, p: f"0x{_U32.unpack_from(d, p)[0]:04x}",
+    0x15 << 16 | 8: lambda d, p: f"0x{_U64.unpack_from(d, p)[0]:08x}",
+    0x11 << 16 | 8: lambda d, p: _filetime(_U64.unpack_from(d, p)[0]),
+    0x0F << 16 | 16: lambda d, p: _guid(d[p : p + 16]),
+}
+
+
 class Chunk:
     """One 64 KiB chunk: resolves names and templates (cached) and decodes records."""
 
@@ -330,8 +344,11 @@ class Chunk:
             vtype = fields[i + 1]
             if vtype == 0x01:
                 append(data[pos : pos + size].decode("utf-16-le", "replace").rstrip("\x00"))
+            elif vtype == 0x00:
+                append(None)
             else:
-                append(self._value(vtype, pos, size))
+                fast = _FAST.get(vtype << 16 | size)
+                append(fast(data, pos) if fast is not None else self._value(vtype, pos, size))
             pos += size
         return values, pos
 
