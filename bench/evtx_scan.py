@@ -106,9 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     engine: Any = None
     dumps: Callable[[Any], Any] | None = None
     if not scan_only:
-        from vigil.events.gojson import dumps as gojson_dumps
-
         from vigil.engine import Engine
+        from vigil.events.gojson import dumps as gojson_dumps
 
         engine = Engine(show_attack=True)
         engine.load_path(str(args.rules))
