@@ -10,6 +10,8 @@ import csv
 import gzip
 import shutil
 import struct
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vigil.events.evtx import EvtxError, read_evtx
+from vigil.events.evtx import EvtxError, iter_evtx, read_evtx
 
 DATA = Path("../shared/data/evtx")
 MANIFEST = DATA / "manifest.tsv"
@@ -231,3 +233,61 @@ def test_reads_a_copy_outside_the_corpus(tmp_path: Path) -> None:
     copy = tmp_path / "copy.evtx"
     shutil.copyfile(SMALL, copy)
     assert list(read_evtx(str(copy))) == list(read_evtx(copy))
+
+
+def test_iter_evtx_yields_errors_in_the_stream(tmp_path: Path) -> None:
+    data = bytearray(SMALL.read_bytes())
+    offsets = _record_offsets(bytes(data))
+    data[offsets[4] + 24] = 0x7F
+    path = tmp_path / "bad-record.evtx"
+    path.write_bytes(bytes(data))
+    items = list(iter_evtx(path))
+    full = list(read_evtx(SMALL))
+    assert items[:4] == full[:4]
+    assert isinstance(items[4], EvtxError) and "bad-record.evtx: record" in str(items[4])
+    assert items[5:] == full[5:]
+
+    garbage = tmp_path / "garbage.evtx"
+    garbage.write_bytes(b"not a log")
+    (error,) = list(iter_evtx(garbage))
+    assert isinstance(error, EvtxError) and "not an EVTX file" in str(error)
+
+
+def test_cli_scan_reports_bad_evtx_and_goes_on(tmp_path: Path) -> None:
+    """`vigil scan` names the bad file and record on stderr and still scans everything else."""
+    garbage = tmp_path / "garbage.evtx"
+    garbage.write_bytes(b"not a log")
+    data = bytearray(SMALL.read_bytes())
+    offsets = _record_offsets(bytes(data))
+    record_id = struct.unpack_from("<Q", data, offsets[4] + 8)[0]
+    data[offsets[4] + 24] = 0x7F
+    damaged = tmp_path / "damaged.evtx"
+    damaged.write_bytes(bytes(data))
+    rules = tmp_path / "all.gen"
+    rules.write_text(
+        '{"Name": "Everything", "Meta": {"Events": {"System": []}, "Criticality": 1, "Schema": "2.0.0"},'
+        ' "Matches": [], "Condition": ""}\n'
+    )
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vigil",
+            "scan",
+            "--rules",
+            str(rules),
+            str(garbage),
+            str(damaged),
+            str(SMALL),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    stderr = run.stderr.decode()
+    assert "Traceback" not in stderr
+    assert f"{garbage} (offset 0x0): not an EVTX file" in stderr
+    assert f"{damaged}: record {record_id} (offset {offsets[4]:#x}): corrupt record" in stderr
+    lines = run.stdout.splitlines()
+    assert len(lines) == 12 + 13  # damaged.evtx minus its bad record, then the intact file
+    assert all(b'"Everything"' in line for line in lines)

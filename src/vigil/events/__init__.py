@@ -1,5 +1,5 @@
 """vigil.events"""
 
-from vigil.events.evtx import EvtxError, read_evtx
+from vigil.events.evtx import EvtxError, iter_evtx, read_evtx
 
-__all__ = ["EvtxError", "read_evtx"]
+__all__ = ["EvtxError", "iter_evtx", "read_evtx"]

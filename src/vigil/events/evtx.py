@@ -48,7 +48,7 @@ from vigil.events._binxml import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EvtxError", "read_evtx"]
+__all__ = ["EvtxError", "iter_evtx", "read_evtx"]
 
 _U32 = struct.Struct("<I")
 _RECORD_HEAD = struct.Struct("<4sIQQ")  # magic, size, record id, written time
@@ -309,6 +309,24 @@ def read_evtx(
             fail(error)
             continue
         yield from _records(name, chunk_offset, raw, fail)
+
+
+def iter_evtx(path: str | os.PathLike[str]) -> Iterator[dict[str, Any] | EvtxError]:
+    """Like :func:`read_evtx`, but every error is yielded in the stream instead of raised.
+
+    For scanners that report bad input and go on (``vigil scan``): a file that cannot be read at
+    all yields one error; a bad chunk or record yields its error between the events around it.
+    """
+    pending: list[EvtxError] = []
+    try:
+        for event in read_evtx(path, on_error=pending.append):
+            if pending:
+                yield from pending
+                pending.clear()
+            yield event
+    except EvtxError as error:
+        pending.append(error)
+    yield from pending
 
 
 def _records(
