@@ -198,6 +198,18 @@ def test_bad_record_size_resynchronises(tmp_path: Path) -> None:
     assert events == full[:2] + full[3:]
 
 
+def test_bad_free_space_offset(tmp_path: Path) -> None:
+    data = bytearray(SMALL.read_bytes())
+    struct.pack_into("<I", data, 0x1000 + 48, 0)
+    path = tmp_path / "bad-free.evtx"
+    path.write_bytes(bytes(data))
+    with pytest.raises(EvtxError, match=r"bad-free\.evtx \(offset 0x1000\): bad free space offset 0x0"):
+        list(read_evtx(path))
+    errors: list[EvtxError] = []
+    assert list(read_evtx(path, on_error=errors.append)) == list(read_evtx(SMALL))
+    assert len(errors) == 1
+
+
 def test_bad_chunk_signature(tmp_path: Path) -> None:
     data = bytearray(SMALL.read_bytes())
     data[0x1000:0x1008] = b"NotChunk"

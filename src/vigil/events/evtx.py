@@ -25,6 +25,7 @@ values.
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import struct
 from collections.abc import Callable, Iterator
@@ -263,7 +264,7 @@ def _shape(
 # --- file walking -----------------------------------------------------------------------------
 
 
-def _chunks(path: str, data: bytes) -> Iterator[tuple[int, bytes]]:
+def _chunks(path: str, data: bytes | mmap.mmap) -> Iterator[tuple[int, bytes]]:
     for offset in range(FILE_HEADER_SIZE, len(data), CHUNK_SIZE):
         chunk = data[offset : offset + CHUNK_SIZE]
         if chunk[:8] == CHUNK_MAGIC:
@@ -286,29 +287,35 @@ def read_evtx(
     name = os.fspath(path)
     try:
         with open(name, "rb") as handle:
-            data = handle.read()
+            size = os.fstat(handle.fileno()).st_size
+            # Map the file rather than read it: logs can be large and chunks are read one by one.
+            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
     except OSError as exc:
         raise EvtxError(name, f"cannot read: {exc.strerror or exc}") from exc
-    if data[:8] != FILE_MAGIC:
-        raise EvtxError(name, "not an EVTX file (no ElfFile signature)", offset=0)
-    if len(data) < FILE_HEADER_SIZE:
-        raise EvtxError(name, f"truncated file header: {len(data)} bytes", offset=0)
+    try:
+        if data[:8] != FILE_MAGIC:
+            raise EvtxError(name, "not an EVTX file (no ElfFile signature)", offset=0)
+        if len(data) < FILE_HEADER_SIZE:
+            raise EvtxError(name, f"truncated file header: {len(data)} bytes", offset=0)
 
-    def fail(error: EvtxError) -> None:
-        if on_error is None:
-            raise error
-        on_error(error)
+        def fail(error: EvtxError) -> None:
+            if on_error is None:
+                raise error
+            on_error(error)
 
-    chunks = _chunks(name, data)
-    while True:
-        try:
-            chunk_offset, raw = next(chunks)
-        except StopIteration:
-            return
-        except EvtxError as error:
-            fail(error)
-            continue
-        yield from _records(name, chunk_offset, raw, fail)
+        chunks = _chunks(name, data)
+        while True:
+            try:
+                chunk_offset, raw = next(chunks)
+            except StopIteration:
+                return
+            except EvtxError as error:
+                fail(error)
+                continue
+            yield from _records(name, chunk_offset, raw, fail)
+    finally:
+        if isinstance(data, mmap.mmap):
+            data.close()
 
 
 def iter_evtx(path: str | os.PathLike[str]) -> Iterator[dict[str, Any] | EvtxError]:
@@ -333,12 +340,17 @@ def _records(
     path: str, chunk_offset: int, raw: bytes, fail: Callable[[EvtxError], None]
 ) -> Iterator[dict[str, Any]]:
     chunk = Chunk(raw, chunk_offset)
-    (free,) = _U32.unpack_from(raw, 48)
-    end = min(max(free, CHUNK_HEADER_SIZE), CHUNK_SIZE)
+    (end,) = _U32.unpack_from(raw, 48)  # free space offset: the records end there
+    trusted = CHUNK_HEADER_SIZE <= end <= CHUNK_SIZE
+    if not trusted:
+        fail(EvtxError(path, f"bad free space offset {end:#x} in chunk header", offset=chunk_offset))
+        end = CHUNK_SIZE  # read records up to the first empty slot instead
     pos = CHUNK_HEADER_SIZE
     while pos + RECORD_HEADER_SIZE <= end:
         magic, size, record_id, _written = _RECORD_HEAD.unpack_from(raw, pos)
         if magic != RECORD_MAGIC or size < RECORD_HEADER_SIZE + 4 or pos + size > CHUNK_SIZE:
+            if not trusted and magic == b"\x00\x00\x00\x00":
+                return
             if magic != RECORD_MAGIC:
                 fail(EvtxError(path, "bad record signature", offset=chunk_offset + pos))
             else:
