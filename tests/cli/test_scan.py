@@ -169,7 +169,7 @@ def test_evtx_inputs_go_to_the_evtx_reader(
 
     rules, _ = setup
     fake = types.ModuleType("vigil.events.evtx")
-    fake.read_evtx = lambda path: iter([ev("/bin/sh")])  # type: ignore[attr-defined]
+    fake.iter_evtx = lambda path: iter([ev("/bin/sh")])  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "vigil.events.evtx", fake)
     _, out, _ = scan(capfd, "--rules", str(rules), str(tmp_path / "y.EVTX"))
     assert out[0]["Event"]["GeneInfo"]["Signature"] == ["Shell"]

@@ -152,12 +152,12 @@ def _work(job: tuple[str, int, bytes]) -> tuple[bytes, Stats, list[str]]:
 def _events(path: str) -> Iterator[Any]:
     if path.lower().endswith(".evtx"):
         try:
-            from vigil.events.evtx import read_evtx  # type: ignore[import-not-found,unused-ignore]
+            from vigil.events.evtx import iter_evtx
         except ImportError:
             raise OSError(
                 f"{path}: EVTX support (vigil.events.evtx) is not available in this build"
             ) from None
-        yield from read_evtx(path)
+        yield from iter_evtx(path)  # bad chunks and records come as errors in the stream
         return
     from vigil.events.jsonl import read_jsonl
 
