@@ -50,21 +50,21 @@ def _flatten(kind: type[And] | type[Or], children: list[Node]) -> tuple[Node, ..
     return tuple(out)
 
 
-def compile_condition(tree: ConditionTree, opts: CompileOptions) -> Node:
+def compile_condition(tree: ConditionTree, opts: CompileOptions, channels: tuple[str, ...] = ()) -> Node:
     """IR of a postprocessed pySigma condition tree."""
     match tree:
         case ConditionAND():
-            children = [compile_condition(a, opts) for a in tree.args if a is not None]
+            children = [compile_condition(a, opts, channels) for a in tree.args if a is not None]
             return children[0] if len(children) == 1 else And(_flatten(And, children))
         case ConditionOR():
-            children = [compile_condition(a, opts) for a in tree.args if a is not None]
+            children = [compile_condition(a, opts, channels) for a in tree.args if a is not None]
             return children[0] if len(children) == 1 else Or(_flatten(Or, children))
         case ConditionNOT():
             (child,) = tree.args
-            inner = compile_condition(child, opts)  # type: ignore[arg-type]
+            inner = compile_condition(child, opts, channels)  # type: ignore[arg-type]
             return inner.child if isinstance(inner, Not) else Not(inner)
         case ConditionFieldEqualsValueExpression():
-            return field_value_node(tree.field, tree.value, opts)
+            return field_value_node(tree.field, tree.value, opts, channels)
         case ConditionValueExpression():
             return keyword_node(tree.value, opts)
     raise UnsupportedConstruct(f"condition element {type(tree).__name__} has no vigil IR form")
@@ -85,7 +85,7 @@ def compile_rule(
             tree = cond.parse()
             if tree is None:
                 raise UnsupportedConstruct(f"condition {cond.condition!r} selects no detection item")
-            conditions.append(compile_condition(tree, opts))
+            conditions.append(compile_condition(tree, opts, tuple(c for c, _ in mapping.events)))
         if not conditions:
             raise SigmaParseError("rule has no condition")
         condition = conditions[0] if len(conditions) == 1 else Or(_flatten(Or, conditions))

@@ -37,6 +37,7 @@ from sigma.types import (
 )
 
 from vigil.engine.ir import (
+    And,
     CidrMatch,
     Exists,
     FieldPath,
@@ -78,6 +79,10 @@ class CompileOptions:
 
 def _any(nodes: list[Node]) -> Node:
     return nodes[0] if len(nodes) == 1 else Or(tuple(nodes))
+
+
+def _all(nodes: list[Node]) -> Node:
+    return nodes[0] if len(nodes) == 1 else And(tuple(nodes))
 
 
 def _escape(text: str) -> str:
@@ -177,29 +182,31 @@ def _regex_pattern(value: SigmaRegularExpression) -> str:
     return _check_re2((f"(?{flags})" if flags else "") + pattern, "regular expression")
 
 
-def _on_paths(name: str, make: Callable[[FieldPath], Node]) -> Node:
-    return _any([make(p) for p in field_paths(name)])
+def _on_paths(name: str, channels: tuple[str, ...], make: Callable[[FieldPath], Node]) -> Node:
+    return _any([make(p) for p in field_paths(name, channels)])
 
 
 def _null(path: FieldPath) -> Node:
     return Or((Not(Exists(path)), StrMatch(path, "eq", "<nil>"), StrMatch(path, "eq", "")))
 
 
-def field_value_node(name: str, value: SigmaType, opts: CompileOptions) -> Node:
-    """The IR of ``name == value`` for one (modified) Sigma value."""
-    primary = field_paths(name)[0]
+def field_value_node(
+    name: str, value: SigmaType, opts: CompileOptions, channels: tuple[str, ...] = ()
+) -> Node:
+    """The IR of ``name == value`` for one (modified) Sigma value, in a rule on ``channels``."""
+    paths = field_paths(name, channels)
     match value:
         case SigmaExpansion():
-            return _any([field_value_node(name, v, opts) for v in value.values])
+            return _any([field_value_node(name, v, opts, channels) for v in value.values])
         case SigmaString():
             strings = _expand_placeholders(value, opts)
-            return _any([_on_paths(name, lambda p, s=s: _string_leaf(p, s)) for s in strings])  # type: ignore[misc]
+            return _any([_on_paths(name, channels, lambda p, s=s: _string_leaf(p, s)) for s in strings])  # type: ignore[misc]
         case SigmaRegularExpression():
             pattern = _regex_pattern(value)
-            return _on_paths(name, lambda p: RegexMatch(p, pattern))
+            return _on_paths(name, channels, lambda p: RegexMatch(p, pattern))
         case SigmaBool():
             text = "true" if value.boolean else "false"
-            return _on_paths(name, lambda p: StrMatch(p, "eq", text, ignore_case=True))
+            return _on_paths(name, channels, lambda p: StrMatch(p, "eq", text, ignore_case=True))
         case SigmaTimestampPart():
             raise UnsupportedConstruct(
                 f"time-part modifier ({value.timestamp_part.name.lower()}) on field {name!r}: "
@@ -207,22 +214,26 @@ def field_value_node(name: str, value: SigmaType, opts: CompileOptions) -> Node:
             )
         case SigmaNumber():
             text = str(value.number)
-            return _on_paths(name, lambda p: StrMatch(p, "eq", text))
+            return _on_paths(name, channels, lambda p: StrMatch(p, "eq", text))
         case SigmaNull():
-            return _null(primary)
+            return _all([_null(p) for p in paths])
         case SigmaExists():
-            return Exists(primary, present=value.exists)
+            if value.exists:
+                return _any([Exists(p) for p in paths])
+            return _all([Exists(p, present=False) for p in paths])
         case SigmaCIDRExpression():
             cidr = value.cidr
-            return _on_paths(name, lambda p: CidrMatch(p, (cidr,)))
+            return _on_paths(name, channels, lambda p: CidrMatch(p, (cidr,)))
         case SigmaCompareExpression():
             number = float(value.number.number)
             if value.op is CompareOperators.NEQ:
                 return _on_paths(
-                    name, lambda p: Or((NumCmp(p, "<", number, "plain"), NumCmp(p, ">", number, "plain")))
+                    name,
+                    channels,
+                    lambda p: Or((NumCmp(p, "<", number, "plain"), NumCmp(p, ">", number, "plain"))),
                 )
             num_op = _NUM_OPS[value.op]
-            return _on_paths(name, lambda p: NumCmp(p, num_op, number, "plain"))
+            return _on_paths(name, channels, lambda p: NumCmp(p, num_op, number, "plain"))
         case SigmaFieldReference():
             op: StrOp = "eq"
             if value.starts_with and value.ends_with:
@@ -231,7 +242,8 @@ def field_value_node(name: str, value: SigmaType, opts: CompileOptions) -> Node:
                 op = "startswith"
             elif value.ends_with:
                 op = "endswith"
-            return FieldRefMatch(primary, field_paths(value.field)[0], op, ignore_case=True)
+            others = field_paths(value.field, channels)
+            return _any([FieldRefMatch(p, o, op, ignore_case=True) for p in paths for o in others])
     raise UnsupportedConstruct(f"value of type {type(value).__name__} on field {name!r} has no vigil IR form")
 
 
