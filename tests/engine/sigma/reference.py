@@ -113,7 +113,9 @@ def evaluate(node: Node, event: Mapping[str, Any]) -> bool:
             if not _PLAIN_NUMBER.match(s):
                 return False
             x = float(s)
-            return {"<": x < node.value, "<=": x <= node.value, ">": x > node.value, ">=": x >= node.value}[node.op]
+            return {"<": x < node.value, "<=": x <= node.value, ">": x > node.value, ">=": x >= node.value}[
+                node.op
+            ]
         case FieldRefMatch():
             a, b = _get(event, node.field), _get(event, node.other)
             if a is _MISSING or b is _MISSING:
@@ -151,10 +153,7 @@ def applies(rule: RuleIR, event: Mapping[str, Any]) -> bool:
     if not rule.events:
         return True
     channel = _get(event, ("Event", "System", "Channel"))
-    for wanted, ids in rule.events:
-        if channel == wanted and (not ids or _event_id(event) in ids):
-            return True
-    return False
+    return any(channel == wanted and (not ids or _event_id(event) in ids) for wanted, ids in rule.events)
 
 
 def matches(rule: RuleIR, event: Mapping[str, Any]) -> bool:

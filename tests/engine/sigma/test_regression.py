@@ -39,10 +39,11 @@ def test_regression_case_fires_its_rule(info: Path) -> None:
         # One case (cisco dot1x) ships no log sample: its info.yml comments the test out.
         assert not list(info.parent.glob("*.evtx")) and "cisco" in str(info)
         return
-    rules = [r.ir for r in full_rule_set().rules if r.ir.sigma_id in expected]
-    assert rules, f"rule(s) {expected} did not compile"
+    rules = [r.ir for r in full_rule_set().rules]
+    assert expected <= {r.sigma_id for r in rules}, f"rule(s) {expected} did not compile"
     for test in tests:
         assert test["type"] == "evtx"
         evtx = SIGMA / test["path"]
+        # Every rule of the full set meets every event: the expected ones must be among those firing.
         fired = {r.sigma_id for event in read_evtx(evtx) for r in rules if matches(r, event)}
-        assert fired == expected, f"{evtx.name}: expected {expected}, fired {fired}"
+        assert expected <= fired, f"{evtx.name}: expected {expected}, fired {sorted(map(str, fired))}"

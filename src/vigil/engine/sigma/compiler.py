@@ -18,7 +18,7 @@ from sigma.conditions import (
     ConditionOR,
     ConditionValueExpression,
 )
-from sigma.exceptions import SigmaError
+from sigma.exceptions import SigmaError, SigmaRegularExpressionError
 from sigma.rule import SigmaRule
 
 from vigil.engine.ir import And, Node, Not, Or, RuleIR, SourceLocation
@@ -70,6 +70,20 @@ def compile_condition(tree: ConditionTree, opts: CompileOptions, channels: tuple
     raise UnsupportedConstruct(f"condition element {type(tree).__name__} has no vigil IR form")
 
 
+def _message(e: SigmaError) -> str:
+    """pySigma's message without the absolute file path it appends (vigil reports the path)."""
+    text = str(e)
+    return text.replace(f" in {e.source}", "") if e.source is not None else text
+
+
+def _translate(errors: list[SigmaError]) -> SigmaFrontEndError:
+    """pySigma's errors of a rule as one vigil error (regex errors are an unsupported construct)."""
+    reason = "; ".join(_message(e) for e in errors)
+    if all(isinstance(e, SigmaRegularExpressionError) for e in errors):
+        return UnsupportedConstruct(f"{reason} (vigil's regex dialect is RE2)")
+    return SigmaParseError(reason)
+
+
 def compile_rule(
     rule: SigmaRule, opts: CompileOptions | None = None, *, path: str = "", line: int = 0
 ) -> CompiledRule:
@@ -78,7 +92,7 @@ def compile_rule(
     rule_id = str(rule.id) if rule.id is not None else None
     try:
         if rule.errors:
-            raise SigmaParseError("; ".join(str(e) for e in rule.errors))
+            raise _translate(rule.errors)
         mapping = map_logsource(rule.logsource)
         conditions: list[Node] = []
         for cond in rule.detection.parsed_condition:
@@ -92,7 +106,7 @@ def compile_rule(
     except SigmaFrontEndError as e:
         raise e.located(path=path, rule_id=rule_id, title=rule.title) from None
     except SigmaError as e:
-        raise SigmaParseError(str(e), path=path, rule_id=rule_id, title=rule.title) from e
+        raise SigmaParseError(_message(e), path=path, rule_id=rule_id, title=rule.title) from e
     ir = RuleIR(
         name=rule.title,
         condition=condition,

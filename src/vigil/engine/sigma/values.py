@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import re2
+from sigma.modifiers import SigmaWideModifier, modifier_mapping
 from sigma.types import (
     CompareOperators,
     Placeholder,
@@ -53,6 +54,10 @@ from vigil.engine.ir import (
 )
 from vigil.engine.sigma.errors import UnsupportedConstruct
 from vigil.engine.sigma.fields import field_paths
+
+# The specification names UTF-16LE encoding ``utf16le`` (``wide`` is its alias); pySigma 2.0 only
+# registers ``wide``. Register the specification's name for the same modifier.
+modifier_mapping.setdefault("utf16le", SigmaWideModifier)
 
 __all__ = ["CompileOptions", "field_value_node", "keyword_node", "wildcard_regex"]
 
