@@ -136,7 +136,8 @@ def test_tree_shape_is_flat_and_double_not_cancels() -> None:
 def test_undefined_identifier_is_a_parse_rejection_naming_the_rule() -> None:
     text = (
         "title: Broken\nid: 5f0c3cb8-7c3c-4a53-9c1f-000000000021\nlogsource:\n    product: windows\n"
-        "    category: process_creation\ndetection:\n    sel:\n        User: x\n    condition: sel and missing\n"
+        "    category: process_creation\ndetection:\n    sel:\n        User: x\n"
+        "    condition: sel and missing\n"
     )
     result = load_sigma_text(text, "broken.yml")
     assert not result.rules
@@ -149,7 +150,8 @@ def test_undefined_identifier_is_a_parse_rejection_naming_the_rule() -> None:
 def test_pattern_matching_nothing_is_rejected() -> None:
     text = (
         "title: Empty selector\nid: 5f0c3cb8-7c3c-4a53-9c1f-000000000022\nlogsource:\n    product: windows\n"
-        "    category: process_creation\ndetection:\n    sel:\n        User: x\n    condition: 1 of nothing_*\n"
+        "    category: process_creation\ndetection:\n    sel:\n        User: x\n"
+        "    condition: 1 of nothing_*\n"
     )
     (rej,) = load_sigma_text(text, "t.yml").rejections
     assert "nothing_*" in rej.reason

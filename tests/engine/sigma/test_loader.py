@@ -30,8 +30,9 @@ def test_multi_document_file_gives_each_rule_its_line() -> None:
 def test_global_action_documents() -> None:
     text = (
         "action: global\ntitle: Shared\nlogsource:\n    product: windows\n    category: process_creation\n"
-        "detection:\n    condition: sel\n---\nid: 5f0c3cb8-7c3c-4a53-9c1f-000000000032\ndetection:\n    sel:\n"
-        "        User: a\n---\nid: 5f0c3cb8-7c3c-4a53-9c1f-000000000033\ndetection:\n    sel:\n        User: b\n"
+        "detection:\n    condition: sel\n---\n"
+        "id: 5f0c3cb8-7c3c-4a53-9c1f-000000000032\ndetection:\n    sel:\n        User: a\n---\n"
+        "id: 5f0c3cb8-7c3c-4a53-9c1f-000000000033\ndetection:\n    sel:\n        User: b\n"
     )
     result = load_sigma_text(text, "global.yml")
     assert not result.rejections
