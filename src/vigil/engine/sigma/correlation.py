@@ -119,8 +119,17 @@ def compile_correlation(rule: SigmaCorrelationRule, *, path: str = "", line: int
     if kind in ("temporal", "temporal_ordered"):
         # Specification: every referenced rule must match within the timespan (in order for _ordered).
         op, count = ">=", float(len(keys))
+    by_reference = {r.reference: key for r, key in zip(rule.rules or (), keys, strict=True)}
+
+    def alias_key(ref: Any) -> str:
+        if ref.reference not in by_reference:
+            raise UnsupportedConstruct(
+                f"alias refers to {ref.reference!r}, which is not among the correlated rules"
+            )
+        return by_reference[ref.reference]
+
     aliases = tuple(
-        (alias.alias, tuple((_rule_key(ref), name) for ref, name in alias.mapping.items()))
+        (alias.alias, tuple((alias_key(ref), name) for ref, name in alias.mapping.items()))
         for alias in rule.aliases.aliases.values()
     )
     return CorrelationRuleIR(
