@@ -277,7 +277,8 @@ def test_keywords_search_every_string_of_the_event() -> None:
     rule = compile_one(
         "keywords:\n    - 'sekurlsa'\n    - 'kerberos::*ticket'\ncondition: keywords", "product: windows"
     )
-    assert isinstance(rule.condition.children[0], KeywordMatch)  # type: ignore[union-attr]
+    # Both keywords are searched in one walk of the event's strings (one RE2 alternation).
+    assert isinstance(rule.condition, KeywordMatch) and rule.condition.op == "regex"
     assert fires(rule, CommandLine="mimikatz SEKURLSA::logonpasswords")
     assert fires(rule, Payload="x kerberos::golden /ticket:y")
     assert matches(rule, {"Event": {"System": {"Computer": "sekurlsa-host"}}})

@@ -59,7 +59,7 @@ from vigil.engine.sigma.fields import field_paths
 # registers ``wide``. Register the specification's name for the same modifier.
 modifier_mapping.setdefault("utf16le", SigmaWideModifier)
 
-__all__ = ["CompileOptions", "field_value_node", "keyword_node", "wildcard_regex"]
+__all__ = ["CompileOptions", "escape_regex", "field_value_node", "keyword_node", "wildcard_regex"]
 
 _REGEX_META = frozenset("\\.+*?()|[]{}^$")
 _RE_FLAGS = {
@@ -90,7 +90,8 @@ def _all(nodes: list[Node]) -> Node:
     return nodes[0] if len(nodes) == 1 else And(tuple(nodes))
 
 
-def _escape(text: str) -> str:
+def escape_regex(text: str) -> str:
+    """``text`` as an RE2 literal."""
     return "".join("\\" + c if c in _REGEX_META else c for c in text)
 
 
@@ -116,7 +117,7 @@ def wildcard_regex(parts: list[str | SpecialChars], *, cased: bool, anchored: bo
         elif part is SpecialChars.WILDCARD_SINGLE:
             body.append(".")
         else:
-            body.append(_escape(str(part)))
+            body.append(escape_regex(str(part)))
     start = anchored and parts[:1] != [SpecialChars.WILDCARD_MULTI]
     end = anchored and parts[-1:] != [SpecialChars.WILDCARD_MULTI]
     if not start and body[:1] == [".*"]:
