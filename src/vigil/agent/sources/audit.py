@@ -305,4 +305,10 @@ class AuditSource(EventSource):
                 }
             )
         else:
-            self._emit({"type": "module", **base})
+            path = None
+            if syscall == "finit_module":
+                try:
+                    path = os.readlink(f"/proc/{base['pid']}/fd/{int(sc.get('a0', b'-1'), 16)}")
+                except (OSError, ValueError):
+                    path = None  # the loader is gone or the fd was invalid
+            self._emit({"type": "module", **base, "path": path})

@@ -1,0 +1,68 @@
+"""Process start/exit by polling /proc: for containers without netlink or audit rights.
+
+Lossy by nature: a process that lives shorter than the interval is never seen. Exec within an
+existing pid is detected by a changed /proc/PID/exe target.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from vigil.agent.guid import start_ticks_of
+from vigil.agent.sources.base import EventSource
+
+logger = logging.getLogger(__name__)
+
+
+class ProcPollSource(EventSource):
+    """Emits `exec` (pid only) and `exit` records by diffing /proc."""
+
+    name = "procpoll"
+
+    def __init__(self, interval_s: float = 0.2) -> None:
+        super().__init__()
+        if interval_s <= 0:
+            raise ValueError(f"procpoll interval_s must be > 0, got {interval_s}")
+        self.interval_s = interval_s
+        self._known: dict[int, tuple[int | None, str | None]] = {}
+
+    def requirements(self) -> list[str]:
+        return [] if os.path.isdir("/proc/self") else ["/proc is not mounted"]
+
+    def _open(self) -> None:
+        self._known = self._scan()
+
+    @staticmethod
+    def _scan() -> dict[int, tuple[int | None, str | None]]:
+        out: dict[int, tuple[int | None, str | None]] = {}
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                pid = int(name)
+                try:
+                    exe: str | None = os.readlink(f"/proc/{pid}/exe")
+                except OSError:
+                    exe = None
+                out[pid] = (start_ticks_of(pid), exe)
+        return out
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.poll_once()
+
+    def poll_once(self) -> None:
+        now = self._scan()
+        for pid, (start, exe) in now.items():
+            old = self._known.get(pid)
+            if old is None or old[0] != start:
+                if old is not None:
+                    self._emit({"type": "exit", "pid": pid})
+                self._received += 1
+                self._emit({"type": "exec", "pid": pid})
+            elif old[1] != exe and exe is not None:
+                self._received += 1
+                self._emit({"type": "exec", "pid": pid})
+        for pid in self._known.keys() - now.keys():
+            self._received += 1
+            self._emit({"type": "exit", "pid": pid})
+        self._known = now
