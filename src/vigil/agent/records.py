@@ -137,7 +137,7 @@ class EventBuilder:
 
     def _socket(self, rec: RawRecord) -> Built | None:
         """Inventory fallback for NetworkConnect when audit is not running (polling, lossy)."""
-        info = self.tracker.find(rec["pid"]) if rec.get("pid", -1) > 0 else None
+        info = self.tracker.resolve(rec["pid"]) if rec.get("pid", -1) > 0 else None
         ipv6 = rec["proto"].endswith("6")
         data = {
             **self._proc_fields(info, rec.get("pid")),
@@ -187,7 +187,7 @@ class EventBuilder:
         return self._sysmon(DRIVER_LOAD, data, rec), info
 
     def _dns(self, rec: RawRecord) -> Built | None:
-        info = self.tracker.find(rec["pid"]) if rec.get("pid", -1) > 0 else None
+        info = self.tracker.resolve(rec["pid"]) if rec.get("pid", -1) > 0 else None
         qtype = rec.get("qtype", 0)
         data = {
             **self._proc_fields(info, rec.get("pid") if rec.get("pid", -1) > 0 else None),
@@ -202,7 +202,7 @@ class EventBuilder:
         return self._sysmon(DNS_QUERY, data, rec), info
 
     def _file_create(self, rec: RawRecord) -> Built | None:
-        info = self.tracker.find(rec["pid"]) if rec.get("pid", -1) > 0 else None
+        info = self.tracker.resolve(rec["pid"]) if rec.get("pid", -1) > 0 else None
         ts = rec.get("ts_ns") or time.time_ns()
         data = {
             **self._proc_fields(info, rec.get("pid") if rec.get("pid", -1) > 0 else None),
@@ -213,7 +213,7 @@ class EventBuilder:
         return self._sysmon(FILE_CREATE, data, rec), info
 
     def _file_delete(self, rec: RawRecord) -> Built | None:
-        info = self.tracker.find(rec["pid"]) if rec.get("pid", -1) > 0 else None
+        info = self.tracker.resolve(rec["pid"]) if rec.get("pid", -1) > 0 else None
         data = {
             **self._proc_fields(info, rec.get("pid") if rec.get("pid", -1) > 0 else None),
             "TargetFilename": rec["path"],

@@ -348,6 +348,17 @@ class ProcessTracker:
                     return dead
             return None
 
+    def resolve(self, pid: int) -> ProcessInfo | None:
+        """`find(pid)`, else load it from /proc (a process the sources never reported)."""
+        info = self.find(pid)
+        if info is None and pid > 0:
+            info = self._from_proc(pid)
+            if info is not None:
+                if self.hash_images:
+                    self.hash_image(info)
+                self._add(info)
+        return info
+
     def add_detection(self, guid: str, signatures: list[str], criticality: int) -> None:
         """Post-detection hook (WHIDS `hookUpdateGeneScore`): per-signature counts and score."""
         with self._lock:
