@@ -87,3 +87,20 @@ PYTHON = sys.executable
 @pytest.fixture
 def collector() -> Collector:
     return Collector()
+
+
+@pytest.fixture
+def audit_ready(audit_lock: None) -> None:
+    """Audit tests run one at a time; they refuse (skip) only when they cannot read audit at all."""
+    from vigil.agent.sources import _auditnl as nl
+    from vigil.agent.sources.base import CAP_AUDIT_READ, has_capability
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root: audit netlink (CI runs as root)")
+    s = nl.open_socket()
+    try:
+        status = nl.get_status(s)
+    finally:
+        s.close()
+    if status.pid not in (0, os.getpid()) and os.path.exists(f"/proc/{status.pid}") and not has_capability(CAP_AUDIT_READ):
+        pytest.skip(f"audit daemon pid {status.pid} owns audit and the multicast group is unavailable (no CAP_AUDIT_READ)")
