@@ -225,7 +225,8 @@ class EventBuilder:
         return self._sysmon(FILE_DELETE, data, rec), info
 
     def _image(self, rec: RawRecord) -> Built | None:
-        """fanotify exec image hashes: already in the hash cache; no event of their own."""
+        """fanotify exec image hashes: remembered for the coming exec; no event of their own."""
+        self.tracker.note_exec_image(rec["pid"], rec["path"], tuple(rec["key"]), rec["hashes"])  # type: ignore[arg-type]
         return None
 
     def _lost(self, rec: RawRecord) -> Built | None:

@@ -116,6 +116,8 @@ class ProcessTracker:
         self._live: dict[int, ProcessInfo] = {}
         self._guids: dict[str, ProcessInfo] = {}
         self._dead: list[ProcessInfo] = []
+        # pid -> [(path, stat key, hashes)] of files fanotify saw it exec, consumed by on_exec
+        self._exec_images: dict[int, list[tuple[str, tuple[int, int, int, int], dict[str, str]]]] = {}
 
     # -- reading ---------------------------------------------------------------------------------
     def get(self, pid: int) -> ProcessInfo | None:
@@ -299,8 +301,21 @@ class ProcessTracker:
             self.hash_image(info)
         return info
 
+    def note_exec_image(self, pid: int, path: str, key: tuple[int, int, int, int], hashes: dict[str, str]) -> None:
+        """fanotify saw `pid` open `path` for exec: the race-free hashes of what it will run."""
+        with self._lock:
+            self._exec_images.setdefault(pid, []).append((path, key, hashes))
+            if len(self._exec_images) > 4096:
+                del self._exec_images[next(iter(self._exec_images))]
+
     def hash_image(self, info: ProcessInfo) -> None:
-        """Hashes of the image: through /proc/PID/exe while the process lives, else the path."""
+        """Hashes of the image: fanotify's exec fd, else /proc/PID/exe while alive, else the path."""
+        with self._lock:
+            seen = self._exec_images.pop(info.pid, [])
+        for path, key, hashes in seen:
+            if path.removesuffix(" (deleted)") == info.image:
+                info.exe_key, info.hashes = key, hashes
+                return
         found = self.hash_cache.hash_path(f"/proc/{info.pid}/exe")
         if found is not None:
             exe = _readlink(f"/proc/{info.pid}/exe")
