@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 EventSink = Callable[[dict[str, Any]], None]
 _AUDIT_WAIT_S = 0.25  # how long a pid-only cn_proc exec waits for its audit EXECVE record
+_IMAGE_WAIT_S = 0.05  # how long an audit exec waits for fanotify's image hashes
 _STOP = object()
 
 
@@ -67,6 +68,7 @@ class Sensor:
         self._audit_seen: dict[int, int] = {}
         self._audit_exec = False
         self._audit_net = False
+        self._fanotify_exec = False
         self.sockets: dict[int, RawRecord] = {}
         self.counters = {"received": 0, "emitted": 0, "dropped": 0, "excluded": 0, "queue_full": 0, "errors": 0}
         self.latency_ns_total = 0
@@ -97,6 +99,7 @@ class Sensor:
         rule_sets = getattr(audit, "rule_sets", ())
         self._audit_exec = audit is not None and "exec" in rule_sets
         self._audit_net = audit is not None and "net" in rule_sets
+        self._fanotify_exec = "fanotify_exec" in self._sources
 
     def _start_source(self, src: EventSource) -> None:
         unmet = src.requirements()
@@ -143,6 +146,7 @@ class Sensor:
         out["sources"] = {name: src.stats() for name, src in self._sources.items()}
         out["hook_errors"] = self.hooks.errors
         out["hash_cache"] = {"hits": self.tracker.hash_cache.hits, "misses": self.tracker.hash_cache.misses}
+        out["hash_origins"] = dict(self.tracker.hash_origins)
         return out
 
     @property
@@ -193,6 +197,15 @@ class Sensor:
         if typ == "exec":
             self._on_exec(rec)
             return
+        if typ == "image":
+            self._process(rec)  # remembers the hashes for the exec
+            pending = self._pending.get(pid)
+            if pending is not None and pending[1].get("source") == "audit":
+                del self._pending[pid]
+                self._process(pending[1])
+                for item in pending[2]:
+                    self._process(item)
+            return
         if pid in self._pending and typ in ("exit", "connect", "dns", "file_create", "file_delete", "module"):
             self._pending[pid][2].append(rec)  # keep order: ProcessCreate first
             return
@@ -208,10 +221,14 @@ class Sensor:
             pending = self._pending.pop(pid, None)
             if pending is None:
                 self._audit_seen[pid] = self._audit_seen.get(pid, 0) + 1
+            later = pending[2] if pending is not None else []
+            if self._fanotify_exec and not self.tracker.has_exec_image(pid):
+                # fanotify's race-free image hash is usually a moment behind: wait for it briefly
+                self._pending[pid] = (time.monotonic() + _IMAGE_WAIT_S, rec, later)
+                return
             self._process(rec)
-            if pending is not None:
-                for later in pending[2]:
-                    self._process(later)
+            for item in later:
+                self._process(item)
             return
         # pid-only exec (cn_proc, procpoll)
         seen = self._audit_seen.get(pid, 0)

@@ -118,6 +118,7 @@ class ProcessTracker:
         self._dead: list[ProcessInfo] = []
         # pid -> [(path, stat key, hashes)] of files fanotify saw it exec, consumed by on_exec
         self._exec_images: dict[int, list[tuple[str, tuple[int, int, int, int], dict[str, str]]]] = {}
+        self.hash_origins = {"fanotify": 0, "proc_exe": 0, "path": 0, "none": 0}
 
     # -- reading ---------------------------------------------------------------------------------
     def get(self, pid: int) -> ProcessInfo | None:
@@ -308,6 +309,10 @@ class ProcessTracker:
             if len(self._exec_images) > 4096:
                 del self._exec_images[next(iter(self._exec_images))]
 
+    def has_exec_image(self, pid: int) -> bool:
+        with self._lock:
+            return pid in self._exec_images
+
     def hash_image(self, info: ProcessInfo) -> None:
         """Hashes of the image: fanotify's exec fd, else /proc/PID/exe while alive, else the path."""
         with self._lock:
@@ -315,16 +320,20 @@ class ProcessTracker:
         for path, key, hashes in seen:
             if path.removesuffix(" (deleted)") == info.image:
                 info.exe_key, info.hashes = key, hashes
+                self.hash_origins["fanotify"] += 1
                 return
+        origin = "proc_exe"
         found = self.hash_cache.hash_path(f"/proc/{info.pid}/exe")
         if found is not None:
             exe = _readlink(f"/proc/{info.pid}/exe")
             if exe is not None and exe.removesuffix(" (deleted)") != info.image:
                 found = None  # the pid already exec'd something else
         if found is None and info.image.startswith("/"):
+            origin = "path"
             found = self.hash_cache.hash_path(info.image)
         if found is not None:
             info.exe_key, info.hashes = found
+        self.hash_origins[origin if found is not None else "none"] += 1
 
     def on_exit(self, pid: int, status: int | None = None) -> ProcessInfo | None:
         with self._lock:
