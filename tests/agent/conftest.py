@@ -20,7 +20,9 @@ import pytest
 
 AUDIT_LOCK = "/run/vigil-audit-tests.lock"
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: real kernel interfaces (CI runs as root)")
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="needs root: real kernel interfaces (CI runs as root)"
+)
 
 
 @pytest.fixture
@@ -63,7 +65,9 @@ class Collector:
     def find(self, pred: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
         return [e for e in list(self.events) if pred(e)]
 
-    def wait_for(self, pred: Callable[[dict[str, Any]], bool], timeout: float = 5.0, count: int = 1) -> list[dict[str, Any]]:
+    def wait_for(
+        self, pred: Callable[[dict[str, Any]], bool], timeout: float = 5.0, count: int = 1
+    ) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = self.find(pred)
@@ -102,5 +106,12 @@ def audit_ready(audit_lock: None) -> None:
         status = nl.get_status(s)
     finally:
         s.close()
-    if status.pid not in (0, os.getpid()) and os.path.exists(f"/proc/{status.pid}") and not has_capability(CAP_AUDIT_READ):
-        pytest.skip(f"audit daemon pid {status.pid} owns audit and the multicast group is unavailable (no CAP_AUDIT_READ)")
+    if (
+        status.pid not in (0, os.getpid())
+        and os.path.exists(f"/proc/{status.pid}")
+        and not has_capability(CAP_AUDIT_READ)
+    ):
+        pytest.skip(
+            f"audit daemon pid {status.pid} owns audit and the multicast group is unavailable "
+            "(no CAP_AUDIT_READ)"
+        )

@@ -54,12 +54,16 @@ def eid(e: dict) -> int:  # type: ignore[type-arg]
 
 
 @needs_root
-def test_process_create_and_terminate_have_sysmon_fields(sensor: Sensor, collector: Collector, tmp_path: Path) -> None:
+def test_process_create_and_terminate_have_sysmon_fields(
+    sensor: Sensor, collector: Collector, tmp_path: Path
+) -> None:
     marker = f"vigil-marker-{os.getpid()}"
     sh = subprocess.Popen([SH, "-c", f"sleep 0.1; /bin/true {marker} 'with space'"], cwd=tmp_path)
     assert sh.wait(10) == 0
     creates = collector.wait_for(lambda e: eid(e) == 1 and marker in ed(e).get("CommandLine", ""), count=2)
-    assert len(creates) == 2, [(ed(e)["Image"], ed(e)["CommandLine"]) for e in collector.events if eid(e) == 1][-8:]
+    assert len(creates) == 2, [
+        (ed(e)["Image"], ed(e)["CommandLine"]) for e in collector.events if eid(e) == 1
+    ][-8:]
     true_ev = next(e for e in creates if ed(e)["Image"] == TRUE)
     sh_ev = next(e for e in creates if ed(e)["Image"] == SH)
     d = ed(true_ev)
@@ -124,11 +128,23 @@ while True:
 
 @needs_root
 def test_network_connects_in_own_netns(sensor: Sensor, collector: Collector, netns: str) -> None:
-    server = subprocess.Popen(["ip", "netns", "exec", netns, PY, "-c", LISTEN], stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        ["ip", "netns", "exec", netns, PY, "-c", LISTEN], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-        ok = subprocess.run(["ip", "netns", "exec", netns, PY, "-c", CONNECT, "18080"], capture_output=True, text=True, check=True)
-        refused = subprocess.run(["ip", "netns", "exec", netns, PY, "-c", CONNECT, "19"], capture_output=True, text=True, check=True)
+        ok = subprocess.run(
+            ["ip", "netns", "exec", netns, PY, "-c", CONNECT, "18080"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        refused = subprocess.run(
+            ["ip", "netns", "exec", netns, PY, "-c", CONNECT, "19"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     finally:
         server.kill()
         server.wait()
@@ -147,13 +163,18 @@ def test_network_connects_in_own_netns(sensor: Sensor, collector: Collector, net
     assert b["ProcessGuid"] != g["ProcessGuid"]
 
 
-MODULE = "import ctypes, sys; libc = ctypes.CDLL(None, use_errno=True); r = libc.syscall(313, -1, b'', 0); print(r, ctypes.get_errno())"
+MODULE = (
+    "import ctypes; libc = ctypes.CDLL(None, use_errno=True); "
+    "r = libc.syscall(313, -1, b'', 0); print(r, ctypes.get_errno())"  # finit_module(-1, "", 0)
+)
 
 
 @needs_root
 def test_kernel_module_load_attempt_gives_driver_load(sensor: Sensor, collector: Collector) -> None:
     p = subprocess.run([PY, "-c", MODULE], capture_output=True, text=True, check=True)
-    found = collector.wait_for(lambda e: eid(e) == 6 and ed(e)["Image"] == PY and ed(e)["Syscall"] == "finit_module")
+    found = collector.wait_for(
+        lambda e: eid(e) == 6 and ed(e)["Image"] == PY and ed(e)["Syscall"] == "finit_module"
+    )
     mine = found
     assert mine, found
     d = ed(mine[-1])

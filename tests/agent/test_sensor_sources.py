@@ -60,37 +60,76 @@ def test_unavailable_sources_are_reported_and_the_rest_runs(collector: Collector
         sensor.start(collector)
         status = sensor.status()
         assert status == {
-            "ebpf": "bad options: unknown event source 'ebpf'; known: audit, dns, fanotify_exec, files, netinv, proc_connector, procpoll",
+            "ebpf": "bad options: unknown event source 'ebpf'; known: audit, dns, fanotify_exec, files, "
+            "netinv, proc_connector, procpoll",
             "proc_connector": None,
             "unicorn": "the unicorn source needs a unicorn device (/dev/unicorn is missing)",
             "broken": "could not start: [Errno 1] Operation not permitted",
         }
         p = subprocess.Popen(["sleep", "0.3"])
         p.wait()
-        found = collector.wait_for(lambda e: e["Event"]["System"]["EventID"] == 1 and e["Event"]["EventData"]["ProcessId"] == str(p.pid))
+        found = collector.wait_for(
+            lambda e: (
+                e["Event"]["System"]["EventID"] == 1 and e["Event"]["EventData"]["ProcessId"] == str(p.pid)
+            )
+        )
         assert len(found) == 1, "the running source still delivers"
     finally:
         sensor.stop()
-    health = [e["Event"]["EventData"] for e in collector.events if e["Event"]["System"]["Channel"] == "Vigil/Operational"]
-    assert [(h["Source"], h["State"]) for h in health] == [("ebpf", "unavailable"), ("unicorn", "unavailable"), ("broken", "unavailable")]
-    assert all(e["Event"]["System"]["EventID"] == 102 for e in collector.events if e["Event"]["System"]["Channel"] == "Vigil/Operational")
+    health = [
+        e["Event"]["EventData"]
+        for e in collector.events
+        if e["Event"]["System"]["Channel"] == "Vigil/Operational"
+    ]
+    assert [(h["Source"], h["State"]) for h in health] == [
+        ("ebpf", "unavailable"),
+        ("unicorn", "unavailable"),
+        ("broken", "unavailable"),
+    ]
+    assert all(
+        e["Event"]["System"]["EventID"] == 102
+        for e in collector.events
+        if e["Event"]["System"]["Channel"] == "Vigil/Operational"
+    )
 
 
 @needs_root
-def test_procpoll_is_started_when_the_process_connector_is_unavailable(collector: Collector, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_procpoll_is_started_when_the_process_connector_is_unavailable(
+    collector: Collector, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from vigil.agent.sources import proc_connector
 
-    monkeypatch.setattr(proc_connector.ProcConnectorSource, "requirements", lambda self: ["simulated: not in the initial network namespace"])
-    sensor = Sensor(sources=["proc_connector"], exclude_pids=set(), source_options={"procpoll": {"interval_s": 0.05}})
+    monkeypatch.setattr(
+        proc_connector.ProcConnectorSource,
+        "requirements",
+        lambda self: ["simulated: not in the initial network namespace"],
+    )
+    sensor = Sensor(
+        sources=["proc_connector"], exclude_pids=set(), source_options={"procpoll": {"interval_s": 0.05}}
+    )
     try:
         sensor.start(collector)
-        assert sensor.status() == {"proc_connector": "simulated: not in the initial network namespace", "procpoll": None}
+        assert sensor.status() == {
+            "proc_connector": "simulated: not in the initial network namespace",
+            "procpoll": None,
+        }
         p = subprocess.Popen(["sleep", "0.5"])
         p.wait()
         time.sleep(0.2)
-        created = collector.wait_for(lambda e: e["Event"]["System"]["EventID"] == 1 and e["Event"]["EventData"]["ProcessId"] == str(p.pid))
-        ended = collector.wait_for(lambda e: e["Event"]["System"]["EventID"] == 5 and e["Event"]["EventData"]["ProcessId"] == str(p.pid))
+        created = collector.wait_for(
+            lambda e: (
+                e["Event"]["System"]["EventID"] == 1 and e["Event"]["EventData"]["ProcessId"] == str(p.pid)
+            )
+        )
+        ended = collector.wait_for(
+            lambda e: (
+                e["Event"]["System"]["EventID"] == 5 and e["Event"]["EventData"]["ProcessId"] == str(p.pid)
+            )
+        )
     finally:
         sensor.stop()
     assert len(created) == 1 and created[0]["Event"]["EventData"]["CommandLine"] == "sleep 0.5"
-    assert len(ended) == 1 and ended[0]["Event"]["EventData"]["ProcessGuid"] == created[0]["Event"]["EventData"]["ProcessGuid"]
+    assert (
+        len(ended) == 1
+        and ended[0]["Event"]["EventData"]["ProcessGuid"] == created[0]["Event"]["EventData"]["ProcessGuid"]
+    )

@@ -20,7 +20,9 @@ TS = 1_796_400_000_123_456_789  # 2026-12-04T16:00:00.123456789Z
 
 def test_sysmon_event_shape() -> None:
     f = EventFactory("host1")
-    e = f.sysmon(PROCESS_CREATE, {"ProcessId": 42, "Image": "/usr/bin/true", "Missing": None}, pid=7, ts_ns=TS)
+    e = f.sysmon(
+        PROCESS_CREATE, {"ProcessId": 42, "Image": "/usr/bin/true", "Missing": None}, pid=7, ts_ns=TS
+    )
     assert e == {
         "Event": {
             "System": {

@@ -39,9 +39,21 @@ def test_exec_record_fills_fields_and_exit_keeps_entry_for_grace(tmp_path: Path)
     try:
         info = t.on_fork(child.pid, os.getpid())
         assert info.image == PY  # before exec the child runs the parent's image
-        rec = {"ppid": os.getpid(), "exe": "/usr/bin/sleep", "argv": ["sleep", "5"], "cwd": str(tmp_path), "uid": 0, "auid": -1}
+        rec = {
+            "ppid": os.getpid(),
+            "exe": "/usr/bin/sleep",
+            "argv": ["sleep", "5"],
+            "cwd": str(tmp_path),
+            "uid": 0,
+            "auid": -1,
+        }
         info = t.on_exec(child.pid, rec)
-        assert (info.image, info.command_line, info.cwd, info.user) == ("/usr/bin/sleep", "sleep 5", str(tmp_path), "root")
+        assert (info.image, info.command_line, info.cwd, info.user) == (
+            "/usr/bin/sleep",
+            "sleep 5",
+            str(tmp_path),
+            "root",
+        )
         assert info.sha256 == hashlib.sha256(Path("/usr/bin/sleep").read_bytes()).hexdigest()
         assert t.parent_guid(info) == t.get(os.getpid()).guid  # type: ignore[union-attr]
         assert t.ancestors_field(info).endswith("|" + PY)

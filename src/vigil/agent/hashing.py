@@ -26,7 +26,11 @@ def stat_key(st: os.stat_result) -> StatKey:
 
 def hash_fd(fd: int) -> dict[str, str]:
     """md5, sha1 and sha256 of the file behind `fd`, read with pread (the offset is untouched)."""
-    md5, sha1, sha256 = hashlib.md5(usedforsecurity=False), hashlib.sha1(usedforsecurity=False), hashlib.sha256()
+    md5, sha1, sha256 = (
+        hashlib.md5(usedforsecurity=False),
+        hashlib.sha1(usedforsecurity=False),
+        hashlib.sha256(),
+    )
     off = 0
     while True:
         chunk = os.pread(fd, 1 << 20, off)
@@ -67,7 +71,7 @@ class HashCache:
     def hash_open_fd(self, fd: int) -> tuple[StatKey, dict[str, str]] | None:
         """Hashes of an already open regular file, through the cache."""
         st = os.fstat(fd)
-        if not (st.st_mode & 0o170000 == 0o100000) or st.st_size > MAX_HASH_BYTES:
+        if st.st_mode & 0o170000 != 0o100000 or st.st_size > MAX_HASH_BYTES:
             return None
         key = stat_key(st)
         found = self.get(key)

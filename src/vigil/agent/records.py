@@ -35,8 +35,22 @@ logger = logging.getLogger(__name__)
 
 Built = tuple[dict[str, Any], ProcessInfo | None]
 
-DNS_TYPES = {1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 15: "MX", 16: "TXT", 28: "AAAA", 33: "SRV", 65: "HTTPS", 255: "ANY"}
-ERRNO_NAMES = {115: "EINPROGRESS", 111: "ECONNREFUSED", 110: "ETIMEDOUT", 113: "EHOSTUNREACH", 101: "ENETUNREACH", 13: "EACCES", 1: "EPERM", 38: "ENOSYS"}  # fmt: skip
+DNS_TYPES = {
+    1: "A",
+    2: "NS",
+    5: "CNAME",
+    6: "SOA",
+    12: "PTR",
+    15: "MX",
+    16: "TXT",
+    28: "AAAA",
+    33: "SRV",
+    65: "HTTPS",
+}
+ERRNO_NAMES = {
+    1: "EPERM", 13: "EACCES", 38: "ENOSYS", 101: "ENETUNREACH", 110: "ETIMEDOUT", 111: "ECONNREFUSED",
+    113: "EHOSTUNREACH", 115: "EINPROGRESS",
+}  # fmt: skip
 
 
 class EventBuilder:
@@ -65,7 +79,11 @@ class EventBuilder:
 
     def _proc_fields(self, info: ProcessInfo | None, pid: int | None = None) -> dict[str, Any]:
         if info is None:
-            return {"ProcessGuid": ZERO_GUID, "ProcessId": pid if pid is not None else UNKNOWN, "Image": UNKNOWN}
+            return {
+                "ProcessGuid": ZERO_GUID,
+                "ProcessId": pid if pid is not None else UNKNOWN,
+                "Image": UNKNOWN,
+            }
         return {"ProcessGuid": info.guid, "ProcessId": info.pid, "Image": info.image}
 
     def _sysmon(self, eid: int, data: dict[str, Any], rec: RawRecord) -> dict[str, Any]:
@@ -160,7 +178,11 @@ class EventBuilder:
 
     def _module(self, rec: RawRecord) -> Built | None:
         info = self._process_for(rec)
-        status = "success" if rec.get("success") else ERRNO_NAMES.get(-rec.get("exit", 0), f"errno {-rec.get('exit', 0)}")
+        status = (
+            "success"
+            if rec.get("success")
+            else ERRNO_NAMES.get(-rec.get("exit", 0), f"errno {-rec.get('exit', 0)}")
+        )
         proc = {
             **self._proc_fields(info, rec.get("pid")),
             "User": info.user if info else user_name(rec.get("uid", -1)),
@@ -169,7 +191,9 @@ class EventBuilder:
         }
         if rec.get("syscall") == "delete_module":
             vdata = {**proc, "ImageLoaded": rec.get("name") or UNKNOWN}
-            return self.factory.vigil(KERNEL_MODULE_UNLOAD, vdata, pid=self.agent_pid, ts_ns=rec.get("ts_ns")), info
+            return self.factory.vigil(
+                KERNEL_MODULE_UNLOAD, vdata, pid=self.agent_pid, ts_ns=rec.get("ts_ns")
+            ), info
         path = rec.get("path")
         hashes: dict[str, str] = {}
         if path:
@@ -226,13 +250,21 @@ class EventBuilder:
 
     def _image(self, rec: RawRecord) -> Built | None:
         """fanotify exec image hashes: remembered for the coming exec; no event of their own."""
-        self.tracker.note_exec_image(rec["pid"], rec["path"], tuple(rec["key"]), rec["hashes"])  # type: ignore[arg-type]
+        self.tracker.note_exec_image(rec["pid"], rec["path"], tuple(rec["key"]), rec["hashes"])
         return None
 
     def _lost(self, rec: RawRecord) -> Built | None:
-        data = {"Source": rec.get("source", UNKNOWN), "State": "events-lost", "Message": f"{rec.get('count', 1)} lost"}
+        data = {
+            "Source": rec.get("source", UNKNOWN),
+            "State": "events-lost",
+            "Message": f"{rec.get('count', 1)} lost",
+        }
         return self.factory.vigil(AGENT_HEALTH, data, pid=self.agent_pid), None
 
     def _health(self, rec: RawRecord) -> Built | None:
-        data = {"Source": rec.get("source", UNKNOWN), "State": rec.get("state", UNKNOWN), "Message": rec.get("message", "")}
+        data = {
+            "Source": rec.get("source", UNKNOWN),
+            "State": rec.get("state", UNKNOWN),
+            "Message": rec.get("message", ""),
+        }
         return self.factory.vigil(AGENT_HEALTH, data, pid=self.agent_pid), None

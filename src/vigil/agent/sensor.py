@@ -29,6 +29,7 @@ EventSink = Callable[[dict[str, Any]], None]
 _AUDIT_WAIT_S = 0.25  # how long a pid-only cn_proc exec waits for its audit EXECVE record
 _IMAGE_WAIT_S = 0.05  # how long an audit exec waits for fanotify's image hashes
 _STOP = object()
+_PROCESS_RECORDS = ("exit", "connect", "dns", "file_create", "file_delete", "module")
 
 
 class Sensor:
@@ -69,8 +70,16 @@ class Sensor:
         self._audit_exec = False
         self._audit_net = False
         self._fanotify_exec = False
+        self._exec_sources = False
         self.sockets: dict[int, RawRecord] = {}
-        self.counters = {"received": 0, "emitted": 0, "dropped": 0, "excluded": 0, "queue_full": 0, "errors": 0}
+        self.counters = {
+            "received": 0,
+            "emitted": 0,
+            "dropped": 0,
+            "excluded": 0,
+            "queue_full": 0,
+            "errors": 0,
+        }
         self.latency_ns_total = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -100,6 +109,7 @@ class Sensor:
         self._audit_exec = audit is not None and "exec" in rule_sets
         self._audit_net = audit is not None and "net" in rule_sets
         self._fanotify_exec = "fanotify_exec" in self._sources
+        self._exec_sources = self._audit_exec or "proc_connector" in self._sources
 
     def _start_source(self, src: EventSource) -> None:
         unmet = src.requirements()
@@ -206,12 +216,22 @@ class Sensor:
                 for item in pending[2]:
                     self._process(item)
             return
-        if pid in self._pending and typ in ("exit", "connect", "dns", "file_create", "file_delete", "module"):
+        if typ in _PROCESS_RECORDS and pid not in self._pending and self._exec_not_seen_yet(pid):
+            # Sources race: this record overtook the exec of its process. Hold it until the exec
+            # is processed (or a moment has passed), so it is attributed to the new image.
+            self._pending[pid] = (
+                time.monotonic() + _AUDIT_WAIT_S,
+                {"type": "exec", "pid": pid, "source": "sync"},
+                [],
+            )
+        if pid in self._pending and typ in _PROCESS_RECORDS:
             self._pending[pid][2].append(rec)  # keep order: ProcessCreate first
             return
         if typ == "socket":
             self.sockets[rec["inode"]] = rec
-            if self._audit_net or not (rec["proto"].startswith("tcp") and rec["state"] in ("ESTABLISHED", "SYN_SENT")):
+            if self._audit_net or not (
+                rec["proto"].startswith("tcp") and rec["state"] in ("ESTABLISHED", "SYN_SENT")
+            ):
                 return
         self._process(rec)
 
@@ -238,11 +258,33 @@ class Sensor:
             else:
                 self._audit_seen[pid] = seen - 1
             return
+        pending = self._pending.get(pid)
         if self._audit_exec and rec.get("source") == "proc_connector":
-            if pid not in self._pending:
+            if pending is None:
                 self._pending[pid] = (time.monotonic() + _AUDIT_WAIT_S, rec, [])
+            elif pending[1].get("source") == "sync":
+                self._pending[pid] = (pending[0], rec, pending[2])  # still waiting for audit's record
             return
+        later: list[RawRecord] = []
+        if pending is not None and pending[1].get("source") == "sync":
+            del self._pending[pid]
+            later = pending[2]
         self._process(rec)
+        for item in later:
+            self._process(item)
+
+    def _exec_not_seen_yet(self, pid: int) -> bool:
+        """A forked process whose /proc image differs from the one tracked: its exec is in flight."""
+        if not self._exec_sources or pid <= 0:
+            return False
+        info = self.tracker.get(pid)
+        if info is None or info.execed:
+            return False
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe").removesuffix(" (deleted)")
+        except OSError:
+            return False
+        return exe != info.image
 
     def _flush_pending(self, force: bool = False) -> None:
         now = time.monotonic()

@@ -117,7 +117,9 @@ class EventFactory:
             }
         }
 
-    def sysmon(self, event_id: int, data: Mapping[str, Any], *, pid: int, ts_ns: int | None = None) -> dict[str, Any]:
+    def sysmon(
+        self, event_id: int, data: Mapping[str, Any], *, pid: int, ts_ns: int | None = None
+    ) -> dict[str, Any]:
         """A `Linux-Sysmon/Operational` event; `UtcTime` is filled in when missing."""
         if event_id not in SYSMON_EVENT_NAMES:
             raise ValueError(f"unknown Sysmon EventID {event_id}; known: {sorted(SYSMON_EVENT_NAMES)}")
@@ -126,10 +128,14 @@ class EventFactory:
         full = {"RuleName": UNKNOWN, "UtcTime": utc_time(ts_ns), **data}
         return self.make(event_id, full, pid=pid, ts_ns=ts_ns)
 
-    def vigil(self, event_id: int, data: Mapping[str, Any], *, pid: int, ts_ns: int | None = None) -> dict[str, Any]:
+    def vigil(
+        self, event_id: int, data: Mapping[str, Any], *, pid: int, ts_ns: int | None = None
+    ) -> dict[str, Any]:
         """A `Vigil/Operational` event (see `VIGIL_EVENT_IDS`)."""
         if event_id not in VIGIL_EVENT_IDS:
-            raise ValueError(f"unknown Vigil/Operational EventID {event_id}; known: {sorted(VIGIL_EVENT_IDS)}")
+            raise ValueError(
+                f"unknown Vigil/Operational EventID {event_id}; known: {sorted(VIGIL_EVENT_IDS)}"
+            )
         if ts_ns is None:
             ts_ns = time.time_ns()
         full = {"UtcTime": utc_time(ts_ns), **data}

@@ -108,7 +108,9 @@ def command_line_of(argv: list[str]) -> str:
 class ProcessTracker:
     """The process table. Mutated by the sensor's pipeline thread; readable from any thread."""
 
-    def __init__(self, *, hash_cache: HashCache | None = None, grace_s: float = 10.0, hash_images: bool = True) -> None:
+    def __init__(
+        self, *, hash_cache: HashCache | None = None, grace_s: float = 10.0, hash_images: bool = True
+    ) -> None:
         self.hash_cache = hash_cache or HashCache()
         self.grace_s = grace_s
         self.hash_images = hash_images
@@ -275,7 +277,9 @@ class ProcessTracker:
             self._add(info)
             return info
 
-    def on_exec(self, pid: int, record: Mapping[str, Any] | None = None, mono_ns: int | None = None) -> ProcessInfo:
+    def on_exec(
+        self, pid: int, record: Mapping[str, Any] | None = None, mono_ns: int | None = None
+    ) -> ProcessInfo:
         """Update pid for a new image; `record` is an audit exec record (argv, cwd, exe, uid)."""
         ppid = record.get("ppid") if record else None
         info = self._ensure(pid, ppid, mono_ns)
@@ -302,7 +306,9 @@ class ProcessTracker:
             self.hash_image(info)
         return info
 
-    def note_exec_image(self, pid: int, path: str, key: tuple[int, int, int, int], hashes: dict[str, str]) -> None:
+    def note_exec_image(
+        self, pid: int, path: str, key: tuple[int, int, int, int], hashes: dict[str, str]
+    ) -> None:
         """fanotify saw `pid` open `path` for exec: the race-free hashes of what it will run."""
         with self._lock:
             self._exec_images.setdefault(pid, []).append((path, key, hashes))

@@ -112,7 +112,12 @@ finally:
 @needs_root
 def test_coexists_with_another_audit_daemon_via_multicast(audit_ready: None, collector: Collector) -> None:
     src_dir = os.path.join(os.path.dirname(__file__), "..", "..", "..", "src")
-    other = subprocess.Popen([sys.executable, "-c", OTHER_DAEMON, src_dir], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    other = subprocess.Popen(
+        [sys.executable, "-c", OTHER_DAEMON, src_dir],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert other.stdout is not None
         other_key = other.stdout.readline().strip()
@@ -128,7 +133,9 @@ def test_coexists_with_another_audit_daemon_via_multicast(audit_ready: None, col
             tag = f"mc-{os.getpid()}"
             subprocess.run(["/bin/true", tag], check=True)
             deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and not [r for r in collector.events if tag in r.get("argv", [])]:
+            while time.monotonic() < deadline and not [
+                r for r in collector.events if tag in r.get("argv", [])
+            ]:
                 time.sleep(0.02)
         finally:
             src.stop()

@@ -38,9 +38,23 @@ time.sleep(0.3)     # keep the socket open a moment so the pid lookup can find i
 
 def _query_packet(name: str, qtype: int = 1, sport: int = 40000) -> bytes:
     dns = struct.pack(">HHHHHH", 7, 0x0100, 1, 0, 0, 0)
-    dns += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0" + struct.pack(">HH", qtype, 1)
+    dns += (
+        b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0" + struct.pack(">HH", qtype, 1)
+    )
     udp = struct.pack(">HHHH", sport, 53, 8 + len(dns), 0)
-    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp) + len(dns), 0, 0, 64, 17, 0, bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))
+    ip = struct.pack(
+        ">BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + len(udp) + len(dns),
+        0,
+        0,
+        64,
+        17,
+        0,
+        bytes([10, 0, 0, 1]),
+        bytes([10, 0, 0, 2]),
+    )
     return ip + udp + dns
 
 
@@ -73,15 +87,23 @@ def test_bad_netns_path_is_named() -> None:
 
 @needs_root
 def test_dns_query_in_own_netns_gives_event_22_with_pid(netns: str, collector) -> None:  # type: ignore[no-untyped-def]
-    server = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
-    sensor = Sensor(sources=["dns"], exclude_pids=set(), source_options={"dns": {"netns": f"/run/netns/{netns}"}})
+    server = subprocess.Popen(
+        ["ip", "netns", "exec", netns, sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True
+    )
+    sensor = Sensor(
+        sources=["dns"], exclude_pids=set(), source_options={"dns": {"netns": f"/run/netns/{netns}"}}
+    )
     try:
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
         sensor.start(collector)
         assert sensor.status() == {"dns": None}
-        client = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", CLIENT, "beacon.vigil-test.example"])
+        client = subprocess.Popen(
+            ["ip", "netns", "exec", netns, sys.executable, "-c", CLIENT, "beacon.vigil-test.example"]
+        )
         assert client.wait(10) == 0
-        found = collector.wait_for(lambda e: e["Event"]["EventData"].get("QueryName") == "beacon.vigil-test.example")
+        found = collector.wait_for(
+            lambda e: e["Event"]["EventData"].get("QueryName") == "beacon.vigil-test.example"
+        )
     finally:
         sensor.stop()
         server.kill()

@@ -26,7 +26,9 @@ def test_local_filesystems_include_root() -> None:
 
 
 @needs_root
-def test_hash_is_of_the_executed_file_not_its_replacement(audit_ready: None, tmp_path: Path, collector: Collector) -> None:
+def test_hash_is_of_the_executed_file_not_its_replacement(
+    audit_ready: None, tmp_path: Path, collector: Collector
+) -> None:
     a, b = tmp_path / "tool", tmp_path / "tool.new"
     sha_a = _unique_true(a, b"VIGIL-TEST-A")
     sha_b = _unique_true(b, b"VIGIL-TEST-B")
@@ -41,11 +43,21 @@ def test_hash_is_of_the_executed_file_not_its_replacement(audit_ready: None, tmp
         # run A, then at once put B in its place (a new inode under the same name)
         subprocess.run(["sh", "-c", f"{a} fan-tag; mv {b} {a}"], check=True)
         found = collector.wait_for(
-            lambda e: e["Event"]["System"]["EventID"] == 1 and e["Event"]["EventData"]["CommandLine"] == f"{a} fan-tag"
+            lambda e: (
+                e["Event"]["System"]["EventID"] == 1
+                and e["Event"]["EventData"]["CommandLine"] == f"{a} fan-tag"
+            )
         )
     finally:
         sensor.stop()
-    assert len(found) == 1, [(e["Event"]["EventData"]["ProcessId"], e["Event"]["EventData"]["Hashes"][-20:], e["Event"]["EventData"]["ParentProcessId"]) for e in found]
+    assert len(found) == 1, [
+        (
+            e["Event"]["EventData"]["ProcessId"],
+            e["Event"]["EventData"]["Hashes"][-20:],
+            e["Event"]["EventData"]["ParentProcessId"],
+        )
+        for e in found
+    ]
     assert f"SHA256={sha_a}" in found[0]["Event"]["EventData"]["Hashes"]
     assert sha_b not in found[0]["Event"]["EventData"]["Hashes"]
     assert sensor.stats()["hash_origins"]["fanotify"] >= 1

@@ -25,9 +25,14 @@ def _fanotify_fds() -> int:
 
 
 def _run(sensor: Sensor, collector: Collector, root: Path) -> subprocess.CompletedProcess[bytes]:
-    script = f"echo x > {root}/a.txt; mkdir {root}/sub; sleep 0.2; echo y > {root}/sub/b.bin; rm {root}/a.txt {root}/sub/b.bin"
+    script = (
+        f"echo x > {root}/a.txt; mkdir {root}/sub; sleep 0.2; echo y > {root}/sub/b.bin; "
+        f"rm {root}/a.txt {root}/sub/b.bin"
+    )
     p = subprocess.run(["sh", "-c", script], check=True)
-    collector.wait_for(lambda e: e["Event"]["EventData"].get("TargetFilename") == f"{root}/sub/b.bin", count=2)
+    collector.wait_for(
+        lambda e: e["Event"]["EventData"].get("TargetFilename") == f"{root}/sub/b.bin", count=2
+    )
     return p
 
 
@@ -63,13 +68,20 @@ def test_fanotify_reports_creates_and_deletes_with_the_process(tmp_path: Path, c
 
 @needs_root
 def test_inotify_fallback_reports_paths_without_process(tmp_path: Path, collector: Collector) -> None:
-    sensor = Sensor(sources=["files"], watch_paths=[str(tmp_path)], exclude_pids=set(), source_options={"files": {"mode": "inotify"}})
+    sensor = Sensor(
+        sources=["files"],
+        watch_paths=[str(tmp_path)],
+        exclude_pids=set(),
+        source_options={"files": {"mode": "inotify"}},
+    )
     try:
         sensor.start(collector)
         _run(sensor, collector, tmp_path)
     finally:
         sensor.stop()
-    got = [(e["Event"]["System"]["EventID"], e["Event"]["EventData"]["TargetFilename"]) for e in collector.events]
+    got = [
+        (e["Event"]["System"]["EventID"], e["Event"]["EventData"]["TargetFilename"]) for e in collector.events
+    ]
     assert (11, f"{tmp_path}/sub/b.bin") in got and (23, f"{tmp_path}/a.txt") in got
     assert all(e["Event"]["EventData"]["ProcessId"] == "-" for e in collector.events)
 

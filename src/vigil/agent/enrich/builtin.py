@@ -4,7 +4,8 @@
 |---|---|---|
 | `track` | 1 | `Ancestors`, `ParentUser` |
 | `image_size` | 1, 6 | `ImageSize` / `ImageLoadedSize` |
-| `stats` | 1, 3, 11, 22, 23 | per-process counters; `Count`, `CountByExt`, `Extension`, `FrequencyEps` on 11/23 |
+| `stats` | 1, 3, 11, 22, 23 | per-process counters; on 11/23 `Count`, `CountByExt`, `Extension`,
+  `FrequencyEps` |
 | `enrich_any` | 3, 5, 11, 22, 23 | `CommandLine`, `CurrentDirectory`, `ImageHashes`, `ProcessThreatScore` |
 """
 
@@ -46,7 +47,9 @@ def register_builtin(reg: HookRegistry) -> None:
         else:
             data["ImageSize"] = _size(data.get("Image", ""))
 
-    @reg.register("stats", SYSMON_CHANNEL, [PROCESS_CREATE, NETWORK_CONNECT, FILE_CREATE, DNS_QUERY, FILE_DELETE])
+    @reg.register(
+        "stats", SYSMON_CHANNEL, [PROCESS_CREATE, NETWORK_CONNECT, FILE_CREATE, DNS_QUERY, FILE_DELETE]
+    )
     def stats(data: dict[str, str], ctx: HookContext) -> None:
         info = ctx.process
         if info is None:
@@ -80,7 +83,9 @@ def register_builtin(reg: HookRegistry) -> None:
             del last[:-50]
 
     @reg.register(
-        "enrich_any", SYSMON_CHANNEL, [NETWORK_CONNECT, PROCESS_TERMINATE, FILE_CREATE, DNS_QUERY, FILE_DELETE]
+        "enrich_any",
+        SYSMON_CHANNEL,
+        [NETWORK_CONNECT, PROCESS_TERMINATE, FILE_CREATE, DNS_QUERY, FILE_DELETE],
     )
     def enrich_any(data: dict[str, str], ctx: HookContext) -> None:
         info = ctx.process

@@ -48,7 +48,9 @@ class HookRegistry:
     _cache: dict[tuple[str, int], list[Hook]] = field(default_factory=dict)
     errors: int = 0
 
-    def register(self, name: str, channel: str, event_ids: Iterable[int] | None = None) -> Callable[[HookFn], HookFn]:
+    def register(
+        self, name: str, channel: str, event_ids: Iterable[int] | None = None
+    ) -> Callable[[HookFn], HookFn]:
         def deco(fn: HookFn) -> HookFn:
             self.add(Hook(name, fn, channel, frozenset(event_ids) if event_ids is not None else None))
             return fn

@@ -64,11 +64,25 @@ _RULE_SIZE = _RULE_HEAD.size + 4 * 4 * 64 + 4
 ARCHES: dict[str, tuple[int, dict[str, int]]] = {
     "x86_64": (
         0xC000003E,
-        {"execve": 59, "execveat": 322, "connect": 42, "init_module": 175, "finit_module": 313, "delete_module": 176},
+        {
+            "execve": 59,
+            "execveat": 322,
+            "connect": 42,
+            "init_module": 175,
+            "finit_module": 313,
+            "delete_module": 176,
+        },
     ),
     "aarch64": (
         0xC00000B7,
-        {"execve": 221, "execveat": 281, "connect": 203, "init_module": 105, "finit_module": 273, "delete_module": 106},
+        {
+            "execve": 221,
+            "execveat": 281,
+            "connect": 203,
+            "init_module": 105,
+            "finit_module": 273,
+            "delete_module": 106,
+        },
     ),
 }
 
@@ -111,7 +125,9 @@ def open_socket(groups: int = 0) -> socket.socket:
     return s
 
 
-def send(sock: socket.socket, typ: int, payload: bytes, flags: int = NLM_F_REQUEST | NLM_F_ACK, seq: int = 1) -> None:
+def send(
+    sock: socket.socket, typ: int, payload: bytes, flags: int = NLM_F_REQUEST | NLM_F_ACK, seq: int = 1
+) -> None:
     sock.send(_NLHDR.pack(_NLHDR.size + len(payload), typ, flags, seq, 0) + payload)
 
 
@@ -160,7 +176,9 @@ def get_status(sock: socket.socket) -> AuditStatus:
     return AuditStatus(*_STATUS.unpack_from(body)[:8])
 
 
-def set_status(sock: socket.socket, mask: int, *, enabled: int = 0, pid: int = 0, backlog_limit: int = 0) -> None:
+def set_status(
+    sock: socket.socket, mask: int, *, enabled: int = 0, pid: int = 0, backlog_limit: int = 0
+) -> None:
     payload = _STATUS.pack(mask, enabled, 0, pid, 0, backlog_limit, 0, 0, 0, 0, 0)
     request(sock, AUDIT_SET, payload)
 

@@ -44,7 +44,13 @@ _INFO_HDR = struct.Struct("=BBH")
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.fanotify_init.argtypes = [ctypes.c_uint, ctypes.c_uint]
 _libc.fanotify_mark.argtypes = [ctypes.c_int, ctypes.c_uint, ctypes.c_uint64, ctypes.c_int, ctypes.c_char_p]
-_libc.name_to_handle_at.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int), ctypes.c_int]
+_libc.name_to_handle_at.argtypes = [
+    ctypes.c_int,
+    ctypes.c_char_p,
+    ctypes.c_void_p,
+    ctypes.POINTER(ctypes.c_int),
+    ctypes.c_int,
+]
 
 
 def _check(ret: int, what: str) -> int:
@@ -67,7 +73,10 @@ def dir_handle(path: str) -> bytes:
     buf = ctypes.create_string_buffer(8 + MAX_HANDLE_SZ)
     struct.pack_into("=Ii", buf, 0, MAX_HANDLE_SZ, 0)
     mount_id = ctypes.c_int()
-    _check(_libc.name_to_handle_at(AT_FDCWD, path.encode(), buf, ctypes.byref(mount_id), 0), f"name_to_handle_at({path})")
+    _check(
+        _libc.name_to_handle_at(AT_FDCWD, path.encode(), buf, ctypes.byref(mount_id), 0),
+        f"name_to_handle_at({path})",
+    )
     size, htype = struct.unpack_from("=Ii", buf.raw)
     return struct.pack("=i", htype) + buf.raw[8 : 8 + size]
 

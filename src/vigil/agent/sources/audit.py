@@ -82,7 +82,9 @@ class AuditSource(EventSource):
         if not has_capability(CAP_AUDIT_CONTROL):
             unmet.append("audit rules need CAP_AUDIT_CONTROL (run the agent as root)")
         if not os.path.exists("/proc/self/loginuid"):
-            unmet.append("the kernel has no audit support (CONFIG_AUDITSYSCALL is off: no /proc/self/loginuid)")
+            unmet.append(
+                "the kernel has no audit support (CONFIG_AUDITSYSCALL is off: no /proc/self/loginuid)"
+            )
         if self.requested_mode == "multicast" and not has_capability(CAP_AUDIT_READ):
             unmet.append("reading the audit multicast group needs CAP_AUDIT_READ")
         return unmet
@@ -95,7 +97,9 @@ class AuditSource(EventSource):
         try:
             status = nl.get_status(self._ctl)
             if status.enabled == 2:
-                raise nl.AuditError(errno.EPERM, "audit configuration is locked (enabled=2); rules cannot be added")
+                raise nl.AuditError(
+                    errno.EPERM, "audit configuration is locked (enabled=2); rules cannot be added"
+                )
             self._remove_stale_rules()
             self._open_reader(status)
             if status.enabled == 0:
@@ -111,7 +115,12 @@ class AuditSource(EventSource):
                 payload = nl.rule_payload(arch_id, calls, self.key, exclude_pid=os.getpid())
                 nl.request(self._ctl, nl.AUDIT_ADD_RULE, payload)
                 self._installed.append(payload)
-            logger.info("audit: %s mode, rules %s installed with key %s", self.mode, ",".join(self.rule_sets), self.key)
+            logger.info(
+                "audit: %s mode, rules %s installed with key %s",
+                self.mode,
+                ",".join(self.rule_sets),
+                self.key,
+            )
         except BaseException:
             self._close()
             raise
@@ -231,7 +240,12 @@ class AuditSource(EventSource):
                 return
             self._groups[serial] = [(typ, fields)]
             self._group_ts[serial] = time.monotonic_ns()
-        elif serial in self._groups and typ in (nl.AUDIT_EXECVE, nl.AUDIT_CWD, nl.AUDIT_PATH, nl.AUDIT_SOCKADDR):
+        elif serial in self._groups and typ in (
+            nl.AUDIT_EXECVE,
+            nl.AUDIT_CWD,
+            nl.AUDIT_PATH,
+            nl.AUDIT_SOCKADDR,
+        ):
             self._groups[serial].append((typ, fields))
 
     def _flush_old(self) -> None:

@@ -80,10 +80,10 @@ class EventSource(abc.ABC):
     def _run(self) -> None:
         """Thread body: read until `self._stop` is set."""
 
-    def _close(self) -> None:
+    def _close(self) -> None:  # noqa: B027 - optional hook
         """Release kernel objects and remove installed rules or marks."""
 
-    def _wake(self) -> None:
+    def _wake(self) -> None:  # noqa: B027 - optional hook
         """Unblock `_run` so it sees the stop flag (default: threads poll with a timeout)."""
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:

@@ -79,12 +79,18 @@ def parse_query(packet: bytes) -> dict[str, object] | None:
         ihl = (packet[0] & 0x0F) * 4
         if packet[9] != 17:
             return None
-        saddr, daddr = socket.inet_ntop(socket.AF_INET, packet[12:16]), socket.inet_ntop(socket.AF_INET, packet[16:20])
+        saddr, daddr = (
+            socket.inet_ntop(socket.AF_INET, packet[12:16]),
+            socket.inet_ntop(socket.AF_INET, packet[16:20]),
+        )
         udp = ihl
     elif version == 6 and len(packet) >= 40:
         if packet[6] != 17:
             return None
-        saddr, daddr = socket.inet_ntop(socket.AF_INET6, packet[8:24]), socket.inet_ntop(socket.AF_INET6, packet[24:40])
+        saddr, daddr = (
+            socket.inet_ntop(socket.AF_INET6, packet[8:24]),
+            socket.inet_ntop(socket.AF_INET6, packet[24:40]),
+        )
         udp = 40
     else:
         return None
@@ -217,7 +223,11 @@ class DnsSource(EventSource):
 
     def _pid_of(self, family: str, sport: int) -> int:
         table = "udp6" if family == "ipv6" else "udp"
-        inodes = [e.inode for e in read_table(f"/proc/thread-self/net/{table}", table) if e.lport == sport and e.inode]
+        inodes = [
+            e.inode
+            for e in read_table(f"/proc/thread-self/net/{table}", table)
+            if e.lport == sport and e.inode
+        ]
         if not inodes:
             return -1
         pid = self._owners.get(inodes[0])

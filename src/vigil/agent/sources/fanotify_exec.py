@@ -20,7 +20,21 @@ from vigil.agent.sources.base import CAP_SYS_ADMIN, EventSource, has_capability
 logger = logging.getLogger(__name__)
 
 # Filesystems that hold executables worth hashing; pseudo filesystems are skipped.
-LOCAL_FS = {"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "overlay", "f2fs", "vfat", "exfat", "zfs", "squashfs", "erofs"}
+LOCAL_FS = {
+    "ext2",
+    "ext3",
+    "ext4",
+    "xfs",
+    "btrfs",
+    "tmpfs",
+    "overlay",
+    "f2fs",
+    "vfat",
+    "exfat",
+    "zfs",
+    "squashfs",
+    "erofs",
+}
 
 
 def local_filesystems() -> list[str]:

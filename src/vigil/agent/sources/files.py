@@ -20,7 +20,14 @@ from vigil.agent.sources.base import CAP_SYS_ADMIN, EventSource, has_capability
 
 logger = logging.getLogger(__name__)
 
-IN_MOVED_TO, IN_CREATE, IN_DELETE, IN_Q_OVERFLOW, IN_IGNORED, IN_ISDIR = 0x80, 0x100, 0x200, 0x4000, 0x8000, 0x40000000
+IN_MOVED_TO, IN_CREATE, IN_DELETE, IN_Q_OVERFLOW, IN_IGNORED, IN_ISDIR = (
+    0x80,
+    0x100,
+    0x200,
+    0x4000,
+    0x8000,
+    0x40000000,
+)
 IN_NONBLOCK, IN_CLOEXEC = 0o4000, 0o2000000
 _INEV = struct.Struct("=iIII")
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -53,10 +60,15 @@ class FileSource(EventSource):
         return unmet
 
     def _open(self) -> None:
-        use_fan = self.requested_mode == "fanotify" or (self.requested_mode == "auto" and has_capability(CAP_SYS_ADMIN))
+        use_fan = self.requested_mode == "fanotify" or (
+            self.requested_mode == "auto" and has_capability(CAP_SYS_ADMIN)
+        )
         if use_fan:
             try:
-                self._fd = fan.init(fan.FAN_CLASS_NOTIF | fan.FAN_CLOEXEC | fan.FAN_NONBLOCK | fan.FAN_REPORT_DFID_NAME, os.O_RDONLY)
+                self._fd = fan.init(
+                    fan.FAN_CLASS_NOTIF | fan.FAN_CLOEXEC | fan.FAN_NONBLOCK | fan.FAN_REPORT_DFID_NAME,
+                    os.O_RDONLY,
+                )
                 self.mode = "fanotify"
             except OSError as e:
                 if self.requested_mode == "fanotify":
@@ -115,7 +127,15 @@ class FileSource(EventSource):
                 continue
 
     def _report(self, created: bool, path: str, pid: int, is_dir: bool) -> None:
-        self._emit({"type": "file_create" if created else "file_delete", "pid": pid, "path": path, "is_dir": is_dir, "ts_ns": time.time_ns()})
+        self._emit(
+            {
+                "type": "file_create" if created else "file_delete",
+                "pid": pid,
+                "path": path,
+                "is_dir": is_dir,
+                "ts_ns": time.time_ns(),
+            }
+        )
         if created and is_dir and self.recursive:
             try:
                 self._watch_tree(path)
@@ -147,7 +167,11 @@ class FileSource(EventSource):
         off = 0
         while off + _INEV.size <= len(buf):
             wd, mask, _cookie, ln = _INEV.unpack_from(buf, off)
-            name = buf[off + _INEV.size : off + _INEV.size + ln].split(b"\0", 1)[0].decode(errors="surrogateescape")
+            name = (
+                buf[off + _INEV.size : off + _INEV.size + ln]
+                .split(b"\0", 1)[0]
+                .decode(errors="surrogateescape")
+            )
             off += _INEV.size + ln
             self._received += 1
             if mask & IN_Q_OVERFLOW:

@@ -57,14 +57,22 @@ def read_table(path: str, proto: str) -> list[SocketEntry]:
                 laddr, lport = _addr(parts[1])
                 raddr, rport = _addr(parts[2])
                 st = int(parts[3], 16)
-                state = TCP_STATES.get(st, str(st)) if proto.startswith("tcp") else ("CONNECTED" if rport else "UNCONN")
-                out.append(SocketEntry(proto, laddr, lport, raddr, rport, state, int(parts[7]), int(parts[9])))
+                state = (
+                    TCP_STATES.get(st, str(st))
+                    if proto.startswith("tcp")
+                    else ("CONNECTED" if rport else "UNCONN")
+                )
+                out.append(
+                    SocketEntry(proto, laddr, lport, raddr, rport, state, int(parts[7]), int(parts[9]))
+                )
     except OSError:
         pass
     return out
 
 
-def read_sockets(net_dir: str = "/proc/net", protos: tuple[str, ...] = ("tcp", "tcp6", "udp", "udp6")) -> list[SocketEntry]:
+def read_sockets(
+    net_dir: str = "/proc/net", protos: tuple[str, ...] = ("tcp", "tcp6", "udp", "udp6")
+) -> list[SocketEntry]:
     """Every socket in the network namespace of `net_dir` (`/proc/PID/net` for another one)."""
     out = []
     for proto in protos:

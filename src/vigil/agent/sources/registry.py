@@ -35,7 +35,9 @@ def source_class(name: str) -> type[EventSource]:
     return found
 
 
-def create_source(name: str, options: Mapping[str, Any], tracker: ProcessTracker | None = None) -> EventSource:
+def create_source(
+    name: str, options: Mapping[str, Any], tracker: ProcessTracker | None = None
+) -> EventSource:
     """An instance of source `name` built with `options` (its constructor's keyword arguments)."""
     cls = source_class(name)
     kwargs = dict(options)
