@@ -26,7 +26,8 @@ from vigil.agent.tracker import ProcessInfo, ProcessTracker
 logger = logging.getLogger(__name__)
 
 EventSink = Callable[[dict[str, Any]], None]
-_AUDIT_WAIT_S = 0.25  # how long a pid-only cn_proc exec waits for its audit EXECVE record
+_AUDIT_WAIT_S = 1.0  # how long a pid-only cn_proc exec waits for its audit EXECVE record (at most)
+_SYNC_WAIT_S = 2.0  # how long a record that overtook its process's exec waits for it (at most)
 _IMAGE_WAIT_S = 0.05  # how long an audit exec waits for fanotify's image hashes
 _STOP = object()
 _PROCESS_RECORDS = ("exit", "connect", "dns", "file_create", "file_delete", "module")
@@ -225,7 +226,15 @@ class Sensor:
                 [],
             )
         if pid in self._pending and typ in _PROCESS_RECORDS:
-            self._pending[pid][2].append(rec)  # keep order: ProcessCreate first
+            deadline, first, later = self._pending[pid]
+            if typ == "exit" and first.get("source") == "sync":
+                # cn_proc reports exec before exit: no exec is in flight any more
+                del self._pending[pid]
+                for item in later:
+                    self._process(item)
+                self._process(rec)
+                return
+            later.append(rec)  # keep order: ProcessCreate first
             return
         if typ == "socket":
             self.sockets[rec["inode"]] = rec
@@ -274,23 +283,36 @@ class Sensor:
             self._process(item)
 
     def _exec_not_seen_yet(self, pid: int) -> bool:
-        """A forked process whose /proc image differs from the one tracked: its exec is in flight."""
+        """Whether a record of `pid` may have overtaken the fork or exec of its process.
+
+        Sources run in separate threads, so a file or network record can reach the queue before
+        the exec that preceded it in the process. The tracked image is compared with /proc; a
+        process already gone is held until its exit (cn_proc keeps exec before exit) or a moment.
+        """
         if not self._exec_sources or pid <= 0:
             return False
         info = self.tracker.get(pid)
-        if info is None or info.execed:
-            return False
+        if info is None:
+            return True  # its fork record is still on its way
         try:
             exe = os.readlink(f"/proc/{pid}/exe").removesuffix(" (deleted)")
         except OSError:
+            return not os.path.exists(f"/proc/{pid}/stat")  # gone (not a kernel thread or zombie)
+        if exe == info.image:
+            info.from_fork = False
             return False
-        return exe != info.image
+        return True
 
     def _flush_pending(self, force: bool = False) -> None:
         now = time.monotonic()
         for pid in [p for p, v in self._pending.items() if force or v[0] <= now]:
             _deadline, rec, later = self._pending.pop(pid)
-            self._process(rec)  # no audit record came: enrich from /proc
+            if rec.get("source") == "sync":
+                info = self.tracker.get(pid)
+                if info is not None:
+                    info.from_fork = False  # no exec came: the held records belong to the fork
+            else:
+                self._process(rec)  # no audit record came: enrich from /proc
             for item in later:
                 self._process(item)
 

@@ -59,6 +59,7 @@ class ProcessInfo:
     time_terminated: float | None = None
     file_stats: dict[str, Any] = field(default_factory=dict)
     excluded: bool | None = None  # the agent itself or one of its descendants (decided once)
+    from_fork: bool = False  # known from a fork record only: an exec may still be on its way
 
     @property
     def sha256(self) -> str | None:
@@ -268,6 +269,7 @@ class ProcessTracker:
             start = start_ticks_of(pid)
             ticks = start if start is not None else (ticks_from_monotonic_ns(mono_ns) if mono_ns else 0)
             info = self._new(pid, ppid, ticks)
+            info.from_fork = True
             if parent is not None:
                 info.image, info.command_line, info.cwd = parent.image, parent.command_line, parent.cwd
                 info.uid, info.user, info.auid = parent.uid, parent.user, parent.auid
@@ -285,6 +287,7 @@ class ProcessTracker:
         info = self._ensure(pid, ppid, mono_ns)
         with self._lock:
             info.execed = True
+            info.from_fork = False
             info.hashes = {}
             info.exe_key = None
             if record:
@@ -301,6 +304,8 @@ class ProcessTracker:
                 if record.get("auid", -1) >= 0:
                     info.auid = record["auid"]
             else:
+                # what the fork inherited is no longer true; unknown beats wrong if /proc is gone
+                info.image, info.command_line, info.exe_deleted = "-", "-", False
                 self._fill_from_proc(info)
         if self.hash_images:
             self.hash_image(info)

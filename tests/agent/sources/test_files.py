@@ -37,12 +37,16 @@ def _run(sensor: Sensor, collector: Collector, root: Path) -> subprocess.Complet
 
 
 @needs_root
-def test_fanotify_reports_creates_and_deletes_with_the_process(tmp_path: Path, collector: Collector) -> None:
+def test_fanotify_reports_creates_and_deletes_with_the_process(
+    audit_ready: None, tmp_path: Path, collector: Collector
+) -> None:
     before = _fanotify_fds()
-    sensor = Sensor(sources=["proc_connector", "files"], watch_paths=[str(tmp_path)], exclude_pids=set())
+    sensor = Sensor(
+        sources=["proc_connector", "audit", "files"], watch_paths=[str(tmp_path)], exclude_pids=set()
+    )
     try:
         sensor.start(collector)
-        assert sensor.status() == {"proc_connector": None, "files": None}
+        assert sensor.status() == {"proc_connector": None, "audit": None, "files": None}
         assert sensor.sources["files"].mode == "fanotify"  # type: ignore[attr-defined]
         assert _fanotify_fds() == before + 1
         _run(sensor, collector, tmp_path)
@@ -50,7 +54,7 @@ def test_fanotify_reports_creates_and_deletes_with_the_process(tmp_path: Path, c
         sensor.stop()
     assert _fanotify_fds() == before, "the fanotify group (and its marks) is gone after stop"
     files = [e for e in collector.events if e["Event"]["System"]["EventID"] in (11, 23)]
-    got = [(e["Event"]["System"]["EventID"], e["Event"]["EventData"]["TargetFilename"]) for e in files]
+    got = sorted((e["Event"]["System"]["EventID"], e["Event"]["EventData"]["TargetFilename"]) for e in files)
     assert got == [
         (11, f"{tmp_path}/a.txt"),
         (11, f"{tmp_path}/sub"),
@@ -58,12 +62,14 @@ def test_fanotify_reports_creates_and_deletes_with_the_process(tmp_path: Path, c
         (23, f"{tmp_path}/a.txt"),
         (23, f"{tmp_path}/sub/b.bin"),
     ]
-    first = files[0]["Event"]["EventData"]
+    by_key = {(e["Event"]["System"]["EventID"], e["Event"]["EventData"]["TargetFilename"]): e for e in files}
+    first = by_key[(11, f"{tmp_path}/a.txt")]["Event"]["EventData"]
     assert first["Image"] == os.path.realpath("/bin/sh")  # the shell's redirection created a.txt
     assert first["Extension"] == ".txt" and first["Count"] == "1"
-    rm = files[3]["Event"]["EventData"]
-    assert rm["Image"] == os.path.realpath("/bin/rm")
-    assert rm["ProcessId"] == files[4]["Event"]["EventData"]["ProcessId"]
+    assert by_key[(11, f"{tmp_path}/sub")]["Event"]["EventData"]["Image"] == os.path.realpath("/bin/mkdir")
+    rm = by_key[(23, f"{tmp_path}/a.txt")]["Event"]["EventData"]
+    assert rm["Image"] == os.path.realpath("/bin/rm")  # the last command: sh execs rm in place
+    assert rm["ProcessId"] == by_key[(23, f"{tmp_path}/sub/b.bin")]["Event"]["EventData"]["ProcessId"]
 
 
 @needs_root

@@ -15,6 +15,15 @@ from vigil.agent.sources.base import EventSource
 logger = logging.getLogger(__name__)
 
 
+def _ppid_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+        return int(data[data.rfind(b")") + 2 :].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 class ProcPollSource(EventSource):
     """Emits `exec` (pid only) and `exit` records by diffing /proc."""
 
@@ -58,7 +67,13 @@ class ProcPollSource(EventSource):
                 if old is not None:
                     self._emit({"type": "exit", "pid": pid})
                 self._received += 1
-                self._emit({"type": "exec", "pid": pid})
+                ppid = _ppid_of(pid)
+                parent = now.get(ppid) if ppid is not None else None
+                if parent is not None and parent[1] == exe:
+                    # same image as its parent: a fork that has not exec'd (yet)
+                    self._emit({"type": "fork", "pid": pid, "ppid": ppid})
+                else:
+                    self._emit({"type": "exec", "pid": pid})
             elif old[1] != exe and exe is not None:
                 self._received += 1
                 self._emit({"type": "exec", "pid": pid})
