@@ -126,8 +126,8 @@ class EventBuilder:
 
     def _connect(self, rec: RawRecord) -> Built | None:
         info = self._process_for(rec)
-        proto, sip, sport = "?", UNKNOWN, UNKNOWN
-        if rec.get("fd", -1) >= 0:
+        proto, sip, sport = rec.get("proto") or "?", rec.get("saddr") or UNKNOWN, rec.get("sport") or UNKNOWN
+        if proto == "?" and rec.get("fd", -1) >= 0:
             entry = socket_of_fd(rec["pid"], rec["fd"])
             if entry is not None:
                 proto, sip, sport = entry.proto.rstrip("6"), entry.laddr, str(entry.lport)

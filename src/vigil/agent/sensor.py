@@ -293,7 +293,8 @@ class Sensor:
             return False
         info = self.tracker.get(pid)
         if info is None:
-            return True  # its fork record is still on its way
+            # exited and already known (late record): nothing to wait for; else its fork is on its way
+            return self.tracker.find(pid) is None
         try:
             exe = os.readlink(f"/proc/{pid}/exe").removesuffix(" (deleted)")
         except OSError:

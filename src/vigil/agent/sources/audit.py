@@ -26,6 +26,7 @@ from typing import Any
 
 from vigil.agent.sources import _auditnl as nl
 from vigil.agent.sources.base import CAP_AUDIT_CONTROL, CAP_AUDIT_READ, EventSource, has_capability
+from vigil.agent.sources.netinv import socket_of_fd
 
 logger = logging.getLogger(__name__)
 
@@ -308,6 +309,8 @@ class AuditSource(EventSource):
                 fd = int(sc.get("a0", b"-1"), 16)
             except ValueError:
                 fd = -1
+            # Look the socket up now, while the process most likely still holds it.
+            entry = socket_of_fd(base["pid"], fd) if fd >= 0 else None
             self._emit(
                 {
                     "type": "connect",
@@ -316,6 +319,9 @@ class AuditSource(EventSource):
                     "daddr": daddr,
                     "dport": dport,
                     "fd": fd,
+                    "proto": entry.proto.rstrip("6") if entry else None,
+                    "saddr": entry.laddr if entry else None,
+                    "sport": entry.lport if entry else None,
                 }
             )
         else:

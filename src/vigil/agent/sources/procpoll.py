@@ -1,7 +1,8 @@
 """Process start/exit by polling /proc: for containers without netlink or audit rights.
 
 Lossy by nature: a process that lives shorter than the interval is never seen. Exec within an
-existing pid is detected by a changed /proc/PID/exe target.
+existing pid is detected by a changed /proc/PID/exe target; a new pid that runs its parent's image
+is reported as a fork. Kernel threads (no exe) are not reported.
 """
 
 from __future__ import annotations
@@ -61,8 +62,12 @@ class ProcPollSource(EventSource):
 
     def poll_once(self) -> None:
         now = self._scan()
-        for pid, (start, exe) in now.items():
+        for pid, (start, exe) in list(now.items()):
             old = self._known.get(pid)
+            if exe is None and (old is None or old[0] != start):
+                # mid-exec, or a kernel thread (never reported): look again at the next poll
+                del now[pid]
+                continue
             if old is None or old[0] != start:
                 if old is not None:
                     self._emit({"type": "exit", "pid": pid})
