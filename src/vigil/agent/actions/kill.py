@@ -22,8 +22,9 @@ _PF_KTHREAD = 0x00200000
 def check_guards(pid: int, *, agent_pid: int | None = None, start_ticks: int | None = None) -> None:
     """Raise ActionRefused when ``pid`` must never be signalled, TargetGone when it does not exist.
 
-    Refused: pid <= 1, the agent, any descendant of the agent, kernel threads, and a pid whose
-    start time differs from ``start_ticks`` (pid reuse).
+    Refused: pid <= 1, the agent, any descendant of the agent (direct children only when the agent
+    is pid 1 of a container), kernel threads, and a pid whose start time differs from
+    ``start_ticks`` (pid reuse).
     """
     agent = os.getpid() if agent_pid is None else agent_pid
     if not isinstance(pid, int) or isinstance(pid, bool):
@@ -42,7 +43,7 @@ def check_guards(pid: int, *, agent_pid: int | None = None, start_ticks: int | N
         raise TargetGone(
             f"pid {pid} was reused (start {st.start_ticks} != {start_ticks})", action="kill", target=pid
         )
-    if st.ppid == agent or is_descendant(pid, agent):
+    if st.ppid == agent or (agent > 1 and is_descendant(pid, agent)):
         raise ActionRefused(f"refusing to signal pid {pid}: a child of the agent", action="kill", target=pid)
 
 
