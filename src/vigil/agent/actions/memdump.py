@@ -16,7 +16,7 @@ import platform
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Protocol
 
 from vigil.agent.actions._proc import read_cmdline, read_stat, read_status_ids
 from vigil.agent.actions.errors import ActionUnavailable, TargetGone
@@ -34,6 +34,12 @@ PT_LOAD, PT_NOTE = 1, 4
 NT_PRSTATUS, NT_PRPSINFO, NT_AUXV, NT_FILE = 1, 3, 6, 0x46494C45
 _PRPSINFO = struct.Struct("<4B4xQIIiiii16s80s")
 _STATE_NUM = {"R": 0, "S": 1, "D": 2, "T": 3, "t": 3, "Z": 4, "X": 5}
+
+
+class Sink(Protocol):
+    """Where the core goes: a file, a gzip stream, an artifact writer."""
+
+    def write(self, data: bytes, /) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +198,7 @@ def _read_region(mem_fd: int, m: Mapping) -> Iterator[tuple[bytes, bool]]:
         addr += size
 
 
-def write_core(pid: int, out: BinaryIO) -> CoreSummary:
+def write_core(pid: int, out: Sink) -> CoreSummary:
     """Write an ELF core of ``pid`` to ``out`` sequentially. Raises TargetGone / ActionUnavailable."""
     arch = _ARCHES.get(platform.machine())
     if arch is None:
