@@ -142,3 +142,54 @@ def _wait_exec(pid: int, image: str, timeout: float = 5.0) -> None:
             pass
         time.sleep(0.005)
     raise AssertionError(f"pid {pid} never exec'd {image}")
+
+
+@needs_root
+def test_default_marks_cover_every_local_filesystem(tmp_path: Path) -> None:
+    """Whole-filesystem marks for about a second, in a child killed after 30 s at most."""
+    child = Path(__file__).with_name("_blocker_allfs_child.py")
+    proc = subprocess.run(
+        ["timeout", "-s", "KILL", "30", sys.executable, str(child), str(tmp_path), uuid.uuid4().hex],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[3] / "src")},
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "/" in out["marked"] and "/dev/shm" in out["marked"]
+    assert out["root_rc"] == 126 and out["shm_rc"] == 126
+    assert out["true_rc"] == 0
+    assert out["counters"]["denied"] == 2 and out["counters"]["errors"] == 0
+
+
+MOUNTINFO = r"""22 27 0:21 / /proc rw,relatime - proc proc rw
+25 24 0:23 / /dev/shm rw,relatime - tmpfs tmpfs rw,size=24683784k
+27 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard
+30 25 0:23 / /dev/shm rw,relatime - tmpfs tmpfs rw
+31 27 254:0 /srv /mnt/bind\040dir rw - ext4 /dev/vda rw
+40 27 0:40 / /run/user/0 rw - tmpfs tmpfs rw
+41 27 0:41 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw
+"""
+
+
+def test_local_filesystems_one_per_superblock(tmp_path: Path) -> None:
+    from vigil.agent.actions.mounts import local_filesystems, parse_mountinfo
+
+    f = tmp_path / "mountinfo"
+    f.write_text(MOUNTINFO)
+    assert [(m.mount_point, m.fstype) for m in local_filesystems(str(f))] == [
+        ("/", "ext4"),
+        ("/dev/shm", "tmpfs"),
+        ("/run/user/0", "tmpfs"),
+    ]
+    assert parse_mountinfo(MOUNTINFO)[4].mount_point == "/mnt/bind dir"
+
+
+def test_malformed_mountinfo_names_the_line(tmp_path: Path) -> None:
+    from vigil.agent.actions.mounts import local_filesystems
+
+    f = tmp_path / "mountinfo"
+    f.write_text("22 27 0:21 / /proc rw - proc proc rw\ngarbage\n")
+    with pytest.raises(InvalidInput, match=rf"{f}:2: malformed mountinfo line"):
+        local_filesystems(str(f))
