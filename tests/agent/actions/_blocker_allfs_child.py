@@ -1,6 +1,7 @@
-"""Run by test_blacklist.py under ``timeout -s KILL``: the blocker with its default marks (every
-local filesystem) for about a second. Blacklists only a unique test binary; copies on / and on
-/dev/shm must both be refused while every other exec on the machine runs normally.
+"""Run by test_blacklist.py under ``timeout -s KILL``: the blocker with whole-filesystem marks on
+/ and /dev/shm (the local filesystems the default list starts with) for about a second.
+Blacklists only a unique test binary; copies on / and on /dev/shm must both be refused while
+every other exec on the machine runs normally. Other mounts are left alone on this shared machine.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 
 from vigil.agent.actions.blacklist import ExecBlocker
 from vigil.agent.actions.blacklist_store import Blacklist
+from vigil.agent.actions.mounts import local_filesystems
 
 
 def main(workdir: str, tag: str) -> None:
@@ -29,10 +31,11 @@ def main(workdir: str, tag: str) -> None:
     result: dict = {}
     blacklist = Blacklist(None)
     blacklist.add(digest, "test")
-    blocker = ExecBlocker(blacklist)
+    blocker = ExecBlocker(blacklist, mounts=["/", "/dev/shm"])
     try:
         blocker.start()
         result["marked"] = list(blocker.marked)
+        result["default"] = [m.mount_point for m in local_filesystems()]
         result["unmarked"] = dict(blocker.unmarked)
         result["root_rc"] = subprocess.run(["sh", "-c", on_root], check=False).returncode
         result["shm_rc"] = subprocess.run(["sh", "-c", on_shm], check=False).returncode
