@@ -40,10 +40,10 @@ def main(workdir: str, tag: str) -> None:
         result["root_rc"] = subprocess.run(["sh", "-c", on_root], check=False).returncode
         result["shm_rc"] = subprocess.run(["sh", "-c", on_shm], check=False).returncode
         result["true_rc"] = subprocess.run(["/bin/true"], check=False).returncode
-        result["counters"] = dict(blocker.counters)
     finally:
         blocker.stop()
         os.unlink(on_shm)
+    result["counters"] = dict(blocker.counters)
     print(json.dumps(result))
 
 

@@ -60,9 +60,9 @@ def main(root: str, tag: str) -> None:
         deadline = time.monotonic() + 5
         while len(events) < 3 and time.monotonic() < deadline:
             time.sleep(0.01)
-        result["counters"] = dict(blocker.counters)
     finally:
         blocker.stop()
+    result["counters"] = dict(blocker.counters)
     result["after_stop_rc"] = subprocess.run([evil], check=False).returncode
     result["persisted"] = digest in Blacklist(os.path.join(root, "state", "blacklist.json"))
     result["events"] = events

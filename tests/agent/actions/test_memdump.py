@@ -56,7 +56,7 @@ def test_core_holds_the_process_memory(tmp_path: Path) -> None:
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         core = tmp_path / "py.core.gz"
-        with gzip.open(core, "wb") as out:
+        with gzip.open(core, "wb", compresslevel=1) as out:
             write_core(proc.pid, out)  # sequential writer: works into a compressing stream
         data = gzip.decompress(core.read_bytes())
         assert (marker * 3).encode() in data

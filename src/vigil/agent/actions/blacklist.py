@@ -1,12 +1,12 @@
 """Exec blacklist: deny a binary by sha256 before it runs, with kill-at-exec as a backstop.
 
-``ExecBlocker`` holds one fanotify group (FAN_CLASS_CONTENT) with FAN_OPEN_EXEC_PERM marks on
-every local filesystem (FAN_MARK_FILESYSTEM, so renamed and copied binaries are covered). A
-dedicated thread answers every permission event: it hashes the opened file through the event
-fd (pread; the kernel opened it with FMODE_NONOTIFY, so no recursion), and denies when the hash
-is blacklisted. Any internal error allows. When the thread exits or the group is closed the
-kernel allows everything, so a crash cannot freeze the machine; a watchdog releases an event
-that takes too long.
+``ExecBlocker`` runs an ``ExecResponder`` (see ``_responder``): one fanotify group
+(FAN_CLASS_CONTENT) with FAN_OPEN_EXEC_PERM marks on every local filesystem
+(FAN_MARK_FILESYSTEM, so renamed and copied binaries are covered), answering every permission
+event after hashing the opened file through the event fd. Any internal error allows. By default
+the responder is a child process (``mode="process"``), so the agent's GIL never delays an exec
+and the agent cannot deadlock it; ``mode="thread"`` runs it in the agent (never exec through
+``os.posix_spawn`` from the agent then). When the responder dies the kernel allows everything.
 
 Fileless (memfd) binaries and unmarked filesystems are covered by ``check_exec(pid)``, which the
 pipeline calls on every ProcessCreate: hash /proc/PID/exe, kill the process when blacklisted.
@@ -14,34 +14,35 @@ pipeline calls on every ProcessCreate: hash /proc/PID/exe, kill the process when
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import queue
-import select
+import subprocess
+import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from vigil.agent.actions import _fanotify as fan
-from vigil.agent.actions._proc import exe_path, read_cmdline, sha256_fd
+from vigil.agent.actions._proc import sha256_fd
+from vigil.agent.actions._responder import ExecResponder, blocked_event
 from vigil.agent.actions.blacklist_store import Blacklist
-from vigil.agent.actions.errors import ActionError, ActionUnavailable
-from vigil.agent.actions.events import BLOCKED_EXEC, Event, operational_event
+from vigil.agent.actions.errors import ActionError, ActionUnavailable, InvalidInput
+from vigil.agent.actions.events import Event
 from vigil.agent.actions.kill import kill_process
 from vigil.agent.actions.mounts import local_filesystems
 
 logger = logging.getLogger(__name__)
 
 EventSink = Callable[[Event], None]
-_CACHE_MAX = 8192
 
 
 class ExecBlocker:
     """Deny blacklisted executables at exec time (see module docstring).
 
     ``mounts``: paths whose filesystems are marked; default every local filesystem.
-    ``on_event``: receives a `Vigil/Operational` 101 event per denied or killed exec (called
-    from a notifier thread, never from the responder).
+    ``on_event``: receives a `Vigil/Operational` 101 event per denied or killed exec (from a
+    reader thread, never from the responder; keep it quick, e.g. a queue put).
     """
 
     def __init__(
@@ -51,10 +52,14 @@ class ExecBlocker:
         mounts: Sequence[str] | None = None,
         on_event: EventSink | None = None,
         agent_pid: int | None = None,
+        mode: str = "process",
         max_hash_bytes: int = 256 << 20,
         watchdog_seconds: float = 2.0,
     ) -> None:
+        if mode not in ("process", "thread"):
+            raise InvalidInput(f"blacklist mode: {mode!r} is not 'process' or 'thread'", action="blacklist")
         self.blacklist = blacklist
+        self.mode = mode
         self._mounts = list(mounts) if mounts is not None else None
         self._on_event = on_event
         self.agent_pid = os.getpid() if agent_pid is None else agent_pid
@@ -62,69 +67,166 @@ class ExecBlocker:
         self.watchdog_seconds = watchdog_seconds
         self.marked: list[str] = []
         self.unmarked: dict[str, str] = {}
-        self.counters = {"events": 0, "denied": 0, "killed": 0, "errors": 0, "hashed": 0, "released": 0}
+        self._counters: dict[str, int] = {}
+        self._killed = 0
         self._cache: dict[tuple[int, int, int, int], str] = {}
-        self._fan_fd = -1
-        self._wake_r, self._wake_w = -1, -1
+        self._running = False
+        self._child: subprocess.Popen[bytes] | None = None
+        self._child_lock = threading.Lock()
+        self._acked = threading.Condition()
+        self._seq = self._ack = 0
+        self._responder: ExecResponder | None = None
         self._stop = threading.Event()
+        self._wake_r = self._wake_w = -1
         self._threads: list[threading.Thread] = []
-        self._busy: tuple[float, int] | None = None
-        self._notify: queue.SimpleQueue[Event | None] = queue.SimpleQueue()
 
     # -- lifecycle ---------------------------------------------------------------------------
     @property
     def running(self) -> bool:
-        return self._fan_fd >= 0 and not self._stop.is_set()
+        return self._running
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """events, denied, errors, hashed, released (from the responder) and killed (kill-at-exec)."""
+        base = dict(self._responder.counters) if self._responder is not None else dict(self._counters)
+        for key in ("events", "denied", "errors", "hashed", "released"):
+            base.setdefault(key, 0)
+        base["killed"] = self._killed
+        return base
 
     def start(self) -> None:
-        """Create the group, mark the filesystems, start the responder. Raises ActionUnavailable."""
-        try:
-            self._fan_fd = fan.init(fan.FAN_CLASS_CONTENT | fan.FAN_CLOEXEC | fan.FAN_NONBLOCK)
-        except OSError as exc:
-            raise ActionUnavailable(
-                f"fanotify exec permission events unavailable: {exc.strerror} "
-                "(needs CAP_SYS_ADMIN and CONFIG_FANOTIFY_ACCESS_PERMISSIONS)",
-                action="blacklist",
-            ) from exc
-        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        """Mark the filesystems and start answering. Raises ActionUnavailable."""
         targets = self._mounts if self._mounts is not None else [m.mount_point for m in local_filesystems()]
-        for path in targets:
-            try:
-                fan.mark(
-                    self._fan_fd, fan.FAN_MARK_ADD | fan.FAN_MARK_FILESYSTEM, fan.FAN_OPEN_EXEC_PERM, path
-                )
-                self.marked.append(path)
-            except OSError as exc:
-                self.unmarked[path] = exc.strerror or str(exc)
-                logger.warning("exec blocker cannot mark %s: %s (kill-at-exec covers it)", path, exc.strerror)
+        if self.mode == "thread":
+            self._start_thread(targets)
+        else:
+            self._start_process(targets)
+        self.blacklist.add_listener(self._push_blacklist)
+        self._running = True
+        logger.info("exec blocker (%s) marked %s; unmarked %s", self.mode, self.marked, self.unmarked)
+        for path, why in self.unmarked.items():
+            logger.warning("exec blocker cannot mark %s: %s (kill-at-exec covers it)", path, why)
+
+    def _start_thread(self, targets: list[str]) -> None:
+        responder = ExecResponder(
+            targets,
+            on_deny=self._emit,
+            agent_pid=self.agent_pid,
+            max_hash_bytes=self.max_hash_bytes,
+            watchdog_seconds=self.watchdog_seconds,
+        )
+        responder.blacklist = self.blacklist.reasons()
+        responder.open()
+        self._responder = responder
+        self.marked, self.unmarked = list(responder.marked), dict(responder.unmarked)
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._stop.clear()
-        for name, target in (
-            ("vigil-exec-responder", self._respond_loop),
-            ("vigil-exec-watchdog", self._watchdog_loop),
-            ("vigil-exec-notify", self._notify_loop),
-        ):
-            t = threading.Thread(target=target, name=name, daemon=True)
-            t.start()
-            self._threads.append(t)
-        logger.info("exec blocker marked %s; unmarked %s", self.marked, self.unmarked)
+        t = threading.Thread(
+            target=responder.run, args=(self._stop, self._wake_r), name="vigil-exec-responder"
+        )
+        t.daemon = True
+        t.start()
+        self._threads.append(t)
+
+    def _start_process(self, targets: list[str]) -> None:
+        settings = {
+            "mounts": targets,
+            "agent_pid": self.agent_pid,
+            "parent_pid": os.getpid(),
+            "max_hash_bytes": self.max_hash_bytes,
+            "watchdog_seconds": self.watchdog_seconds,
+            "blacklist": self.blacklist.reasons(),
+        }
+        argv = [sys.executable, "-m", "vigil.agent.actions._responder", json.dumps(settings)]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        assert child.stdout is not None
+        first = child.stdout.readline()
+        hello: dict[str, Any]
+        try:
+            hello = json.loads(first) if first else {"fatal": "responder exited at start"}
+        except ValueError:
+            hello = {"fatal": f"responder said {first[:200]!r}"}
+        if "ready" not in hello:
+            child.kill()
+            child.wait()
+            raise ActionUnavailable(str(hello.get("fatal", hello)), action="blacklist")
+        self._child = child
+        self.marked = list(hello["ready"]["marked"])
+        self.unmarked = dict(hello["ready"]["unmarked"])
+        t = threading.Thread(target=self._read_child, args=(child,), name="vigil-exec-events", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _read_child(self, child: subprocess.Popen[bytes]) -> None:
+        assert child.stdout is not None
+        for line in child.stdout:
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if "event" in msg:
+                msg["event"]["Event"]["System"]["Execution"]["ProcessID"] = os.getpid()
+                self._emit(msg["event"])
+            elif "counters" in msg:
+                self._counters = dict(msg["counters"])
+            elif "ack" in msg:
+                with self._acked:
+                    self._ack = max(self._ack, int(msg["ack"]))
+                    self._acked.notify_all()
+        if self._running:
+            logger.error("exec responder child exited (rc %s): exec blocking is off", child.poll())
+
+    def _push_blacklist(self) -> None:
+        if self._responder is not None:
+            self._responder.blacklist = self.blacklist.reasons()
+        with self._child_lock:
+            child = self._child
+            if child is None or child.stdin is None:
+                return
+            self._seq += 1
+            seq = self._seq
+            try:
+                msg = {"blacklist": self.blacklist.reasons(), "seq": seq}
+                child.stdin.write(json.dumps(msg).encode() + b"\n")
+                child.stdin.flush()
+            except OSError as exc:
+                logger.error("cannot update the exec responder: %s", exc)
+                return
+        with self._acked:  # block() returns once the responder enforces the new set
+            if not self._acked.wait_for(lambda: self._ack >= seq, timeout=5):
+                logger.error("exec responder did not acknowledge blacklist update %s", seq)
 
     def stop(self) -> None:
-        """Stop the threads and close the group (the kernel drops the marks and allows pending events)."""
+        """Stop answering; closing the group drops the marks and allows pending events."""
+        self._running = False
+        self.blacklist.remove_listener(self._push_blacklist)
         self._stop.set()
         if self._wake_w >= 0:
+            os.write(self._wake_w, b"x")
+        with self._child_lock:
+            child, self._child = self._child, None
+        if child is not None:
+            if child.stdin is not None:
+                child.stdin.close()
             try:
-                os.write(self._wake_w, b"x")
-            except OSError:
-                pass
-        self._notify.put(None)
+                child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
         for t in self._threads:
             t.join(timeout=5)
         self._threads.clear()
-        for fd in (self._fan_fd, self._wake_r, self._wake_w):
+        if child is not None and child.stdout is not None:
+            child.stdout.close()
+        if self._responder is not None:
+            self._counters = dict(self._responder.counters)
+            self._responder.close()
+            self._responder = None
+        for fd in (self._wake_r, self._wake_w):
             if fd >= 0:
                 os.close(fd)
-        self._fan_fd = self._wake_r = self._wake_w = -1
-        self.marked.clear()
+        self._wake_r = self._wake_w = -1
 
     def __enter__(self) -> ExecBlocker:
         self.start()
@@ -135,101 +237,18 @@ class ExecBlocker:
 
     # -- blacklist -----------------------------------------------------------------------------
     def block(self, sha256: str, reason: str = "") -> None:
-        """Add a sha256 to the persistent blacklist."""
+        """Add a sha256 to the persistent blacklist (the responder sees it at once)."""
         self.blacklist.add(sha256, reason)
 
     def unblock(self, sha256: str) -> bool:
         return self.blacklist.remove(sha256)
 
-    # -- responder -----------------------------------------------------------------------------
-    def _respond_loop(self) -> None:
-        poller = select.poll()
-        poller.register(self._fan_fd, select.POLLIN)
-        poller.register(self._wake_r, select.POLLIN)
-        while not self._stop.is_set():
+    def _emit(self, event: Event) -> None:
+        if self._on_event is not None:
             try:
-                poller.poll(500)
-                events = list(fan.read_events(self._fan_fd))
-            except OSError as exc:
-                logger.error("exec blocker read failed, stopping responder: %s", exc)
-                return
-            for ev in events:
-                allow = True
-                self._busy = (time.monotonic(), ev.fd)
-                try:
-                    self.counters["events"] += 1
-                    if ev.mask & fan.FAN_OPEN_EXEC_PERM and ev.fd >= 0:
-                        allow = self._decide(ev)
-                except Exception:
-                    self.counters["errors"] += 1
-                    logger.exception("exec decision failed for pid %s; allowing", ev.pid)
-                    allow = True
-                finally:
-                    if ev.fd >= 0:
-                        if ev.mask & fan.FAN_PERM_EVENTS:
-                            fan.respond(self._fan_fd, ev.fd, allow)
-                        self._busy = None
-                        os.close(ev.fd)
-                    self._busy = None
-
-    def _decide(self, ev: fan.FanEvent) -> bool:
-        if ev.pid == self.agent_pid or not self.blacklist:
-            return True
-        st = os.fstat(ev.fd)
-        key = (st.st_dev, st.st_ino, st.st_ctime_ns, st.st_size)
-        digest = self._cache.get(key)
-        if digest is None:
-            if st.st_size > self.max_hash_bytes:
-                return True
-            digest = sha256_fd(ev.fd)
-            self.counters["hashed"] += 1
-            if len(self._cache) >= _CACHE_MAX:
-                self._cache.clear()
-            self._cache[key] = digest
-        if digest not in self.blacklist:
-            return True
-        self.counters["denied"] += 1
-        self._notify.put(self._blocked_event(ev.pid, fan.fd_path(ev.fd), digest, "denied", "fanotify"))
-        return False
-
-    def _watchdog_loop(self) -> None:
-        while not self._stop.wait(0.25):
-            busy = self._busy
-            if busy is not None and time.monotonic() - busy[0] > self.watchdog_seconds:
-                logger.error("exec decision took over %.1fs; releasing the event", self.watchdog_seconds)
-                fan.respond(self._fan_fd, busy[1], True)
-                self.counters["released"] += 1
-                self._busy = None
-
-    def _notify_loop(self) -> None:
-        while True:
-            event = self._notify.get()
-            if event is None:
-                return
-            if self._on_event is not None:
-                try:
-                    self._on_event(event)
-                except Exception:
-                    logger.exception("blocked-exec event sink failed")
-
-    def _blocked_event(self, pid: int, target: str, digest: str, action: str, mechanism: str) -> Event:
-        try:
-            cmdline = " ".join(read_cmdline(pid))
-        except OSError:
-            cmdline = "?"
-        return operational_event(
-            BLOCKED_EXEC,
-            {
-                "ProcessId": pid,
-                "Image": exe_path(pid) or "?",
-                "CommandLine": cmdline,
-                "TargetFilename": target,
-                "Hashes": f"SHA256={digest.upper()}",
-                "Action": action,
-                "Mechanism": mechanism,
-                "Reason": self.blacklist.reason(digest),
-            },
-        )
+                self._on_event(event)
+            except Exception:
+                logger.exception("blocked-exec event sink failed")
 
     # -- kill-at-exec backstop -----------------------------------------------------------------
     def check_exec(self, pid: int, start_ticks: int | None = None) -> bool:
@@ -251,11 +270,19 @@ class ExecBlocker:
                 if st.st_size > self.max_hash_bytes:
                     return False
                 digest = sha256_fd(fd)
+                if len(self._cache) > 8192:
+                    self._cache.clear()
                 self._cache[key] = digest
             if digest not in self.blacklist:
                 return False
-            target = fan.fd_path(fd)
-            event = self._blocked_event(pid, target, digest, "killed", "kill-at-exec")
+            event = blocked_event(
+                pid,
+                fan.fd_path(fd),
+                digest,
+                action="killed",
+                mechanism="kill-at-exec",
+                reason=self.blacklist.reason(digest),
+            )
             kill_process(pid, agent_pid=self.agent_pid, start_ticks=start_ticks)
         except ActionError as exc:
             logger.info("kill-at-exec of pid %s not done: %s", pid, exc)
@@ -265,16 +292,6 @@ class ExecBlocker:
             return False
         finally:
             os.close(fd)
-        self.counters["killed"] += 1
-        if self.running:
-            self._notify.put(event)
-        else:
-            self._emit_now(event)
+        self._killed += 1
+        self._emit(event)
         return True
-
-    def _emit_now(self, event: Event) -> None:
-        if self._on_event is not None:
-            try:
-                self._on_event(event)
-            except Exception:
-                logger.exception("blocked-exec event sink failed")

@@ -16,6 +16,7 @@ import re
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from vigil.agent.actions.errors import InvalidInput
@@ -40,6 +41,7 @@ class Blacklist:
         self._lock = threading.Lock()
         self._entries: dict[str, dict[str, str]] = {}
         self._snapshot: frozenset[str] = frozenset()
+        self._listeners: list[Callable[[], None]] = []
         if self.path is not None and self.path.exists():
             self._load()
 
@@ -81,6 +83,21 @@ class Blacklist:
             os.unlink(tmp)
             raise
 
+    def add_listener(self, fn: Callable[[], None]) -> None:
+        """Call ``fn`` after every change (the exec responder child gets the new set this way)."""
+        self._listeners.append(fn)
+
+    def remove_listener(self, fn: Callable[[], None]) -> None:
+        if fn in self._listeners:
+            self._listeners.remove(fn)
+
+    def _changed(self) -> None:
+        for fn in list(self._listeners):
+            try:
+                fn()
+            except Exception:
+                logger.exception("blacklist listener failed")
+
     def add(self, sha256: str, reason: str = "") -> None:
         digest = normalize_sha256(sha256)
         with self._lock:
@@ -88,6 +105,7 @@ class Blacklist:
             self._entries[digest] = {"added": added, "reason": reason}
             self._save()
             self._snapshot = frozenset(self._entries)
+        self._changed()
 
     def remove(self, sha256: str) -> bool:
         digest = normalize_sha256(sha256)
@@ -96,10 +114,16 @@ class Blacklist:
                 return False
             self._save()
             self._snapshot = frozenset(self._entries)
-            return True
+        self._changed()
+        return True
 
     def reason(self, sha256: str) -> str:
         return self._entries.get(sha256, {}).get("reason", "")
+
+    def reasons(self) -> dict[str, str]:
+        """sha256 -> reason, a copy."""
+        with self._lock:
+            return {k: v.get("reason", "") for k, v in self._entries.items()}
 
     def entries(self) -> dict[str, dict[str, str]]:
         with self._lock:
