@@ -1,6 +1,7 @@
 """Response actions: kill, exec blacklist, memory and file dumps, IR report, and their runner."""
 
 from vigil.agent.actions.artifacts import Artifact, ArtifactStore, event_hash
+from vigil.agent.actions.availability import Availability, check_actions
 from vigil.agent.actions.blacklist import ExecBlocker
 from vigil.agent.actions.blacklist_store import Blacklist
 from vigil.agent.actions.errors import ActionError, ActionRefused, ActionUnavailable, InvalidInput, TargetGone
@@ -23,6 +24,7 @@ __all__ = [
     "ActionUnavailable",
     "Artifact",
     "ArtifactStore",
+    "Availability",
     "Blacklist",
     "ExecBlocker",
     "FileDumper",
@@ -31,6 +33,7 @@ __all__ = [
     "ReportOptions",
     "TargetGone",
     "build_report",
+    "check_actions",
     "dump_to_file",
     "event_hash",
     "kill_process",

@@ -57,6 +57,10 @@ _ARCHES = {
 }
 
 
+def supported_architectures() -> tuple[str, ...]:
+    return tuple(_ARCHES)
+
+
 @dataclass(frozen=True, slots=True)
 class Mapping:
     """One line of /proc/PID/maps."""
