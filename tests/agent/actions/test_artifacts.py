@@ -19,7 +19,7 @@ EVENT = {
 
 def test_artifact_is_gzipped_hashed_and_described(tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path)
-    d = store.event_dir("{guid-1}", EVENT)
+    d = store.event_dir(GUID, EVENT)
     art = store.write_bytes(d, "evidence.txt", b"hello world", "file", {"pid": 7})
     path = Path(art.path)
     assert path.name == "evidence.txt.gz" and path.parent == d
@@ -32,10 +32,30 @@ def test_artifact_is_gzipped_hashed_and_described(tmp_path: Path) -> None:
     assert not list(d.glob("*.part"))
 
 
+GUID = "{5a1d0c3e-0000-4000-8000-000000001234}"
+
+
 def test_layout_is_guid_then_event_hash(tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path)
-    d = store.event_dir("{guid-1}", EVENT)
-    assert d == (tmp_path / "_guid-1_" / event_hash(EVENT)).resolve()
+    assert store.event_dir(GUID, EVENT) == (tmp_path / GUID / event_hash(EVENT)).resolve()
+
+
+@pytest.mark.parametrize("guid", ["", "pid-12", "../../etc", "{not-a-guid}"])
+def test_missing_or_bad_guid_becomes_the_zero_guid(tmp_path: Path, guid: str) -> None:
+    d = ArtifactStore(tmp_path).event_dir(guid, EVENT)
+    assert d.parent.name == "{00000000-0000-0000-0000-000000000000}" and d.parent.parent == tmp_path.resolve()
+
+
+def test_store_layout_is_what_the_uploader_ships(tmp_path: Path) -> None:
+    from vigil.agent.link.uploader import ArtifactUploader
+
+    store = ArtifactStore(tmp_path)
+    store.write_bytes(store.event_dir(GUID, EVENT), "x.bin", b"x", "file")
+    pending = ArtifactUploader(None, tmp_path).pending()  # type: ignore[arg-type]
+    assert {(g, h, f.name) for g, h, f in pending} == {
+        (GUID, event_hash(EVENT), "x.bin.gz"),
+        (GUID, event_hash(EVENT), "x.bin.gz.json"),
+    }
 
 
 def test_event_hash_ignores_edrdata_and_key_order() -> None:

@@ -25,7 +25,8 @@ EVENT = {
 
 
 def _info(pid: int, image: str = "", guid: str = "") -> ProcessInfo:
-    return ProcessInfo(pid=pid, ppid=1, guid=guid or f"{{guid-{pid}}}", image=image, command_line=image)
+    guid = guid or f"{{{pid:08x}-0000-4000-8000-{pid:012x}}}"
+    return ProcessInfo(pid=pid, ppid=1, guid=guid, image=image, command_line=image)
 
 
 @needs_root
@@ -81,7 +82,7 @@ def test_kill_memdump_filedump_in_order_with_artifacts(tmp_path: Path, orphans) 
     assert copies[0].sha256 == hashlib.sha256(binary.read_bytes()).hexdigest()
     stored = json.loads(gzip.decompress(Path(by["event"].artifacts[0].path).read_bytes()))
     assert stored == EVENT
-    assert Path(by["memdump"].artifacts[0].path).parent.parent.name == "_guid-" + str(pid) + "_"
+    assert Path(by["memdump"].artifacts[0].path).parent.parent.name == _info(pid).guid
 
 
 @needs_root

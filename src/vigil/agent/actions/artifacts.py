@@ -24,7 +24,9 @@ import orjson
 
 from vigil.agent.actions.errors import InvalidInput
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+{}-]")
+_GUID = re.compile(r"^\{[0-9A-Fa-f-]{36}\}$")
+ZERO_GUID = "{00000000-0000-0000-0000-000000000000}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +90,10 @@ class ArtifactStore:
         self.compress = compress
 
     def event_dir(self, guid: str, event: Mapping[str, Any]) -> Path:
-        """``<root>/<guid>/<event hash>``, created."""
-        path = self._inside(self.root / safe_name(guid or "untracked") / event_hash(event))
+        """``<root>/<guid>/<event hash>``, created; a missing or malformed guid becomes the zero GUID
+        (the uploader only ships ``{uuid}`` directories)."""
+        guid = guid if _GUID.match(guid or "") else ZERO_GUID
+        path = self._inside(self.root / guid / event_hash(event))
         path.mkdir(parents=True, exist_ok=True)
         return path
 

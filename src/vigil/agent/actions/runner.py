@@ -168,7 +168,7 @@ class ActionRunner:
         def event_dir() -> Path:
             nonlocal directory
             if directory is None:
-                directory = self.store.event_dir(process.guid or f"pid-{process.pid}", event)
+                directory = self.store.event_dir(process.guid, event)
             return directory
 
         dumps = any(a in wanted for a in ("memdump", "filedump", "report", "brief"))
