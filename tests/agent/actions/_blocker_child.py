@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ from vigil.agent.actions.blacklist_store import Blacklist
 MS_PRIVATE, MS_REC = 1 << 18, 1 << 14
 
 
-def main(root: str, tag: str) -> None:
+def main(root: str, tag: str, mode: str) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
         raise OSError(ctypes.get_errno(), "make / private")
@@ -42,7 +43,7 @@ def main(root: str, tag: str) -> None:
     events: list[dict] = []
     result: dict = {"sha256": digest}
     blacklist = Blacklist(os.path.join(root, "state", "blacklist.json"))
-    blocker = ExecBlocker(blacklist, mounts=[root], on_event=events.append)
+    blocker = ExecBlocker(blacklist, mounts=[root], on_event=events.append, mode=mode)
     blocker.start()
     try:
         result["marked"] = list(blocker.marked)
@@ -66,8 +67,31 @@ def main(root: str, tag: str) -> None:
     result["after_stop_rc"] = subprocess.run([evil], check=False).returncode
     result["persisted"] = digest in Blacklist(os.path.join(root, "state", "blacklist.json"))
     result["events"] = events
+    # a restarted agent enforces the persisted blacklist again
+    restarted = ExecBlocker(
+        Blacklist(os.path.join(root, "state", "blacklist.json")), mounts=[root], mode=mode
+    )
+    restarted.start()
+    try:
+        result["restarted_rc"] = subprocess.run([evil], check=False, stderr=subprocess.DEVNULL).returncode
+    except PermissionError:
+        result["restarted_rc"] = 126
+    # a responder that dies leaves nothing blocked: the kernel allows once the group is gone
+    if mode == "process":
+        assert restarted.responder_pid is not None
+        first = restarted.responder_pid
+        os.kill(first, signal.SIGKILL)
+        time.sleep(0.2)
+        result["after_crash_rc"] = subprocess.run([evil], check=False).returncode
+        deadline = time.monotonic() + 10
+        while restarted.responder_pid in (None, first) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.1)
+        result["after_restart_rc"] = subprocess.run(["sh", "-c", evil], check=False).returncode
+        result["restarts"] = restarted.counters["restarts"]
+    restarted.stop()
     print(json.dumps(result))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], sys.argv[3])

@@ -27,12 +27,25 @@ CHILD = Path(__file__).with_name("_blocker_child.py")
 
 
 @needs_root
-def test_blacklisted_binary_and_renamed_copy_are_refused_at_exec(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["process", "thread"])
+def test_blacklisted_binary_and_renamed_copy_are_refused_at_exec(tmp_path: Path, mode: str) -> None:
     root = tmp_path / "mnt"
     root.mkdir()
     tag = uuid.uuid4().hex
     proc = subprocess.run(
-        ["timeout", "-s", "KILL", "60", "unshare", "--mount", sys.executable, str(CHILD), str(root), tag],
+        [
+            "timeout",
+            "-s",
+            "KILL",
+            "60",
+            "unshare",
+            "--mount",
+            sys.executable,
+            str(CHILD),
+            str(root),
+            tag,
+            mode,
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -57,6 +70,10 @@ def test_blacklisted_binary_and_renamed_copy_are_refused_at_exec(tmp_path: Path)
     assert all(d["Action"] == "denied" and d["Mechanism"] == "fanotify" for d in denied)
     assert out["events"][0]["Event"]["System"]["Channel"] == "Vigil/Operational"
     assert out["events"][0]["Event"]["System"]["EventID"] == 101
+    assert out["restarted_rc"] == 126, "the persisted blacklist is enforced after a restart"
+    if mode == "process":
+        assert out["after_crash_rc"] == 0, "a dead responder blocks nothing"
+        assert out["after_restart_rc"] == 126 and out["restarts"] == 1, "and it is restarted"
     # the tmpfs lived only in the child's namespace
     assert list(root.iterdir()) == []
 

@@ -1,7 +1,7 @@
 """The exec-permission responder: owns the fanotify group and answers every FAN_OPEN_EXEC_PERM.
 
 ``ExecResponder`` is the loop; ``ExecBlocker`` runs it either in a dedicated child process (the
-default: ``python -m vigil.agent.actions._responder``) or in a thread. The process mode matters:
+default: ``python -m vigil.agent.actions._responder_main``) or in a thread. The process mode matters:
 a responder thread shares the agent's GIL, so every exec on the machine would wait for the
 agent's Python code to yield, and an exec made while the GIL is held (``os.posix_spawn``) would
 deadlock until the group is closed.

@@ -6,7 +6,8 @@
 event after hashing the opened file through the event fd. Any internal error allows. By default
 the responder is a child process (``mode="process"``), so the agent's GIL never delays an exec
 and the agent cannot deadlock it; ``mode="thread"`` runs it in the agent (never exec through
-``os.posix_spawn`` from the agent then). When the responder dies the kernel allows everything.
+``os.posix_spawn`` from the agent then). When the responder dies the kernel allows everything;
+a dead responder child is restarted within about a second.
 
 Fileless (memfd) binaries and unmarked filesystems are covered by ``check_exec(pid)``, which the
 pipeline calls on every ProcessCreate: hash /proc/PID/exe, kill the process when blacklisted.
@@ -69,6 +70,8 @@ class ExecBlocker:
         self.unmarked: dict[str, str] = {}
         self._counters: dict[str, int] = {}
         self._killed = 0
+        self._restarts = 0
+        self._targets: list[str] = []
         self._cache: dict[tuple[int, int, int, int], str] = {}
         self._running = False
         self._child: subprocess.Popen[bytes] | None = None
@@ -77,6 +80,8 @@ class ExecBlocker:
         self._seq = self._ack = 0
         self._responder: ExecResponder | None = None
         self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._start_error = ""
         self._wake_r = self._wake_w = -1
         self._threads: list[threading.Thread] = []
 
@@ -86,17 +91,25 @@ class ExecBlocker:
         return self._running
 
     @property
+    def responder_pid(self) -> int | None:
+        """Pid of the responder child (process mode), None otherwise."""
+        return self._child.pid if self._child is not None else None
+
+    @property
     def counters(self) -> dict[str, int]:
         """events, denied, errors, hashed, released (from the responder) and killed (kill-at-exec)."""
         base = dict(self._responder.counters) if self._responder is not None else dict(self._counters)
         for key in ("events", "denied", "errors", "hashed", "released"):
             base.setdefault(key, 0)
         base["killed"] = self._killed
+        base["restarts"] = self._restarts
         return base
 
     def start(self) -> None:
         """Mark the filesystems and start answering. Raises ActionUnavailable."""
         targets = self._mounts if self._mounts is not None else [m.mount_point for m in local_filesystems()]
+        self._targets = targets
+        self._stop.clear()
         if self.mode == "thread":
             self._start_thread(targets)
         else:
@@ -120,7 +133,6 @@ class ExecBlocker:
         self._responder = responder
         self.marked, self.unmarked = list(responder.marked), dict(responder.unmarked)
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        self._stop.clear()
         t = threading.Thread(
             target=responder.run, args=(self._stop, self._wake_r), name="vigil-exec-responder"
         )
@@ -129,6 +141,58 @@ class ExecBlocker:
         self._threads.append(t)
 
     def _start_process(self, targets: list[str]) -> None:
+        self._ready.clear()
+        self._start_error = ""
+        t = threading.Thread(
+            target=self._supervise, args=(targets,), name="vigil-exec-supervisor", daemon=True
+        )
+        t.start()
+        self._threads.append(t)
+        self._ready.wait(60)
+        if self._start_error or not self._ready.is_set():
+            t.join(timeout=5)
+            self._threads.remove(t)
+            raise ActionUnavailable(self._start_error or "exec responder did not start", action="blacklist")
+
+    def _supervise(self, targets: list[str]) -> None:
+        """Spawn the responder, relay its output, respawn it when it dies.
+
+        Every spawn happens on this long-lived thread: PR_SET_PDEATHSIG fires when the *thread*
+        that forked the child exits, so a child spawned by a short-lived thread would be killed.
+        """
+        first = True
+        while not self._stop.is_set():
+            try:
+                child = self._spawn(targets)
+            except ActionUnavailable as exc:
+                if first:
+                    self._start_error = str(exc)
+                    self._ready.set()
+                    return
+                logger.error("exec responder restart failed: %s", exc)
+                if self._stop.wait(1.0):
+                    return
+                continue
+            if not first:
+                self._restarts += 1
+                logger.warning("exec responder restarted (pid %s)", child.pid)
+            first = False
+            self._ready.set()
+            self._read_child(child)
+            rc = child.wait()
+            with self._child_lock:
+                if self._child is child:
+                    self._child = None
+            for pipe in (child.stdin, child.stdout):
+                if pipe is not None:
+                    pipe.close()
+            if self._stop.is_set():
+                return
+            logger.error("exec responder exited (rc %s): every exec is allowed until it is back", rc)
+            if self._stop.wait(1.0):
+                return
+
+    def _spawn(self, targets: list[str]) -> subprocess.Popen[bytes]:
         settings = {
             "mounts": targets,
             "agent_pid": self.agent_pid,
@@ -137,7 +201,7 @@ class ExecBlocker:
             "watchdog_seconds": self.watchdog_seconds,
             "blacklist": self.blacklist.reasons(),
         }
-        argv = [sys.executable, "-m", "vigil.agent.actions._responder", json.dumps(settings)]
+        argv = [sys.executable, "-m", "vigil.agent.actions._responder_main", json.dumps(settings)]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         assert child.stdout is not None
@@ -150,13 +214,15 @@ class ExecBlocker:
         if "ready" not in hello:
             child.kill()
             child.wait()
+            for pipe in (child.stdin, child.stdout):
+                if pipe is not None:
+                    pipe.close()
             raise ActionUnavailable(str(hello.get("fatal", hello)), action="blacklist")
-        self._child = child
+        with self._child_lock:
+            self._child = child
         self.marked = list(hello["ready"]["marked"])
         self.unmarked = dict(hello["ready"]["unmarked"])
-        t = threading.Thread(target=self._read_child, args=(child,), name="vigil-exec-events", daemon=True)
-        t.start()
-        self._threads.append(t)
+        return child
 
     def _read_child(self, child: subprocess.Popen[bytes]) -> None:
         assert child.stdout is not None
@@ -174,8 +240,6 @@ class ExecBlocker:
                 with self._acked:
                     self._ack = max(self._ack, int(msg["ack"]))
                     self._acked.notify_all()
-        if self._running:
-            logger.error("exec responder child exited (rc %s): exec blocking is off", child.poll())
 
     def _push_blacklist(self) -> None:
         if self._responder is not None:
@@ -190,7 +254,7 @@ class ExecBlocker:
                 msg = {"blacklist": self.blacklist.reasons(), "seq": seq}
                 child.stdin.write(json.dumps(msg).encode() + b"\n")
                 child.stdin.flush()
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 logger.error("cannot update the exec responder: %s", exc)
                 return
         with self._acked:  # block() returns once the responder enforces the new set
@@ -205,20 +269,17 @@ class ExecBlocker:
         if self._wake_w >= 0:
             os.write(self._wake_w, b"x")
         with self._child_lock:
-            child, self._child = self._child, None
+            child = self._child
+            if child is not None and child.stdin is not None:
+                child.stdin.close()  # end of file: the responder closes its group and exits
         if child is not None:
-            if child.stdin is not None:
-                child.stdin.close()
             try:
                 child.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 child.kill()
-                child.wait()
         for t in self._threads:
             t.join(timeout=5)
         self._threads.clear()
-        if child is not None and child.stdout is not None:
-            child.stdout.close()
         if self._responder is not None:
             self._counters = dict(self._responder.counters)
             self._responder.close()
