@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.agent.fakes import GeneLikeEngine, MemoryOutput, RecordingRunner, proc_event
+
 from vigil.agent.config import AgentConfig
 from vigil.agent.detection import Detector, load_containers
 from vigil.agent.outputs import JsonlOutput

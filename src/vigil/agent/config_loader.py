@@ -18,7 +18,15 @@ from typing import Any
 
 from vigil.agent.config import ACTION_NAMES, AgentConfig, ConfigError
 
-__all__ = ["ENV_PREFIX", "FieldSpec", "fields", "load_config", "render_default_toml", "render_reference"]
+__all__ = [
+    "ENV_PREFIX",
+    "FieldSpec",
+    "fields",
+    "load_config",
+    "render_default_toml",
+    "render_reference",
+    "render_toml",
+]
 
 ENV_PREFIX = "VIGIL_AGENT_"
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
@@ -389,14 +397,29 @@ def _wrap(text: str, width: int) -> list[str]:
 
 def render_default_toml() -> str:
     """The default config as commented TOML (``vigil agent config --default``)."""
-    out = ["# vigil agent configuration (defaults). Reference: docs/agent-config.md", ""]
+    return render_toml()
+
+
+def _value_of(config: AgentConfig | None, spec: FieldSpec) -> Any:
+    if config is None:
+        return spec.default
+    obj: Any = config
+    for part in spec.key.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def render_toml(config: AgentConfig | None = None) -> str:
+    """``config`` (default: the defaults) as commented TOML that loads back to the same values."""
+    title = "defaults" if config is None else "effective values"
+    out = [f"# vigil agent configuration ({title}). Reference: docs/agent-config.md", ""]
     current: str | None = None
     tables: list[FieldSpec] = []
     for spec in fields():
         sec = spec.key.split(".", 1)[0] if "." in spec.key else None
         if sec != current:
             for t in tables:
-                out.extend(_render_tables(t))
+                out.extend(_render_tables(t, value=_value_of(config, t)))
             tables = []
             current = sec
             helps = {name: h for name, _, h in sections()}
@@ -406,15 +429,18 @@ def render_default_toml() -> str:
             tables.append(spec)
             continue
         out.extend(_comment(spec.help))
-        out.append(f"{spec.key.rsplit('.', 1)[-1]} = {_toml_value(spec.default)}")
+        out.append(f"{spec.key.rsplit('.', 1)[-1]} = {_toml_value(_value_of(config, spec))}")
     for t in tables:
-        out.extend(_render_tables(t))
+        out.extend(_render_tables(t, value=_value_of(config, t)))
     return "\n".join(out).strip() + "\n"
 
 
-def _render_tables(spec: FieldSpec, *, with_help: bool = True) -> list[str]:
+def _render_tables(spec: FieldSpec, *, with_help: bool = True, value: Any = None) -> list[str]:
     out = ["", *_comment(spec.help)] if with_help else []
-    for table in spec.default:
+    tables = spec.default if value is None else value
+    if not tables:
+        return [*out, f"{spec.key.rsplit('.', 1)[-1]} = []"]
+    for table in tables:
         out.append(f"[[{spec.key}]]")
         for f in dataclasses.fields(table):
             out.extend(_comment(f.metadata["help"]))

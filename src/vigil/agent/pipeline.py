@@ -107,6 +107,8 @@ class Pipeline:
         self._window_start = self._last_stats
         self._window_events = 0
         self._error_logs = 0
+        #: Called when counters are logged; its dict goes under "sources" (the agent sets it).
+        self.extra_stats: Callable[[], dict[str, Any]] | None = None
 
     # -- intake (any thread) -------------------------------------------------------------------------
     def submit(self, event: dict[str, Any]) -> None:
@@ -295,6 +297,11 @@ class Pipeline:
         }
         for out in self.outputs:
             snap["stages"][f"output.{out.name}"]["output"] = out.stats()
+        if self.extra_stats is not None:
+            try:
+                snap["sources"] = self.extra_stats()
+            except Exception:
+                logger.exception("source statistics failed")
         self._last_stats = self._window_start = now
         self._window_events = 0
         logger.info(
