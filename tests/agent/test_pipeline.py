@@ -350,3 +350,14 @@ def test_containers_are_read_plain_and_gzipped(tmp_path: Path) -> None:
         "edr_iocs": ["0123abcd"],
     }
     assert load_containers(str(tmp_path / "missing")) == {}
+
+
+def test_replayed_events_are_reported_but_never_acted_on() -> None:
+    out, runner = MemoryOutput(), RecordingRunner()
+    pipe = Pipeline(Detector(GeneLikeEngine(RULES, DEFAULTS)), [out], actions=runner, is_self=lambda e: False)
+    pipe.start()
+    pipe.submit(proc_event(10, "/usr/bin/curl"), act=False)
+    assert pipe.stop()
+    assert out.events[0][1] is True
+    assert out.events[0][0]["Event"]["Detection"]["Actions"] == ["kill", "brief", "filedump"]
+    assert runner.calls == []

@@ -10,6 +10,7 @@ agent reports READY/STOPPING through ``NOTIFY_SOCKET`` (``Type=notify``).
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import logging.handlers
@@ -308,9 +309,11 @@ class Agent:
         if unmet:
             self._unavailable(ext.name, "; ".join(unmet))
             return
+        # Events that do not come from this host's kernel right now are never acted on.
+        sink = functools.partial(self.pipeline.submit, act=ext.live)
         try:
             src = ext.factory(self.config)
-            src.start(self.pipeline.submit)
+            src.start(sink)
         except Exception as e:
             self._unavailable(ext.name, f"could not start: {e}")
             return

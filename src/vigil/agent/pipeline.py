@@ -92,7 +92,7 @@ class Pipeline:
         self.batch_size = batch_size
         self.stats_interval = stats_interval
         self.board = board if board is not None else StatsBoard()
-        self._queue: queue.Queue[tuple[float, dict[str, Any]]] = queue.Queue(maxsize=queue_size)
+        self._queue: queue.Queue[tuple[float, dict[str, Any], bool]] = queue.Queue(maxsize=queue_size)
         self._intake_lock = threading.Lock()
         self._accepting = False
         self._stop = threading.Event()
@@ -111,15 +111,19 @@ class Pipeline:
         self.extra_stats: Callable[[], dict[str, Any]] | None = None
 
     # -- intake (any thread) -------------------------------------------------------------------------
-    def submit(self, event: dict[str, Any]) -> None:
-        """The sink handed to sources: enqueue without blocking, count a drop when full or closed."""
+    def submit(self, event: dict[str, Any], *, act: bool = True) -> None:
+        """The sink handed to sources: enqueue without blocking, count a drop when full or closed.
+
+        ``act=False`` marks events that describe no live process (replayed, recorded): they are
+        detected and reported, never acted on, since their pids may now belong to someone else.
+        """
         with self._intake_lock:
             self.intake.received += 1
             if not self._accepting:
                 self.intake.dropped += 1
                 return
             try:
-                self._queue.put_nowait((time.monotonic(), event))
+                self._queue.put_nowait((time.monotonic(), event, act))
             except queue.Full:
                 self.intake.dropped += 1
                 if self.intake.dropped in (1, 100) or self.intake.dropped % 10000 == 0:
@@ -190,9 +194,9 @@ class Pipeline:
                     batch.append(q.get_nowait())
                 except queue.Empty:
                     break
-            for t0, event in batch:
+            for t0, event, act in batch:
                 try:
-                    self._process(t0, event)
+                    self._process(t0, event, act)
                 except Exception:
                     self.detect.dropped += 1
                     self._log_error("pipeline: event processing failed")
@@ -202,7 +206,7 @@ class Pipeline:
             self._window_events += len(batch)
             self._maybe_log_stats()
 
-    def _process(self, t0: float, event: dict[str, Any]) -> None:
+    def _process(self, t0: float, event: dict[str, Any], act: bool = True) -> None:
         if self.hooks:
             t = time.monotonic()
             self.hook_stage.received += 1
@@ -231,7 +235,7 @@ class Pipeline:
         if verdict.alert:
             self.detect.emitted += 1
 
-        if verdict.actions and self.actions is not None:
+        if verdict.actions and act and self.actions is not None:
             self._act(verdict.actions, event)
 
         if verdict.report:

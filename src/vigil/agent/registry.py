@@ -64,6 +64,7 @@ class Extension:
     requirements: Requirements = _no_requirements
     emits: str = ""  # sources only: "events" or "records"
     plugin: str = "builtin"
+    live: bool = True  # sources only: events describe live processes of this host (actions may run)
 
 
 @dataclass
@@ -81,6 +82,7 @@ class Registry:
         help: str = "",
         requirements: Requirements | None = None,
         emits: str = "",
+        live: bool = True,
     ) -> Extension:
         if kind not in KINDS:
             raise ValueError(f"unknown extension kind {kind!r}; expected one of {', '.join(KINDS)}")
@@ -89,7 +91,7 @@ class Registry:
             raise ValueError(f"{kind} {name!r} is already registered by {other}")
         if kind == "source" and emits not in ("events", "records"):
             raise ValueError(f"source {name!r}: emits must be 'events' or 'records', got {emits!r}")
-        ext = Extension(kind, name, factory, help, requirements or _no_requirements, emits, self._plugin)
+        ext = Extension(kind, name, factory, help, requirements or _no_requirements, emits, self._plugin, live)
         self.extensions[(kind, name)] = ext
         return ext
 
@@ -272,6 +274,7 @@ def register_builtins(registry: Registry) -> None:
         help="replay a JSON-lines file of events (sensors.replay)",
         requirements=_replay_requirements,
         emits="events",
+        live=False,
     )
     _kernel_source_entries(registry)
     for name in ACTION_NAMES:
