@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from tests.agent.fakes import GeneLikeEngine, proc_event
+
 from vigil.agent.config import AgentConfig
 from vigil.agent.config_loader import load_config
 from vigil.agent.daemon import Agent
@@ -25,7 +25,7 @@ from vigil.cli import main
 
 RULE = {
     "Name": "TestMalware",
-    "Meta": {"Events": {"Linux-Sysmon/Operational": [1]}, "Criticality": 8},
+    "Meta": {"Events": {"Linux-Sysmon/Operational": [1]}, "Criticality": 8, "Schema": "2.0.0"},
     "Matches": ["$im: Image = '/tmp/vigil-test/evil'"],
     "Condition": "$im",
 }
@@ -46,12 +46,14 @@ def write_replay(path: Path, n: int, evil_at: int | None = None) -> Path:
     return path
 
 
-def wait_for(predicate: Any, timeout: float = 20.0) -> Any:
+def wait_for(predicate: Any, timeout: float = 20.0, proc: subprocess.Popen[bytes] | None = None) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the agent exited with status {proc.returncode}")
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout} s")
 
@@ -218,7 +220,7 @@ def test_cli_rejects_invalid_config_naming_key_and_value(
     path.write_text('[actions]\ncritical = ["report", "nuke"]\n')
     assert main(["agent", "run", "--config", str(path)]) == 2
     err = capsys.readouterr().err
-    assert f"invalid configuration: actions.critical: unknown action 'nuke'" in err
+    assert "invalid configuration: actions.critical: unknown action 'nuke'" in err
     assert str(path) in err
     assert main(["agent", "doctor", "--set", "spool.max_mb=-3"]) == 2
     assert "spool.max_mb: expected a positive integer, got -3 (command line)" in capsys.readouterr().err
@@ -233,7 +235,7 @@ def test_cli_config_default_and_show(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["agent", "config", "--show", "--config", str(path), "--set", "log_all=true"]) == 0
     shown = capsys.readouterr().out
     assert "log_all = true" in shown
-    assert f'dir = "/var/lib/vigil/dumps"' in shown
+    assert 'dir = "/var/lib/vigil/dumps"' in shown
 
 
 def test_cli_doctor_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -267,12 +269,13 @@ def start_agent(
     config = tmp_path / "agent.toml"
     config.write_text(config_text)
     log = tmp_path / "agent.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "vigil", "-v", "agent", "run", "--config", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),
-        env={**os.environ, **(env or {})},
-    )
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vigil", "-v", "agent", "run", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env={**os.environ, **(env or {})},
+        )
     return proc, log
 
 
@@ -292,8 +295,8 @@ def test_vigil_agent_run_standalone_detects_and_drains_on_sigterm(tmp_path: Path
         f'data_dir = "{data}"\nstats_interval = 0.2\n[sensors]\nkernel = false\nreplay = "{replay}"\n',
     )
     try:
-        alerts = wait_for(lambda: read_jsonl(data / "logs" / "alerts.jsonl"), timeout=60)
-        wait_for(lambda: " stats {" in log.read_text(), timeout=30)
+        alerts = wait_for(lambda: read_jsonl(data / "logs" / "alerts.jsonl"), timeout=60, proc=proc)
+        wait_for(lambda: " stats {" in log.read_text(), timeout=30, proc=proc)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:
@@ -325,9 +328,9 @@ def test_second_sigterm_forces_exit(tmp_path: Path) -> None:
         env={"PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"},
     )
     try:
-        wait_for(lambda: "agent running" in log.read_text(), timeout=30)
+        wait_for(lambda: "agent running" in log.read_text(), timeout=30, proc=proc)
         proc.send_signal(signal.SIGTERM)
-        wait_for(lambda: "SIGTERM: stopping" in log.read_text(), timeout=10)
+        wait_for(lambda: "SIGTERM: stopping" in log.read_text(), timeout=10, proc=proc)
         t = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 128 + signal.SIGTERM

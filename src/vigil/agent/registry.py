@@ -91,7 +91,9 @@ class Registry:
             raise ValueError(f"{kind} {name!r} is already registered by {other}")
         if kind == "source" and emits not in ("events", "records"):
             raise ValueError(f"source {name!r}: emits must be 'events' or 'records', got {emits!r}")
-        ext = Extension(kind, name, factory, help, requirements or _no_requirements, emits, self._plugin, live)
+        ext = Extension(
+            kind, name, factory, help, requirements or _no_requirements, emits, self._plugin, live
+        )
         self.extensions[(kind, name)] = ext
         return ext
 
