@@ -11,7 +11,6 @@ agent reports READY/STOPPING through ``NOTIFY_SOCKET`` (``Type=notify``).
 from __future__ import annotations
 
 import functools
-import inspect
 import logging
 import logging.handlers
 import os
@@ -28,6 +27,7 @@ from vigil.agent.detection import Detector, build_engine
 from vigil.agent.outputs import Output
 from vigil.agent.pipeline import Pipeline, SelfFilter
 from vigil.agent.registry import Registry, default_registry
+from vigil.agent.response import Response
 
 __all__ = ["Agent", "AgentError", "configure_logging", "sd_notify"]
 
@@ -70,21 +70,6 @@ def configure_logging(config: AgentConfig, *, level: int | None = None) -> None:
         root.addHandler(handler)
 
 
-def _call_supported(factory: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call ``factory`` with the keyword arguments its signature accepts (others are logged, dropped)."""
-    try:
-        params = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return factory(*args, **kwargs)
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return factory(*args, **kwargs)
-    accepted = {k: v for k, v in kwargs.items() if k in params}
-    dropped = sorted(set(kwargs) - set(accepted))
-    if dropped:
-        logger.debug("%s does not take %s", getattr(factory, "__name__", factory), ", ".join(dropped))
-    return factory(*args, **accepted)
-
-
 class Agent:
     def __init__(
         self,
@@ -103,6 +88,7 @@ class Agent:
         self.pipeline: Pipeline | None = None
         self.sensor: Any = None
         self.runner: Any = None
+        self.response: Response | None = None
         self.event_sources: list[Any] = []
         self.status: dict[str, str | None] = {}
         self._stop = threading.Event()
@@ -114,9 +100,15 @@ class Agent:
         c = self.config
         self._started = time.monotonic()
         self._prepare_dirs()
-        detector = Detector.from_config(self._build_engine(), c)
+        engine = self._build_engine()
+        detector = Detector.from_config(engine, c)
         outputs = self._outputs if self._outputs is not None else self._build_outputs()
-        self.runner = self._build_runner()
+        if c.endpoint:
+            # Blocked execs and canary hits come back as events; the pipeline accepts them once started.
+            self.response = Response(c, lambda event: self.pipeline.submit(event) if self.pipeline else None)
+            rule_actions = {a for rule in getattr(engine, "rules", ()) for a in getattr(rule, "actions", ())}
+            self.response.start(rule_actions)
+            self.runner = self.response.runner
         hooks = []
         for name in c.pipeline.hooks:
             try:
@@ -201,8 +193,8 @@ class Agent:
         drained = True
         if self.pipeline is not None:
             drained = self.pipeline.stop(timeout=max(0.0, deadline - time.monotonic()))
-        if self.runner is not None and hasattr(self.runner, "stop"):
-            self._quietly(self.runner.stop, "action runner")
+        if self.response is not None:
+            self._quietly(self.response.stop, "response")
         for service in reversed(self.services):
             self._quietly(service.stop, f"service {type(service).__name__}")
         logger.info(
@@ -252,31 +244,6 @@ class Agent:
             ext = self.registry.get("output", "jsonl")
         assert ext.factory is not None
         return [ext.factory(c)]
-
-    def _build_runner(self) -> Any:
-        c = self.config
-        if not c.endpoint:
-            return None
-        try:
-            from vigil.agent.actions.runner import ActionRunner  # type: ignore[import-not-found,unused-ignore]
-        except ImportError as e:
-            logger.warning("actions are not available in this build (%s): detections will not be acted on", e)
-            return None
-        runner = _call_supported(
-            ActionRunner,
-            c.dump.dir,
-            max_per_process=c.actions.max_per_process,
-            act_on_untracked=c.actions.act_on_untracked,
-            workers=c.actions.workers,
-            compression=c.dump.compression,
-            reporting=c.reporting.enable,
-            report_timeout=c.reporting.timeout,
-            osquery_tables=list(c.reporting.osquery_tables),
-            exclude_pids={os.getpid()},
-        )
-        if hasattr(runner, "start"):
-            runner.start()
-        return runner
 
     def _start_sources(self) -> None:
         c = self.config
@@ -335,8 +302,7 @@ class Agent:
                 extra.append(ext.factory(c))
             except Exception as e:
                 self._unavailable(ext.name, f"could not be created: {e}")
-        self.sensor = _call_supported(
-            Sensor,
+        self.sensor = Sensor(
             sources=names or None,
             watch_paths=list(c.sensors.watch_paths),
             exclude_pids={os.getpid()},

@@ -128,5 +128,8 @@ def build_engine(config: AgentConfig) -> Any:
     if os.path.isdir(rules_dir) and any(os.scandir(rules_dir)):
         engine.load_path(rules_dir)
     else:
-        logger.warning("no rules in %s: events are collected but nothing is detected", rules_dir)
+        logger.warning("no rules in %s: only the built-in rules detect anything", rules_dir)
+    from vigil.agent.response import builtin_rules
+
+    engine.load_text(builtin_rules(config), source="<vigil built-in rules>")
     return engine

@@ -266,8 +266,11 @@ class Pipeline:
             except (TypeError, ValueError):
                 process = None
         try:
-            self.actions.submit(list(actions), event, process)
-            self.act.emitted += 1
+            accepted = self.actions.submit(list(actions), event, process)
+            if accepted is False:  # the runner's queue is full
+                self.act.dropped += 1
+            else:
+                self.act.emitted += 1
         except Exception:
             self.act.dropped += 1
             self._log_error("actions: submit failed")
