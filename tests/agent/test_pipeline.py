@@ -155,23 +155,39 @@ def test_agent_and_its_descendants_are_never_detected_or_acted_on() -> None:
     assert pipe.detect.dropped == 4
 
 
-def test_tracker_process_is_handed_to_actions() -> None:
-    class Tracker:
-        def get(self, pid: int) -> Any:
-            return {"pid": pid}
+class Tracker:
+    def __init__(self) -> None:
+        self.by_guid = {"{guid-77}": {"pid": 77, "guid": "{guid-77}"}}
+        self.by_pid = {78: {"pid": 78}}
+        self.scores: list[tuple[str, list[str], int]] = []
 
-    runner = RecordingRunner()
+    def get_by_guid(self, guid: str) -> Any:
+        return self.by_guid.get(guid)
+
+    def find(self, pid: int) -> Any:
+        return self.by_pid.get(pid)
+
+    def add_detection(self, guid: str, signatures: list[str], criticality: int) -> None:
+        self.scores.append((guid, signatures, criticality))
+
+
+def test_tracker_process_is_handed_to_actions_and_scored() -> None:
+    runner, tracker = RecordingRunner(), Tracker()
     pipe = Pipeline(
         Detector(GeneLikeEngine(RULES, DEFAULTS)),
         [],
         actions=runner,
-        tracker=Tracker(),
+        tracker=tracker,
         is_self=lambda e: False,
     )
     pipe.start()
-    pipe.submit(proc_event(77, "/usr/bin/curl"))
+    pipe.submit(proc_event(77, "/usr/bin/curl", ProcessGuid="{guid-77}"))  # by guid (the pid is reused)
+    pipe.submit(proc_event(78, "/usr/bin/curl"))  # no guid: by pid
+    pipe.submit(proc_event(79, "/usr/bin/curl"))  # unknown
+    pipe.submit(proc_event(80, "/usr/bin/id", ProcessGuid="{guid-80}"))  # below threshold: not scored
     assert pipe.stop()
-    assert runner.calls[0][2] == {"pid": 77}
+    assert [c[2] for c in runner.calls] == [{"pid": 77, "guid": "{guid-77}"}, {"pid": 78}, None]
+    assert tracker.scores == [("{guid-77}", ["CurlRun"], 5)]
 
 
 def test_hooks_enrich_drop_and_survive_errors() -> None:

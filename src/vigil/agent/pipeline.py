@@ -39,7 +39,15 @@ class ActionSink(Protocol):
 
 
 class ProcessLookup(Protocol):
-    def get(self, pid: int) -> Any: ...
+    """What the pipeline needs of the sensor's process tracker."""
+
+    def get_by_guid(self, guid: str) -> Any: ...
+
+    def find(self, pid: int) -> Any:
+        """The live process, or the last exited one with that pid still in its grace period."""
+
+    def add_detection(self, guid: str, signatures: list[str], criticality: int) -> None:
+        """Count an alert against the process (WHIDS' threat score)."""
 
 
 class SelfFilter:
@@ -234,6 +242,8 @@ class Pipeline:
         self.detect.observe(time.monotonic() - t)
         if verdict.alert:
             self.detect.emitted += 1
+            if self.tracker is not None:
+                self._score(event)
 
         if verdict.actions and act and self.actions is not None:
             self._act(verdict.actions, event)
@@ -258,13 +268,7 @@ class Pipeline:
         assert self.actions is not None
         self.act.received += 1
         t = time.monotonic()
-        process = None
-        if self.tracker is not None:
-            pid = (event.get("Event", {}).get("EventData") or {}).get("ProcessId")
-            try:
-                process = self.tracker.get(int(pid)) if pid not in (None, "") else None
-            except (TypeError, ValueError):
-                process = None
+        process = self._process_of(event) if self.tracker is not None else None
         try:
             accepted = self.actions.submit(list(actions), event, process)
             if accepted is False:  # the runner's queue is full
@@ -275,6 +279,32 @@ class Pipeline:
             self.act.dropped += 1
             self._log_error("actions: submit failed")
         self.act.observe(time.monotonic() - t)
+
+    def _process_of(self, event: dict[str, Any]) -> Any:
+        """The tracked process of an event: by ProcessGuid (safe from pid reuse), else by pid."""
+        assert self.tracker is not None
+        data = event.get("Event", {}).get("EventData") or {}
+        guid = data.get("ProcessGuid")
+        process = self.tracker.get_by_guid(guid) if isinstance(guid, str) and guid else None
+        if process is None:
+            try:
+                process = self.tracker.find(int(data.get("ProcessId", "")))
+            except (TypeError, ValueError):
+                return None
+        return process
+
+    def _score(self, event: dict[str, Any]) -> None:
+        assert self.tracker is not None
+        ev = event.get("Event", {})
+        guid = (ev.get("EventData") or {}).get("ProcessGuid")
+        detection = ev.get("Detection") or {}
+        if isinstance(guid, str) and guid:
+            try:
+                self.tracker.add_detection(
+                    guid, list(detection.get("Signature", [])), int(detection.get("Criticality", 0))
+                )
+            except Exception:
+                self._log_error("tracker: add_detection failed")
 
     def _flush(self) -> None:
         for out in self.outputs:
