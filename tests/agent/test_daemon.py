@@ -338,3 +338,58 @@ def test_second_sigterm_forces_exit(tmp_path: Path) -> None:
     finally:
         stop(proc)
     assert "SIGTERM again: exiting now without draining" in log.read_text()
+
+
+AUDIT_LOCK = "/run/vigil-audit-tests.lock"  # shared with the sensor tests: audit state is global
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: kernel sources (CI runs as root)")
+def test_real_process_raises_an_alert_in_the_standalone_file(tmp_path: Path) -> None:
+    import fcntl
+    import shutil
+
+    binary = tmp_path / f"vigil-test-{os.getpid()}-{time.monotonic_ns()}"
+    shutil.copy("/bin/true", binary)
+    data = tmp_path / "data"
+    (data / "rules").mkdir(parents=True)
+    rule = {
+        "Name": "TestBinaryRan",
+        "Meta": {"Events": {"Linux-Sysmon/Operational": [1]}, "Criticality": 6, "Schema": "2.0.0"},
+        "Matches": [f"$im: Image = '{binary}'"],
+        "Condition": "$im",
+    }
+    (data / "rules" / "test.gen").write_text(json.dumps(rule))
+    with open(AUDIT_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        proc, log = start_agent(
+            tmp_path, f'data_dir = "{data}"\nstats_interval = 1\n[actions]\nmedium = ["filedump"]\n'
+        )
+        try:
+            wait_for(lambda: "agent running" in log.read_text(), timeout=30, proc=proc)
+            subprocess.run([str(binary), "first-arg", "second arg"], cwd=tmp_path, check=True)
+            [alert] = wait_for(lambda: read_jsonl(data / "logs" / "alerts.jsonl"), timeout=20, proc=proc)
+            # filedump ran on the test's own process: its image is in the dump directory
+            wait_for(lambda: list((data / "dumps").rglob(f"*_{binary.name}.bin*")), timeout=20, proc=proc)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            stop(proc)
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    ev = alert["Event"]["EventData"]
+    assert ev["Image"] == str(binary)
+    assert ev["CommandLine"] == f"{binary} first-arg second arg"
+    assert ev["CurrentDirectory"] == str(tmp_path)
+    assert ev["User"] == "root"
+    assert alert["Event"]["Detection"] == {
+        "Signature": ["TestBinaryRan"],
+        "Criticality": 6,
+        "Actions": ["filedump"],
+    }
+    if shutil.which("auditctl"):  # the agent removed the audit rules it installed
+        rules = subprocess.run(["auditctl", "-l"], capture_output=True, text=True, check=False).stdout
+        assert f"vigil-{proc.pid}-" not in rules
+    text = log.read_text()
+    assert "agent stopped" in text
+    running = text.split("agent running", 1)[1].splitlines()[0]
+    assert "proc_connector" in running
