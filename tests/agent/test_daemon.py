@@ -393,3 +393,46 @@ def test_real_process_raises_an_alert_in_the_standalone_file(tmp_path: Path) -> 
     assert "agent stopped" in text
     running = text.split("agent running", 1)[1].splitlines()[0]
     assert "proc_connector" in running
+
+
+@pytest.mark.root
+@pytest.mark.skipif(
+    os.geteuid() != 0, reason="needs root: fanotify canaries and kernel sources (CI runs as root)"
+)
+def test_canary_opened_by_a_process_alerts_and_kills_it(tmp_path: Path) -> None:
+    import fcntl
+
+    decoys = tmp_path / "decoys"
+    data = tmp_path / "data"
+    config = (
+        f'data_dir = "{data}"\n'
+        '[canaries]\nenable = true\nactions = ["kill"]\n'
+        f'[[canaries.groups]]\ndirectories = ["{decoys}"]\nfiles = ["passwords.txt"]\n'
+    )
+    with open(AUDIT_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        proc, log = start_agent(tmp_path, config)
+        try:
+            wait_for(lambda: "agent running" in log.read_text(), timeout=30, proc=proc)
+            assert (decoys / "passwords.txt").is_file()
+            script = f"open({str(decoys / 'passwords.txt')!r}, 'rb').read(1); import time; time.sleep(30)"
+            thief = subprocess.Popen([sys.executable, "-c", script])
+            try:
+                assert thief.wait(timeout=20) == -signal.SIGKILL
+            finally:
+                if thief.poll() is None:
+                    thief.kill()
+                    thief.wait()
+            alerts = wait_for(lambda: read_jsonl(data / "logs" / "alerts.jsonl"), timeout=20, proc=proc)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30) == 0
+        finally:
+            stop(proc)
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    [alert] = [a for a in alerts if a["Event"]["System"]["Channel"] == "Vigil/Operational"]
+    assert alert["Event"]["EventData"]["ProcessId"] == str(thief.pid)
+    assert alert["Event"]["EventData"]["TargetFilename"] == str(decoys / "passwords.txt")
+    assert alert["Event"]["Detection"]["Signature"] == ["Builtin:CanaryAccessed"]
+    assert alert["Event"]["Detection"]["Criticality"] == 10
+    assert alert["Event"]["Detection"]["Actions"][0] == "kill"
+    assert not decoys.exists()  # decoys removed at stop, as WHIDS
