@@ -1,72 +1,26 @@
-"""Small stand-ins for the engine and the action runner, for pipeline tests.
-
-``GeneLikeEngine`` takes Gene rule dicts but understands only ``$x: Field = 'value'`` matches joined by
-``and`` (enough to state the pipeline's WHIDS §4.3 behaviour with inline rules); it applies Gene's
-detection arithmetic: criticality = min(10, sum), actions = rule actions + band defaults, filter rules
-only mark the event. The real engine replaces it in tests as soon as it is on main.
-"""
+"""Helpers for agent tests: the real engine over inline rules, a recording action sink, an
+in-memory output and a Sysmon-shaped event builder."""
 
 from __future__ import annotations
 
-import re
+import json
 import threading
-from dataclasses import dataclass, field
 from typing import Any
 
-_MATCH = re.compile(r"^\$(\w+):\s*(\w+)\s*=\s*'(.*)'$")
+from vigil.agent.config import AgentConfig
+from vigil.engine import Engine
 
 
-@dataclass
-class FakeMatch:
-    signature: list[str]
-    criticality: int
-    actions: list[str]
-    filtered: bool
-    attack: list[Any] = field(default_factory=list)
-
-    def to_whids(self) -> dict[str, Any] | None:
-        if not self.signature:
-            return None
-        out: dict[str, Any] = {"Signature": self.signature, "Criticality": self.criticality}
-        if self.actions:
-            out["Actions"] = self.actions
-        return out
-
-
-class GeneLikeEngine:
-    def __init__(
-        self, rules: list[dict[str, Any]], default_actions: dict[int, list[str]] | None = None
-    ) -> None:
-        self.default_actions = default_actions or {}
-        self.rules = []
-        for rule in rules:
-            matches = {}
-            for m in rule["Matches"]:
-                name, fld, value = _MATCH.match(m).groups()  # type: ignore[union-attr]
-                matches[name] = (fld, value)
-            self.rules.append((rule, matches))
-        self.calls = 0
-
-    def match(self, event: dict[str, Any]) -> FakeMatch | None:
-        self.calls += 1
-        data = event["Event"].get("EventData", {})
-        names: list[str] = []
-        crit, actions, filtered = 0, [], False
-        for rule, matches in self.rules:
-            if all(data.get(f) == v for f, v in matches.values()):
-                if rule["Meta"].get("Filter"):
-                    filtered = True
-                    continue
-                names.append(rule["Name"])
-                crit += rule["Meta"].get("Criticality", 0)
-                actions += [a for a in rule.get("Actions", []) if a not in actions]
-        if not names and not filtered:
-            return None
-        crit = min(10, crit)
-        for a in self.default_actions.get(crit, []):
-            if a not in actions:
-                actions.append(a)
-        return FakeMatch(names, crit if names else 0, actions if names else [], filtered)
+def engine_with(rules: list[dict[str, Any]], default_actions: dict[int, list[str]] | None = None) -> Engine:
+    """The real engine as the agent builds it (ATT&CK and actions shown, WHIDS band defaults)."""
+    engine = Engine(
+        show_attack=True,
+        show_actions=True,
+        default_actions=AgentConfig().default_actions() if default_actions is None else default_actions,
+    )
+    if rules:
+        engine.load_text("\n".join(json.dumps(r) for r in rules), source="<test rules>")
+    return engine
 
 
 class RecordingRunner:

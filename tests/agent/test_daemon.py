@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.agent.fakes import GeneLikeEngine, proc_event
+from tests.agent.fakes import proc_event
 
 from vigil.agent.config import AgentConfig
 from vigil.agent.config_loader import load_config
@@ -32,6 +32,10 @@ RULE = {
 
 
 def config_for(tmp_path: Path, *overrides: str) -> AgentConfig:
+    """Standalone config under tmp_path with RULE in its rules directory, kernel sensor off."""
+    rules = tmp_path / "data" / "rules"
+    rules.mkdir(parents=True, exist_ok=True)
+    (rules / "test.gen").write_text(json.dumps(RULE))
     return load_config(
         env={},
         overrides=[f"data_dir={tmp_path / 'data'}", "sensors.kernel=false", "stats_interval=0.2", *overrides],
@@ -73,7 +77,6 @@ def test_replay_alert_reaches_the_standalone_file_and_stop_drains(tmp_path: Path
     agent = Agent(
         config,
         registry=default_registry(plugins=False),
-        engine=GeneLikeEngine([RULE], config.default_actions()),
     )
     agent.startup()
     try:
@@ -118,7 +121,7 @@ def test_unavailable_source_is_reported_and_the_rest_runs(
     )
     replay = write_replay(tmp_path / "events.jsonl", 10, evil_at=3)
     config = config_for(tmp_path, f"sensors.replay={replay}", "sensors.sources=moon")
-    agent = Agent(config, registry=registry, engine=GeneLikeEngine([RULE]))
+    agent = Agent(config, registry=registry)
     agent.startup()
     try:
         wait_for(lambda: read_jsonl(tmp_path / "data" / "logs" / "alerts.jsonl"))
@@ -138,13 +141,11 @@ def test_unknown_source_or_hook_is_a_config_error(tmp_path: Path) -> None:
     agent = Agent(
         config_for(tmp_path, "sensors.sources=nope"),
         registry=default_registry(plugins=False),
-        engine=GeneLikeEngine([]),
     )
     assert agent.run(install_signals=False) == 2
     agent = Agent(
         config_for(tmp_path, "pipeline.hooks=nope"),
         registry=default_registry(plugins=False),
-        engine=GeneLikeEngine([]),
     )
     assert agent.run(install_signals=False) == 2
 
@@ -203,7 +204,9 @@ def test_plugins_load_from_the_entry_point_group(tmp_path: Path, monkeypatch: py
         ],
         known_actions=registry.names("action"),
     )
-    agent = Agent(config, registry=registry, engine=GeneLikeEngine([RULE], config.default_actions()))
+    (tmp_path / "data" / "rules").mkdir(parents=True)
+    (tmp_path / "data" / "rules" / "test.gen").write_text(json.dumps(RULE))
+    agent = Agent(config, registry=registry)
     agent.startup()
     try:
         [alert] = wait_for(lambda: read_jsonl(tmp_path / "data" / "logs" / "alerts.jsonl"))

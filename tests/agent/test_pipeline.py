@@ -2,54 +2,49 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
-import os
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.agent.fakes import GeneLikeEngine, MemoryOutput, RecordingRunner, proc_event
+from tests.agent.fakes import MemoryOutput, RecordingRunner, engine_with, proc_event
 
 from vigil.agent.config import AgentConfig
-from vigil.agent.detection import Detector, load_containers
-from vigil.agent.outputs import JsonlOutput
+from vigil.agent.detection import Detector
 from vigil.agent.pipeline import Pipeline, SelfFilter
-from vigil.agent.replay import ReplaySource
 
 DEFAULTS = AgentConfig().default_actions()
 
 RULES = [
     {
         "Name": "CurlRun",
-        "Meta": {"Events": {"Linux-Sysmon/Operational": [1]}, "Criticality": 5},
+        "Meta": {"Events": {"Linux-Sysmon/Operational": [1]}, "Criticality": 5, "Schema": "2.0.0"},
         "Matches": ["$im: Image = '/usr/bin/curl'"],
         "Condition": "$im",
         "Actions": ["kill"],
     },
     {
         "Name": "LowNoise",
-        "Meta": {"Criticality": 4},
+        "Meta": {"Criticality": 4, "Schema": "2.0.0"},
         "Matches": ["$im: Image = '/usr/bin/id'"],
         "Condition": "$im",
     },
     {
         "Name": "ShellFromWeb",
-        "Meta": {"Criticality": 6},
+        "Meta": {"Criticality": 6, "Schema": "2.0.0"},
         "Matches": ["$im: Image = '/bin/sh'", "$u: User = 'www-data'"],
         "Condition": "$im and $u",
     },
     {
         "Name": "ShellAny",
-        "Meta": {"Criticality": 7},
+        "Meta": {"Criticality": 7, "Schema": "2.0.0"},
         "Matches": ["$im: Image = '/bin/sh'"],
         "Condition": "$im",
     },
     {
         "Name": "KeepSsh",
-        "Meta": {"Filter": True},
+        "Meta": {"Filter": True, "Schema": "2.0.0"},
         "Matches": ["$im: Image = '/usr/sbin/sshd'"],
         "Condition": "$im",
     },
@@ -58,7 +53,7 @@ RULES = [
 
 def run(events: list[dict[str, Any]], **detector_args: Any) -> tuple[MemoryOutput, RecordingRunner, Pipeline]:
     out, runner = MemoryOutput(), RecordingRunner()
-    detector = Detector(GeneLikeEngine(RULES, DEFAULTS), **detector_args)
+    detector = Detector(engine_with(RULES), **detector_args)
     pipe = Pipeline(detector, [out], actions=runner, is_self=SelfFilter(pid=999_999))
     pipe.start()
     for e in events:
@@ -174,7 +169,7 @@ class Tracker:
 def test_tracker_process_is_handed_to_actions_and_scored() -> None:
     runner, tracker = RecordingRunner(), Tracker()
     pipe = Pipeline(
-        Detector(GeneLikeEngine(RULES, DEFAULTS)),
+        Detector(engine_with(RULES)),
         [],
         actions=runner,
         tracker=tracker,
@@ -202,7 +197,7 @@ def test_hooks_enrich_drop_and_survive_errors() -> None:
         raise RuntimeError("hook bug")
 
     out = MemoryOutput()
-    detector = Detector(GeneLikeEngine(RULES, DEFAULTS), log_all=True)
+    detector = Detector(engine_with(RULES), log_all=True)
     pipe = Pipeline(detector, [out], hooks=[broken, tag, skip_ls], is_self=lambda e: False)
     pipe.start()
     pipe.submit(proc_event(1, "/usr/bin/ls"))
@@ -228,7 +223,7 @@ class BlockingOutput(MemoryOutput):
 def test_full_queue_drops_and_counts_without_blocking_sources() -> None:
     out = BlockingOutput()
     pipe = Pipeline(
-        Detector(GeneLikeEngine([], {}), log_all=True),
+        Detector(engine_with([]), log_all=True),
         [out],
         is_self=lambda e: False,
         queue_size=4,
@@ -249,9 +244,7 @@ def test_full_queue_drops_and_counts_without_blocking_sources() -> None:
 
 def test_drain_deadline_counts_what_was_left() -> None:
     out = BlockingOutput()
-    pipe = Pipeline(
-        Detector(GeneLikeEngine([], {}), log_all=True), [out], is_self=lambda e: False, batch_size=1
-    )
+    pipe = Pipeline(Detector(engine_with([]), log_all=True), [out], is_self=lambda e: False, batch_size=1)
     pipe.start()
     for i in range(5):
         pipe.submit(proc_event(i, "/x"))
@@ -265,9 +258,7 @@ def test_drain_deadline_counts_what_was_left() -> None:
 def test_counters_are_logged_periodically(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="vigil.agent.pipeline")
     out = MemoryOutput()
-    pipe = Pipeline(
-        Detector(GeneLikeEngine(RULES, DEFAULTS)), [out], is_self=lambda e: False, stats_interval=0.05
-    )
+    pipe = Pipeline(Detector(engine_with(RULES)), [out], is_self=lambda e: False, stats_interval=0.05)
     pipe.start()
     pipe.submit(proc_event(1, "/usr/bin/curl"))
     pipe.submit(proc_event(2, "/usr/bin/ls"))
@@ -291,86 +282,9 @@ def test_counters_are_logged_periodically(caplog: pytest.LogCaptureFixture) -> N
     assert json.loads(periodic.getMessage().split(" ", 1)[1])["stages"]["intake"]["received"] == 2
 
 
-def test_jsonl_output_writes_alerts_and_events(tmp_path: Path) -> None:
-    out = JsonlOutput(str(tmp_path))
-    alert, plain = proc_event(1, "/a"), proc_event(2, "/b")
-    out.write(alert, alert=True)
-    out.write(plain, alert=False)
-    out.close()
-    alerts = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
-    events = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
-    assert alerts == [alert]
-    assert events == [alert, plain]
-    assert oct((tmp_path / "alerts.jsonl").stat().st_mode & 0o777) == "0o640"
-
-
-def test_jsonl_output_rotates_by_size_and_keeps_the_newest(tmp_path: Path) -> None:
-    now = [1_700_000_000.0]
-    out = JsonlOutput(str(tmp_path), rotate_mb=1, keep=2, compress=True, clock=lambda: now[0])
-    big = proc_event(1, "/x", Pad="x" * 400_000)
-    for _ in range(12):  # ~4.8 MB: rotations at every third write
-        out.write(big, alert=True)
-        now[0] += 1
-    out.close()
-    rotated = out.alerts.rotated_files()
-    assert len(rotated) == 2
-    assert all(p.endswith(".jsonl.gz") for p in rotated)
-    with gzip.open(rotated[-1], "rt") as f:
-        lines = f.read().splitlines()
-    assert len(lines) == 3
-    assert json.loads(lines[0]) == big
-    assert out.stats()["rotations"] >= 6
-
-
-def test_jsonl_output_rotates_by_age_on_flush(tmp_path: Path) -> None:
-    now = [1_700_000_000.0]
-    out = JsonlOutput(str(tmp_path), rotate_interval=60, compress=False, clock=lambda: now[0])
-    out.write(proc_event(1, "/a"), alert=True)
-    out.flush()
-    assert out.alerts.rotated_files() == []
-    now[0] += 61
-    out.flush()
-    [rotated] = out.alerts.rotated_files()
-    assert os.path.basename(rotated) == "alerts-20231114T221421.000000Z.jsonl"
-    assert not (tmp_path / "alerts.jsonl").exists()
-    out.close()
-
-
-def test_replay_source_skips_bad_lines(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    path = tmp_path / "events.jsonl"
-    path.write_text(
-        json.dumps(proc_event(1, "/a")) + "\n{not json\n[1, 2]\n\n" + json.dumps(proc_event(2, "/b")) + "\n"
-    )
-    got: list[dict[str, Any]] = []
-    src = ReplaySource(str(path))
-    assert src.requirements() == []
-    src.start(got.append)
-    assert src.wait(5)
-    src.stop()
-    assert [e["Event"]["EventData"]["Image"] for e in got] == ["/a", "/b"]
-    assert src.stats() == {"received": 4, "emitted": 2, "dropped": 2}
-    assert f"{path}:2: skipped" in caplog.text
-    assert f"{path}:3: skipped: not a JSON object" in caplog.text
-    assert ReplaySource(str(tmp_path / "nope")).requirements() == [
-        f"replay file {tmp_path / 'nope'} does not exist"
-    ]
-
-
-def test_containers_are_read_plain_and_gzipped(tmp_path: Path) -> None:
-    (tmp_path / "bad_domains.cont").write_text("Evil.example\n\nbad.test\n")
-    with gzip.open(tmp_path / "edr_iocs.cont.gz", "wt") as f:
-        f.write("0123abcd\n")
-    (tmp_path / "README").write_text("ignored")
-    assert load_containers(str(tmp_path)) == {
-        "bad_domains": ["Evil.example", "bad.test"],
-        "edr_iocs": ["0123abcd"],
-    }
-    assert load_containers(str(tmp_path / "missing")) == {}
-
-
 def test_replayed_events_are_reported_but_never_acted_on() -> None:
     out, runner = MemoryOutput(), RecordingRunner()
-    pipe = Pipeline(Detector(GeneLikeEngine(RULES, DEFAULTS)), [out], actions=runner, is_self=lambda e: False)
+    pipe = Pipeline(Detector(engine_with(RULES)), [out], actions=runner, is_self=lambda e: False)
     pipe.start()
     pipe.submit(proc_event(10, "/usr/bin/curl"), act=False)
     assert pipe.stop()

@@ -125,7 +125,7 @@ def build_engine(config: AgentConfig) -> Any:
         engine.add_container(name, values)
         logger.info("container %s: %d values", name, len(values))
     rules_dir = config.rules.dir
-    if os.path.isdir(rules_dir) and any(os.scandir(rules_dir)):
+    if os.path.isdir(rules_dir) and os.listdir(rules_dir):
         engine.load_path(rules_dir)
     else:
         logger.warning("no rules in %s: only the built-in rules detect anything", rules_dir)

@@ -95,7 +95,7 @@ def _rules_finding(config: AgentConfig) -> Finding:
     errors = check_path(rules_dir)
     if errors:
         return Finding("rules", rules_dir, True, False, [str(e) for e in errors])
-    if not any(os.scandir(rules_dir)):
+    if not os.listdir(rules_dir):
         return Finding("rules", rules_dir, True, False, ["no rules: nothing will be detected"])
     return Finding("rules", rules_dir, True, True)
 
