@@ -439,3 +439,18 @@ def test_canary_opened_by_a_process_alerts_and_kills_it(tmp_path: Path) -> None:
     assert alert["Event"]["Detection"]["Criticality"] == 10
     assert alert["Event"]["Detection"]["Actions"][0] == "kill"
     assert not decoys.exists()  # decoys removed at stop, as WHIDS
+
+
+def test_systemd_is_told_ready_and_stopping(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    address = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(address)
+        listener.settimeout(5)
+        monkeypatch.setenv("NOTIFY_SOCKET", address)
+        agent = Agent(config_for(tmp_path), registry=default_registry(plugins=False))
+        agent.startup()
+        assert listener.recv(4096) == b"READY=1\nSTATUS=running"
+        assert agent.shutdown() == 0
+        assert listener.recv(4096) == b"STOPPING=1"

@@ -136,10 +136,11 @@ class Agent:
         if not running:
             logger.error("no event source is running: the agent detects nothing (see `vigil agent doctor`)")
         logger.info(
-            "agent running (pid %d, %s mode, threshold %d): sources %s",
+            "agent running (pid %d, %s mode, threshold %d, %d rules): sources %s",
             os.getpid(),
             "standalone" if c.standalone else "managed",
             c.criticality_threshold,
+            len(getattr(engine, "rules", ())),
             ", ".join(running) or "none",
         )
         sd_notify("READY=1\nSTATUS=running")
