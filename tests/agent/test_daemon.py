@@ -454,3 +454,25 @@ def test_systemd_is_told_ready_and_stopping(tmp_path: Path, monkeypatch: pytest.
         assert listener.recv(4096) == b"READY=1\nSTATUS=running"
         assert agent.shutdown() == 0
         assert listener.recv(4096) == b"STOPPING=1"
+
+
+def test_public_api() -> None:
+    import vigil.agent
+
+    assert sorted(vigil.agent.__all__) == [
+        "Agent",
+        "AgentConfig",
+        "AgentError",
+        "ConfigError",
+        "Detector",
+        "JsonlOutput",
+        "Output",
+        "Pipeline",
+        "Registry",
+        "ReplaySource",
+        "Verdict",
+        "default_registry",
+        "load_config",
+    ]
+    for name in vigil.agent.__all__:
+        assert getattr(vigil.agent, name) is not None
