@@ -196,3 +196,20 @@ def test_parse_duration() -> None:
 def test_default_toml_is_valid_toml() -> None:
     data = tomllib.loads(render_default_toml())
     assert data["actions"]["critical"] == ["report", "filedump", "memdump"]
+
+
+def test_effective_config_renders_back_to_itself(tmp_path: Path) -> None:
+    from vigil.agent.config_loader import render_toml
+
+    path = write(
+        tmp_path,
+        f'data_dir = "{tmp_path}"\nlog_all = true\n[actions]\nlow = ["kill"]\n'
+        '[[canaries.groups]]\ndirectories = ["/srv/a"]\nfiles = ["x.txt"]\ndelete = false\n'
+        '[output]\nrotate_interval = "2h"\n',
+    )
+    config = load_config(path, env={})
+    again = load_config(write(tmp_path, render_toml(config)), env={})
+    assert again == config
+    no_groups = load_config(write(tmp_path, "[canaries]\ngroups = []\n"), env={})
+    assert no_groups.canaries.groups == ()
+    assert load_config(write(tmp_path, render_toml(no_groups)), env={}) == no_groups
