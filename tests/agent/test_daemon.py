@@ -476,3 +476,33 @@ def test_public_api() -> None:
     ]
     for name in vigil.agent.__all__:
         assert getattr(vigil.agent, name) is not None
+
+
+def test_restart_in_process_with_a_new_config_and_refuse_a_bad_one(tmp_path: Path) -> None:
+    import threading
+
+    first = write_replay(tmp_path / "first.jsonl", 20, evil_at=1)
+    second = write_replay(tmp_path / "second.jsonl", 20, evil_at=2)
+    alerts_file = tmp_path / "data" / "logs" / "alerts.jsonl"
+    config = config_for(tmp_path, f"sensors.replay={first}")
+    agent = Agent(config, registry=default_registry(plugins=False))
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(agent.run(install_signals=False)))
+    thread.start()
+    try:
+        wait_for(lambda: len(read_jsonl(alerts_file)) == 1)
+        better = config_for(tmp_path, f"sensors.replay={second}", "criticality_threshold=8")
+        agent.request_restart(better)
+        wait_for(lambda: len(read_jsonl(alerts_file)) == 2)
+        assert agent.config is better
+        agent.request_restart(config_for(tmp_path, "sensors.sources=nope"))
+        # refused: the agent starts again with the previous config (its replay runs once more)
+        wait_for(lambda: len(read_jsonl(alerts_file)) == 3)
+        assert agent.config is better
+        wait_for(lambda: agent.status == {"replay": None})
+    finally:
+        agent.request_stop()
+        thread.join(timeout=30)
+    assert codes == [0]
+    pids = [a["Event"]["EventData"]["ProcessId"] for a in read_jsonl(alerts_file)]
+    assert pids == ["100001", "100002", "100002"]

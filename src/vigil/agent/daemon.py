@@ -92,6 +92,7 @@ class Agent:
         self.event_sources: list[Any] = []
         self.status: dict[str, str | None] = {}
         self._stop = threading.Event()
+        self._pending: AgentConfig | None = None
         self._signals = 0
         self._started = 0.0
 
@@ -157,11 +158,37 @@ class Agent:
             self.shutdown()
             return 2
         while not self._stop.wait(1.0):
+            if self._pending is not None:
+                self._restart()
             self.tick()
         return self.shutdown()
 
     def request_stop(self) -> None:
         self._stop.set()
+
+    def request_restart(self, config: AgentConfig) -> None:
+        """Restart in-process with ``config`` at the next tick (WHIDS: a config from the manager).
+
+        Everything stops and starts again with the new config; when it is refused (rules that do
+        not load, a bad source name) the agent starts again with the previous one and says why.
+        """
+        self._pending = config
+
+    def _restart(self) -> None:
+        new, self._pending = self._pending, None
+        assert new is not None
+        old = self.config
+        logger.info("restarting with a new configuration")
+        sd_notify("RELOADING=1")
+        self._stop_parts()
+        self.config = new
+        try:
+            self.startup()
+        except (AgentError, ConfigError) as e:
+            logger.error("new configuration refused, the previous one stays: %s", e)
+            self._stop_parts()
+            self.config = old
+            self.startup()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1
@@ -186,6 +213,16 @@ class Agent:
 
     def shutdown(self) -> int:
         sd_notify("STOPPING=1")
+        drained = self._stop_parts()
+        logger.info(
+            "agent stopped after %.1f s (%s)",
+            time.monotonic() - self._started if self._started else 0.0,
+            "drained" if drained else "drain deadline passed, see final stats",
+        )
+        return 0
+
+    def _stop_parts(self) -> bool:
+        """Stop intake, drain, stop the rest; forget the parts so that startup() can run again."""
         deadline = time.monotonic() + self.config.drain_timeout
         for src in self.event_sources:
             self._quietly(src.stop, f"source {src.name}")
@@ -198,12 +235,10 @@ class Agent:
             self._quietly(self.response.stop, "response")
         for service in reversed(self.services):
             self._quietly(service.stop, f"service {type(service).__name__}")
-        logger.info(
-            "agent stopped after %.1f s (%s)",
-            time.monotonic() - self._started if self._started else 0.0,
-            "drained" if drained else "drain deadline passed, see final stats",
-        )
-        return 0
+        self.pipeline = self.sensor = self.runner = self.response = None
+        self.event_sources = []
+        self.status = {}
+        return drained
 
     @staticmethod
     def _quietly(fn: Any, what: str) -> None:
