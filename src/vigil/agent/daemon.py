@@ -100,6 +100,18 @@ class Agent:
     def startup(self) -> None:
         c = self.config
         self._started = time.monotonic()
+        self.pipeline = self.sensor = self.runner = self.response = None  # from a previous run
+        self.event_sources = []
+        self.status = {}
+        self._check_sources()
+        hooks = []
+        for name in c.pipeline.hooks:
+            try:
+                ext = self.registry.get("hook", name)
+            except KeyError as e:
+                raise ConfigError("pipeline.hooks", str(e.args[0]), value=name) from None
+            if ext.factory is not None:
+                hooks.append(ext.factory(c))
         self._prepare_dirs()
         engine = self._build_engine()
         detector = Detector.from_config(engine, c)
@@ -110,14 +122,6 @@ class Agent:
             rule_actions = {a for rule in getattr(engine, "rules", ()) for a in getattr(rule, "actions", ())}
             self.response.start(rule_actions)
             self.runner = self.response.runner
-        hooks = []
-        for name in c.pipeline.hooks:
-            try:
-                ext = self.registry.get("hook", name)
-            except KeyError as e:
-                raise ConfigError("pipeline.hooks", str(e.args[0]), value=name) from None
-            if ext.factory is not None:
-                hooks.append(ext.factory(c))
         self.pipeline = Pipeline(
             detector,
             outputs,
@@ -235,9 +239,6 @@ class Agent:
             self._quietly(self.response.stop, "response")
         for service in reversed(self.services):
             self._quietly(service.stop, f"service {type(service).__name__}")
-        self.pipeline = self.sensor = self.runner = self.response = None
-        self.event_sources = []
-        self.status = {}
         return drained
 
     @staticmethod
@@ -281,18 +282,20 @@ class Agent:
         assert ext.factory is not None
         return [ext.factory(c)]
 
-    def _start_sources(self) -> None:
-        c = self.config
-        assert self.pipeline is not None
-        wanted = list(c.sensors.sources)
+    def _check_sources(self) -> None:
         known = set(self.registry.names("source"))
-        for name in wanted:
+        for name in self.config.sensors.sources:
             if name not in known:
                 raise ConfigError(
                     "sensors.sources",
                     f"unknown source {name!r} (known: {', '.join(sorted(known))})",
                     value=name,
                 )
+
+    def _start_sources(self) -> None:
+        c = self.config
+        assert self.pipeline is not None
+        wanted = list(c.sensors.sources)
         record_sources = [e for e in self.registry.of("source") if e.emits == "records"]
         event_sources = [e for e in self.registry.of("source") if e.emits == "events"]
         for ext in event_sources:
