@@ -1,0 +1,506 @@
+"""Load, merge, validate and render the agent configuration declared in :mod:`vigil.agent.config`.
+
+Layers, later wins: defaults < TOML file < environment (``VIGIL_AGENT_<SECTION>__<KEY>``, e.g.
+``VIGIL_AGENT_SPOOL__MAX_MB=512`` or ``VIGIL_AGENT_LOG_ALL=true``) < command line (``section.key=value``).
+Each value is checked where it comes from, so an error names the key, the value and its origin.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+import tomllib
+import typing
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from vigil.agent.config import ACTION_NAMES, AgentConfig, ConfigError
+
+__all__ = [
+    "ENV_PREFIX",
+    "FieldSpec",
+    "fields",
+    "load_config",
+    "render_default_toml",
+    "render_reference",
+    "render_toml",
+]
+
+ENV_PREFIX = "VIGIL_AGENT_"
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldSpec:
+    """One config key: dotted name, Python type, default, help text, check and kind."""
+
+    key: str
+    type: Any
+    default: Any
+    help: str
+    check: Any
+    kind: str
+    section: type | None  # the dataclass the field belongs to (None: top level)
+
+    @property
+    def item_type(self) -> Any:
+        """Element type of a tuple field, else None."""
+        if typing.get_origin(self.type) is tuple:
+            return typing.get_args(self.type)[0]
+        return None
+
+
+def _specs(cls: type, prefix: str) -> list[FieldSpec]:
+    hints = typing.get_type_hints(cls)
+    out: list[FieldSpec] = []
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        if meta.get("kind") == "section":
+            out.extend(_specs(hints[f.name], f"{prefix}{f.name}."))
+            continue
+        default = f.default
+        out.append(
+            FieldSpec(
+                key=prefix + f.name,
+                type=hints[f.name],
+                default=default,
+                help=meta["help"],
+                check=meta["check"],
+                kind=meta["kind"],
+                section=cls if prefix else None,
+            )
+        )
+    return out
+
+
+def fields() -> list[FieldSpec]:
+    """Every config key in declaration order."""
+    return _specs(AgentConfig, "")
+
+
+def sections() -> list[tuple[str, type, str]]:
+    """(name, dataclass, help) of each section."""
+    hints = typing.get_type_hints(AgentConfig)
+    return [
+        (f.name, hints[f.name], f.metadata["help"])
+        for f in dataclasses.fields(AgentConfig)
+        if f.metadata.get("kind") == "section"
+    ]
+
+
+# -- value coercion -----------------------------------------------------------------------------------
+
+
+def parse_duration(text: str) -> float:
+    """``"90"``, ``"30s"``, ``"5m"``, ``"1h30m"``, ``"500ms"`` -> seconds."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(text):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _UNITS[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or not text:
+        raise ValueError(text)
+    return total
+
+
+def _describe(spec: FieldSpec) -> str:
+    if spec.kind == "duration":
+        return "a duration (seconds, or like 30s, 5m, 5h)"
+    if spec.kind == "path":
+        return "a path"
+    item = spec.item_type
+    if item is not None:
+        return "a list of tables" if dataclasses.is_dataclass(item) else "a list of strings"
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}[spec.type]
+
+
+def _coerce(spec: FieldSpec, value: Any, *, from_text: bool) -> Any:
+    """Turn ``value`` into the field's type, or raise ValueError (caller adds key and origin)."""
+    t = spec.type
+    if from_text and isinstance(value, str):
+        value = _from_text(spec, value)
+    if spec.kind == "duration":
+        if isinstance(value, str):
+            return parse_duration(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ValueError
+    item = spec.item_type
+    if item is not None:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError
+        if dataclasses.is_dataclass(item):
+            return tuple(_build_table(spec, item, v, i) for i, v in enumerate(value))
+        if not all(isinstance(v, str) for v in value):
+            raise ValueError
+        return tuple(value)
+    if t is bool:
+        if isinstance(value, bool):
+            return value
+        raise ValueError
+    if t is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ValueError
+    if t is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ValueError
+    if t is str and isinstance(value, str):
+        return value
+    raise ValueError
+
+
+def _from_text(spec: FieldSpec, text: str) -> Any:
+    """Parse a string from the environment or the command line by the field's type."""
+    t = spec.type
+    if spec.kind == "duration" or t is str:
+        return text
+    if t is bool:
+        low = text.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        return text
+    if t is int:
+        try:
+            return int(text.strip())
+        except ValueError:
+            return text
+    if t is float:
+        try:
+            return float(text.strip())
+        except ValueError:
+            return text
+    if spec.item_type is not None:
+        stripped = text.strip()
+        if stripped.startswith("["):
+            try:
+                return tomllib.loads(f"v = {stripped}")["v"]
+            except tomllib.TOMLDecodeError:
+                return text
+        return [part.strip() for part in stripped.split(",") if part.strip()]
+    return text
+
+
+def _build_table(spec: FieldSpec, cls: Any, value: Any, index: int) -> Any:
+    key = f"{spec.key}[{index}]"
+    if not isinstance(value, Mapping):
+        raise ConfigError(key, f"expected a table, got {value!r}", value=value)
+    sub = {s.key.rsplit(".", 1)[-1]: s for s in _specs(cls, "")}
+    kwargs: dict[str, Any] = {}
+    for name, raw in value.items():
+        s = sub.get(name)
+        if s is None:
+            raise ConfigError(f"{key}.{name}", f"unknown key{_hint(name, sub)}", value=raw)
+        try:
+            kwargs[name] = _coerce(s, raw, from_text=False)
+        except ValueError:
+            raise ConfigError(f"{key}.{name}", f"expected {_describe(s)}, got {raw!r}", value=raw) from None
+    return cls(**kwargs)
+
+
+def _hint(name: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# -- layers -------------------------------------------------------------------------------------------
+
+Layer = tuple[str, dict[str, Any], bool]  # (origin, {dotted key: raw value}, values are text)
+
+
+def _flatten_toml(data: Mapping[str, Any], specs: Mapping[str, FieldSpec], origin: str) -> dict[str, Any]:
+    section_names = {name for name, _, _ in sections()}
+    flat: dict[str, Any] = {}
+    for name, value in data.items():
+        if name in section_names:
+            if not isinstance(value, Mapping):
+                raise ConfigError(
+                    name, f"expected a table [{name}], got {value!r}", value=value, origin=origin
+                )
+            for sub, v in value.items():
+                key = f"{name}.{sub}"
+                if key not in specs:
+                    choices = [k.split(".", 1)[1] for k in specs if k.startswith(name + ".")]
+                    raise ConfigError(key, f"unknown key{_hint(sub, choices)}", value=v, origin=origin)
+                flat[key] = v
+        elif name in specs:
+            flat[name] = value
+        else:
+            raise ConfigError(
+                name,
+                f"unknown key{_hint(name, list(specs) + list(section_names))}",
+                value=value,
+                origin=origin,
+            )
+    return flat
+
+
+def _env_layer(env: Mapping[str, str], specs: Mapping[str, FieldSpec]) -> list[Layer]:
+    layers: list[Layer] = []
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = name[len(ENV_PREFIX) :].lower().replace("__", ".")
+        if key not in specs:
+            raise ConfigError(
+                key, f"unknown key{_hint(key, specs)}", value=env[name], origin=f"environment {name}"
+            )
+        layers.append((f"environment {name}", {key: env[name]}, True))
+    return layers
+
+
+def _cli_layer(overrides: Iterable[str], specs: Mapping[str, FieldSpec]) -> list[Layer]:
+    layers: list[Layer] = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep:
+            raise ConfigError(key, f"expected key=value, got {item!r}", value=item, origin="command line")
+        if key not in specs:
+            raise ConfigError(key, f"unknown key{_hint(key, specs)}", value=value, origin="command line")
+        layers.append(("command line", {key: value}, True))
+    return layers
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    overrides: Iterable[str] = (),
+    known_actions: Iterable[str] = ACTION_NAMES,
+) -> AgentConfig:
+    """Merge defaults < ``path`` (TOML) < ``env`` < ``overrides`` and validate; raise ConfigError.
+
+    Relative paths in the file are relative to the file's directory; on the command line and in
+    the environment, to the current directory. The result has every path resolved.
+    """
+    specs = {s.key: s for s in fields()}
+    layers: list[Layer] = []
+    if path is not None:
+        origin = os.fspath(path)
+        try:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        except OSError as e:
+            raise ConfigError(
+                "(file)", f"cannot read config file: {e.strerror}", value=origin, origin=origin
+            ) from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError("(file)", f"invalid TOML: {e}", value=origin, origin=origin) from None
+        layers.append((origin, _flatten_toml(data, specs, origin), False))
+    layers.extend(_env_layer(os.environ if env is None else env, specs))
+    layers.extend(_cli_layer(overrides, specs))
+
+    known = set(known_actions)
+    values: dict[str, Any] = {}
+    for origin, flat, is_text in layers:
+        base_dir = os.path.dirname(os.path.abspath(origin)) if not is_text else os.getcwd()
+        for key, raw in flat.items():
+            spec = specs[key]
+            try:
+                value = _coerce(spec, raw, from_text=is_text)
+            except ConfigError as e:
+                raise ConfigError(e.key, e.reason, value=e.value, origin=origin) from None
+            except ValueError:
+                raise ConfigError(
+                    key, f"expected {_describe(spec)}, got {raw!r}", value=raw, origin=origin
+                ) from None
+            _check(spec, value, known, origin)
+            if spec.kind == "path" and value and not os.path.isabs(value):
+                value = os.path.normpath(os.path.join(base_dir, value))
+            values[key] = value
+    config = _assemble(values)
+    _check_cross(config)
+    return config.resolved()
+
+
+def _check(spec: FieldSpec, value: Any, known_actions: set[str], origin: str) -> None:
+    if spec.check is not None:
+        problem = spec.check(value)
+        if problem:
+            raise ConfigError(spec.key, problem, value=value, origin=origin)
+    if spec.kind == "actions":
+        for name in value:
+            if name not in known_actions:
+                raise ConfigError(
+                    spec.key,
+                    f"unknown action {name!r} (known: {', '.join(sorted(known_actions))})",
+                    value=name,
+                    origin=origin,
+                )
+
+
+def _assemble(values: Mapping[str, Any]) -> AgentConfig:
+    top: dict[str, Any] = {}
+    per_section: dict[str, dict[str, Any]] = {}
+    for key, value in values.items():
+        if "." in key:
+            sec, name = key.split(".", 1)
+            per_section.setdefault(sec, {})[name] = value
+        else:
+            top[key] = value
+    for name, cls, _ in sections():
+        top[name] = cls(**per_section.get(name, {}))
+    return AgentConfig(**top)
+
+
+def _check_cross(config: AgentConfig) -> None:
+    m = config.manager
+    if m.url:
+        for key in ("uuid", "key"):
+            if not getattr(m, key):
+                raise ConfigError(f"manager.{key}", f"required when manager.url is set ({m.url!r})", value="")
+        if m.url.startswith("http://") and m.fingerprint:
+            raise ConfigError(
+                "manager.fingerprint",
+                "certificate pinning needs an https:// manager.url",
+                value=m.fingerprint,
+            )
+
+
+# -- rendering ---------------------------------------------------------------------------------------
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(value)
+
+
+def _comment(text: str) -> list[str]:
+    return [f"# {line}" for line in _wrap(text, 100)]
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width) or [""]
+
+
+def render_default_toml() -> str:
+    """The default config as commented TOML (``vigil agent config --default``)."""
+    return render_toml()
+
+
+def _value_of(config: AgentConfig | None, spec: FieldSpec) -> Any:
+    if config is None:
+        return spec.default
+    obj: Any = config
+    for part in spec.key.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def render_toml(config: AgentConfig | None = None) -> str:
+    """``config`` (default: the defaults) as commented TOML that loads back to the same values."""
+    title = "defaults" if config is None else "effective values"
+    out = [f"# vigil agent configuration ({title}). Reference: docs/agent-config.md", ""]
+    current: str | None = None
+    tables: list[FieldSpec] = []
+    for spec in fields():
+        sec = spec.key.split(".", 1)[0] if "." in spec.key else None
+        if sec != current:
+            for t in tables:
+                out.extend(_render_tables(t, value=_value_of(config, t)))
+            tables = []
+            current = sec
+            helps = {name: h for name, _, h in sections()}
+            out.extend(["", *_comment(helps[sec]), f"[{sec}]"] if sec else [])
+        item = spec.item_type
+        if item is not None and dataclasses.is_dataclass(item):
+            tables.append(spec)
+            continue
+        out.extend(_comment(spec.help))
+        out.append(f"{spec.key.rsplit('.', 1)[-1]} = {_toml_value(_value_of(config, spec))}")
+    for t in tables:
+        out.extend(_render_tables(t, value=_value_of(config, t)))
+    return "\n".join(out).strip() + "\n"
+
+
+def _render_tables(spec: FieldSpec, *, with_help: bool = True, value: Any = None) -> list[str]:
+    out = ["", *_comment(spec.help)] if with_help else []
+    tables = spec.default if value is None else value
+    if not tables:
+        return [*out, f"{spec.key.rsplit('.', 1)[-1]} = []"]
+    for table in tables:
+        out.append(f"[[{spec.key}]]")
+        for f in dataclasses.fields(table):
+            out.extend(_comment(f.metadata["help"]))
+            out.append(f"{f.name} = {_toml_value(getattr(table, f.name))}")
+    return out
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_reference() -> str:
+    """docs/agent-config.md, generated from the models (a test keeps the file up to date)."""
+    out = [
+        "# Agent configuration reference",
+        "",
+        "<!-- Generated by `python -m vigil.agent.config_loader`; do not edit. -->",
+        "",
+        "The agent reads a TOML file (`vigil agent run --config FILE`). Values merge in this order, later",
+        "wins: defaults, the file, the environment, the command line. In the environment a key is",
+        f"`{ENV_PREFIX}` followed by the key in upper case with `__` between section and name, e.g.",
+        f"`{ENV_PREFIX}SPOOL__MAX_MB=512`; on the command line `--set spool.max_mb=512`. Lists are",
+        "comma-separated or TOML arrays; durations are seconds or like `30s`, `5m`, `5h`. Relative paths",
+        "in the file are relative to the file. `vigil agent config --default` prints the defaults.",
+        "",
+    ]
+    helps = {name: h for name, _, h in sections()}
+    current: str | None = "?"
+    for spec in fields():
+        sec = spec.key.split(".", 1)[0] if "." in spec.key else None
+        if sec != current:
+            current = sec
+            title = f"`[{sec}]`: {helps[sec]}" if sec else "Top level"
+            out.extend(["", f"## {title}", "", "| key | type | default | meaning |", "|---|---|---|---|"])
+        default = spec.default
+        if spec.item_type is not None and dataclasses.is_dataclass(spec.item_type):
+            shown = f"{len(default)} table(s), see below"
+        else:
+            shown = f"`{_toml_value(default)}`"
+        out.append(f"| `{spec.key}` | {_describe(spec)} | {shown} | {_cell(spec.help)} |")
+        item = spec.item_type
+        if item is not None and dataclasses.is_dataclass(item):
+            out.extend(
+                [
+                    "",
+                    f"Each `[[{spec.key}]]` table:",
+                    "",
+                    "| key | type | default | meaning |",
+                    "|---|---|---|---|",
+                ]
+            )
+            for sub in _specs(typing.cast(type, item), f"{spec.key}[]."):
+                out.append(
+                    f"| `{sub.key}` | {_describe(sub)} | `{_toml_value(sub.default)}` | {_cell(sub.help)} |"
+                )
+            out.extend(["", "Default:", "", "```toml", *_render_tables(spec, with_help=False), "```"])
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover - regenerates the doc
+    import sys
+
+    sys.stdout.write(render_reference())
