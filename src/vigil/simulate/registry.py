@@ -37,11 +37,12 @@ class ScenarioResult:
     message: str = ""
     expected: list[ExpectedEvent] = field(default_factory=list)
     skipped_rules: dict[str, str] = field(default_factory=dict)
+    rules: tuple[str, ...] = ()
 
     @property
     def exercised_rules(self) -> list[str]:
-        scenario = SCENARIOS[self.name]
-        return [r for r in scenario.rules if r not in self.skipped_rules] if self.status == "ran" else []
+        """Declared rules this run exercised (none unless it ran; minus steps that could not run)."""
+        return [r for r in self.rules if r not in self.skipped_rules] if self.status == "ran" else []
 
 
 SCENARIOS: dict[str, Scenario] = {}
@@ -80,8 +81,11 @@ def run_scenario(sc: Scenario) -> ScenarioResult:
         try:
             sc.func(sandbox)
         except ScenarioSkipped as exc:
-            return ScenarioResult(sc.name, "skipped", str(exc), skipped_rules=dict(sandbox.skipped_rules))
+            return ScenarioResult(sc.name, "skipped", str(exc), [], dict(sandbox.skipped_rules), sc.rules)
         except Exception as exc:
             logger.exception("simulation %s failed", sc.name)
-            return ScenarioResult(sc.name, "failed", f"{type(exc).__name__}: {exc}", list(sandbox.expected))
-        return ScenarioResult(sc.name, "ran", "", list(sandbox.expected), dict(sandbox.skipped_rules))
+            message = f"{type(exc).__name__}: {exc}"
+            return ScenarioResult(sc.name, "failed", message, list(sandbox.expected), {}, sc.rules)
+        return ScenarioResult(
+            sc.name, "ran", "", list(sandbox.expected), dict(sandbox.skipped_rules), sc.rules
+        )

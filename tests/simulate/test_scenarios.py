@@ -1,0 +1,78 @@
+"""Each simulation scenario really runs here, leaves nothing behind, and the events it produces
+trigger the rules it declares when matched by the real engine with the default rule set."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+import pytest
+
+from vigil.engine import Engine
+from vigil.rules import default_rules_path
+from vigil.rules.catalog import load_catalog
+from vigil.simulate import SCENARIOS, Sandbox, Scenario, run_scenario, select_scenarios
+
+LEFTOVER_GLOBS = ["/tmp/vigil-sim-*", "/tmp/.vigil-sim-*", "/dev/shm/vigil-sim-*", "/var/log/vigil-sim-*"]
+#: Rules a scenario cannot exercise on this machine, and why (anything else skipped is a failure).
+MAY_SKIP = {"SudoRightsEnumeration": "sudo is not installed"}
+
+
+def leftovers() -> set[str]:
+    return {p for pattern in LEFTOVER_GLOBS for p in glob.glob(pattern)}
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    eng = Engine()
+    eng.load_path(default_rules_path())
+    return eng
+
+
+def test_declared_rules_exist_and_most_rules_are_simulated() -> None:
+    names = {r.name for r in load_catalog()}
+    declared = {rule for sc in SCENARIOS.values() for rule in sc.rules}
+    assert declared <= names, sorted(declared - names)
+    assert len(declared) >= 60
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_scenario_triggers_its_rules_and_cleans_up(engine: Engine, name: str) -> None:
+    sc = SCENARIOS[name]
+    if sc.needs_root and os.geteuid() != 0:
+        pytest.skip("creates a network namespace: needs root (CI runs as root)")
+    before = leftovers()
+    result = run_scenario(sc)
+    assert leftovers() == before
+    assert result.status == "ran", result.message
+    unexpected_skips = {r: why for r, why in result.skipped_rules.items() if MAY_SKIP.get(r) != why}
+    assert not unexpected_skips
+    fired: set[str] = set()
+    for expected in result.expected:
+        fired.update(engine.match(expected.to_event()).signature)
+    missing = set(result.exercised_rules) - fired
+    assert not missing, f"{name} did not trigger {sorted(missing)}"
+
+
+def test_a_failing_scenario_still_cleans_up() -> None:
+    created: list[str] = []
+
+    def broken(sb: Sandbox) -> None:
+        created.append(str(sb.write_file(sb.path("half-done.txt"), "x")))
+        sb.run(["true"])
+        raise RuntimeError("step 2 exploded")
+
+    before = leftovers()
+    result = run_scenario(Scenario("broken", "fails halfway", ("ExecFromTmp",), broken))
+    assert result.status == "failed"
+    assert result.message == "RuntimeError: step 2 exploded"
+    assert result.exercised_rules == []
+    assert created and not os.path.exists(created[0])
+    assert leftovers() == before
+
+
+def test_select_scenarios_keeps_order_and_names_unknown_ones() -> None:
+    assert [s.name for s in select_scenarios(["dns", "discovery"])] == ["dns", "discovery"]
+    assert len(select_scenarios([])) == len(SCENARIOS)
+    with pytest.raises(KeyError, match="unknown simulation\\(s\\): nope, nada"):
+        select_scenarios(["discovery", "nope", "nada"])
