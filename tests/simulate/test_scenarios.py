@@ -3,23 +3,19 @@ trigger the rules it declares when matched by the real engine with the default r
 
 from __future__ import annotations
 
-import glob
 import os
+from pathlib import Path
 
 import pytest
 
 from vigil.engine import Engine
 from vigil.rules import default_rules_path
 from vigil.rules.catalog import load_catalog
-from vigil.simulate import SCENARIOS, Sandbox, Scenario, run_scenario, select_scenarios
+from vigil.simulate import SCENARIOS, Sandbox, Scenario, ScenarioSkipped, run_scenario, select_scenarios
+from vigil.simulate.sandbox import SIM_PREFIX
 
-LEFTOVER_GLOBS = ["/tmp/vigil-sim-*", "/tmp/.vigil-sim-*", "/dev/shm/vigil-sim-*", "/var/log/vigil-sim-*"]
 #: Rules a scenario cannot exercise on this machine, and why (anything else skipped is a failure).
 MAY_SKIP = {"SudoRightsEnumeration": "sudo is not installed"}
-
-
-def leftovers() -> set[str]:
-    return {p for pattern in LEFTOVER_GLOBS for p in glob.glob(pattern)}
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +37,9 @@ def test_scenario_triggers_its_rules_and_cleans_up(engine: Engine, name: str) ->
     sc = SCENARIOS[name]
     if sc.needs_root and os.geteuid() != 0:
         pytest.skip("creates a network namespace: needs root (CI runs as root)")
-    before = leftovers()
     result = run_scenario(sc)
-    assert leftovers() == before
     assert result.status == "ran", result.message
+    assert result.paths and not [p for p in result.paths if os.path.lexists(p)]
     unexpected_skips = {r: why for r, why in result.skipped_rules.items() if MAY_SKIP.get(r) != why}
     assert not unexpected_skips
     fired: set[str] = set()
@@ -62,13 +57,13 @@ def test_a_failing_scenario_still_cleans_up() -> None:
         sb.run(["true"])
         raise RuntimeError("step 2 exploded")
 
-    before = leftovers()
     result = run_scenario(Scenario("broken", "fails halfway", ("ExecFromTmp",), broken))
     assert result.status == "failed"
     assert result.message == "RuntimeError: step 2 exploded"
     assert result.exercised_rules == []
+    assert len(result.expected) == 2  # what ran before the failure is still reported
     assert created and not os.path.exists(created[0])
-    assert leftovers() == before
+    assert not [p for p in result.paths if os.path.lexists(p)]
 
 
 def test_select_scenarios_keeps_order_and_names_unknown_ones() -> None:
@@ -76,3 +71,26 @@ def test_select_scenarios_keeps_order_and_names_unknown_ones() -> None:
     assert len(select_scenarios([])) == len(SCENARIOS)
     with pytest.raises(KeyError, match="unknown simulation\\(s\\): nope, nada"):
         select_scenarios(["discovery", "nope", "nada"])
+
+
+def test_registered_extra_paths_are_removed_too() -> None:
+    def outside(sb: Sandbox) -> None:
+        extra = sb.register(Path(f"/dev/shm/{SIM_PREFIX}test-{os.getpid()}"))
+        extra.write_text("x")
+        sb.run(["true"])
+
+    result = run_scenario(Scenario("outside", "writes to a registered path", (), outside))
+    assert result.status == "ran"
+    assert f"/dev/shm/{SIM_PREFIX}test-{os.getpid()}" in result.paths
+    assert not [p for p in result.paths if os.path.lexists(p)]
+
+
+def test_a_skipping_scenario_reports_why_and_cleans_up() -> None:
+    def skipping(sb: Sandbox) -> None:
+        sb.write_file(sb.path("x"), "x")
+        raise ScenarioSkipped("needs a tool this host lacks")
+
+    result = run_scenario(Scenario("skipping", "skips", ("ExecFromTmp",), skipping))
+    assert (result.status, result.message) == ("skipped", "needs a tool this host lacks")
+    assert result.exercised_rules == []
+    assert not [p for p in result.paths if os.path.lexists(p)]

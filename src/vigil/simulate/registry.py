@@ -38,6 +38,7 @@ class ScenarioResult:
     expected: list[ExpectedEvent] = field(default_factory=list)
     skipped_rules: dict[str, str] = field(default_factory=dict)
     rules: tuple[str, ...] = ()
+    paths: list[str] = field(default_factory=list)  # what the sandbox owned (all removed by now)
 
     @property
     def exercised_rules(self) -> list[str]:
@@ -73,19 +74,19 @@ def select_scenarios(names: Iterable[str]) -> list[Scenario]:
 
 def run_scenario(sc: Scenario) -> ScenarioResult:
     """Run one scenario in a fresh sandbox; never leaves anything behind."""
+    result = ScenarioResult(sc.name, "ran", rules=sc.rules)
     if sc.needs_root and os.geteuid() != 0:
-        return ScenarioResult(
-            sc.name, "skipped", "needs root (it creates a network namespace or sets capabilities)"
-        )
+        result.status, result.message = "skipped", "needs root (it creates a network namespace)"
+        return result
     with Sandbox() as sandbox:
         try:
             sc.func(sandbox)
         except ScenarioSkipped as exc:
-            return ScenarioResult(sc.name, "skipped", str(exc), [], dict(sandbox.skipped_rules), sc.rules)
+            result.status, result.message = "skipped", str(exc)
         except Exception as exc:
             logger.exception("simulation %s failed", sc.name)
-            message = f"{type(exc).__name__}: {exc}"
-            return ScenarioResult(sc.name, "failed", message, list(sandbox.expected), {}, sc.rules)
-        return ScenarioResult(
-            sc.name, "ran", "", list(sandbox.expected), dict(sandbox.skipped_rules), sc.rules
-        )
+            result.status, result.message = "failed", f"{type(exc).__name__}: {exc}"
+        result.expected = list(sandbox.expected)
+        result.skipped_rules = dict(sandbox.skipped_rules)
+        result.paths = [str(p) for p in sandbox.owned_paths]
+    return result

@@ -114,6 +114,11 @@ class Sandbox:
         self._extra.append(path)
         return path
 
+    @property
+    def owned_paths(self) -> list[Path]:
+        """Everything this sandbox may have created outside the system: its root and registered paths."""
+        return [self.root, *self._extra]
+
     def cleanup(self) -> None:
         for path in [*self._extra, self.root]:
             try:
