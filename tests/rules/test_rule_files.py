@@ -7,14 +7,16 @@ and the authoring rules of the set (schema, channels, parenthesised conditions, 
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import os
 import re
 from pathlib import Path
 
 import pytest
 import re2
 
-from vigil.rules import default_rule_files, default_rules_path
+from vigil.rules import WATCH_PATH_CANDIDATES, default_rule_files, default_rules_path, default_watch_paths
 from vigil.rules.catalog import RuleFileError, load_catalog, read_rule_objects
 
 CASES = Path(__file__).parent / "cases"
@@ -129,3 +131,34 @@ def test_catalog_rejects_a_json_array(tmp_path: Path) -> None:
     bad.write_text('[{"Name": "A"}]')
     with pytest.raises(RuleFileError, match="expected a rule object, got list"):
         read_rule_objects(bad)
+
+
+def test_default_watch_paths_cover_every_file_rule_case() -> None:
+    """FileCreate/FileDelete rules only see what the agent watches: each case must be covered."""
+    patterns = [p.rstrip("/") + "/" for p in WATCH_PATH_CANDIDATES]
+    for _, _, rule in RULES:
+        if not ({11, 23} & set(rule["Meta"]["Events"].get(SYSMON, []))):
+            continue
+        case = json.loads((CASES / f"{rule['Name']}.json").read_text())
+        for event in case["fire"]:
+            target = event["Event"]["EventData"].get("TargetFilename")
+            if target is not None:
+                assert any(fnmatch.fnmatch(target, p + "*") for p in patterns), (rule["Name"], target)
+
+
+def test_default_watch_paths_exist_resolve_and_do_not_nest(tmp_path: Path) -> None:
+    (tmp_path / "etc" / "cron.d").mkdir(parents=True)
+    (tmp_path / "lib" / "x86_64-linux-gnu" / "security").mkdir(parents=True)
+    (tmp_path / "usr").mkdir()
+    (tmp_path / "usr" / "lib").symlink_to(tmp_path / "lib")
+    candidates = (
+        f"{tmp_path}/etc",
+        f"{tmp_path}/etc/cron.d",
+        f"{tmp_path}/missing",
+        f"{tmp_path}/usr/lib/*/security",
+        f"{tmp_path}/lib/*/security",
+    )
+    assert default_watch_paths(candidates) == [f"{tmp_path}/etc", f"{tmp_path}/lib/x86_64-linux-gnu/security"]
+    here = default_watch_paths()
+    assert "/etc" in here and "/tmp" in here
+    assert all(os.path.isdir(p) and os.path.realpath(p) == p for p in here)

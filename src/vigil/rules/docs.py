@@ -9,11 +9,25 @@ import argparse
 import sys
 from pathlib import Path
 
+from vigil.rules import WATCH_PATH_CANDIDATES
 from vigil.rules.catalog import RuleInfo, load_catalog
 
 __all__ = ["DOC_PATH", "render_default_rules_markdown"]
 
 DOC_PATH = Path("docs/default-rules.md")
+#: Sections in kill-chain order; files not listed follow in name order.
+THEME_ORDER = (
+    "execution.gen",
+    "persistence.gen",
+    "privilege_escalation.gen",
+    "defense_evasion.gen",
+    "credential_access.gen",
+    "discovery.gen",
+    "container.gen",
+    "command_and_control.gen",
+    "impact.gen",
+    "vigil.gen",
+)
 
 INTRO = """\
 # Default rule set
@@ -41,10 +55,16 @@ command has its own low-criticality rule (the manager's endpoint score adds them
 operator either, so `DnsHighEntropyLabel` uses regex heuristics (long hex runs, letters and digits
 alternating many times).
 
+**File rules need watched directories.** The agent reports FileCreate (11) and FileDelete (23)
+only under its `sensors.watch_paths`. `vigil.rules.default_watch_paths()` gives the directories
+the default rules look at, as they exist on the host: {watch}.
+Watching is recursive (one mark per directory), so trim `/home` on hosts with huge home trees.
+
 **Simulations.** `vigil simulate --list` shows the scenarios; the last column names the ones that
 trigger each rule. Rules without a scenario need a change to real system state (cron, sudoers,
 PAM, logs, kernel modules, containers) or vigil's own sensors (canaries, blocking), which a
-harmless simulation must not fake.
+harmless simulation must not fake. The `dns` scenario sends its queries inside a private network
+namespace, so only a DNS sensor that watches that namespace sees them.
 """
 
 
@@ -62,8 +82,13 @@ def render_default_rules_markdown(triggers: dict[str, list[str]] | None = None) 
 
         triggers = rule_triggers()
     catalog = load_catalog()
-    out = [INTRO.format(count=len(catalog))]
-    for file in dict.fromkeys(r.file for r in catalog):
+    watch = ", ".join(f"`{p}`" for p in WATCH_PATH_CANDIDATES)
+    out = [INTRO.format(count=len(catalog), watch=watch)]
+    files = sorted(
+        dict.fromkeys(r.file for r in catalog),
+        key=lambda f: (f not in THEME_ORDER, THEME_ORDER.index(f) if f in THEME_ORDER else 0, f),
+    )
+    for file in files:
         rules = [r for r in catalog if r.file == file]
         title = file.removesuffix(".gen").replace("_", " ").capitalize()
         out.append(f"\n## {title} (`{file}`, {len(rules)} rules)\n")

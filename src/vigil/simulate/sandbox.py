@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,6 +43,7 @@ __all__ = [
 SIM_PREFIX = "vigil-sim-"
 SYSMON_CHANNEL = "Linux-Sysmon/Operational"
 DEFAULT_TIMEOUT = 15.0
+DIR_SETTLE_S = 0.3
 
 
 class ScenarioSkipped(Exception):
@@ -131,8 +133,13 @@ class Sandbox:
 
     # -- files -----------------------------------------------------------------------------
     def path(self, *parts: str) -> Path:
+        """A path inside the sandbox; missing parent directories are created first."""
         p = self.root.joinpath(*parts)
-        p.parent.mkdir(parents=True, exist_ok=True)
+        if not p.parent.is_dir():
+            p.parent.mkdir(parents=True)
+            # A recursive file watcher marks a new directory only after it sees it appear; a file
+            # created in the same instant would go unseen, so give the watcher a moment.
+            time.sleep(DIR_SETTLE_S)
         return p
 
     def write_file(self, path: Path, content: str = "", *, image: str | None = None) -> Path:
