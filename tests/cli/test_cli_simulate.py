@@ -30,9 +30,9 @@ def test_list_names_every_scenario_with_its_rules() -> None:
 
 
 def test_list_json_is_one_object_per_scenario() -> None:
-    done = vigil("--list", "--json", "dns", "impact")
+    done = vigil("--list", "--json", "cloud-metadata", "impact")
     rows = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [r["name"] for r in rows] == ["dns", "impact"]
+    assert [r["name"] for r in rows] == ["cloud-metadata", "impact"]
     assert rows[0]["needs_root"] is True and rows[1]["rules"] == ["MassFileEncryption"]
 
 

@@ -63,8 +63,9 @@ Watching is recursive (one mark per directory), so trim `/home` on hosts with hu
 **Simulations.** `vigil simulate --list` shows the scenarios; the last column names the ones that
 trigger each rule. Rules without a scenario need a change to real system state (cron, sudoers,
 PAM, logs, kernel modules, containers) or vigil's own sensors (canaries, blocking), which a
-harmless simulation must not fake. The `dns` scenario sends its queries inside a private network
-namespace, so only a DNS sensor that watches that namespace sees them.
+harmless simulation must not fake. The `dns` scenario sends its queries to 127.0.0.1:53 only when
+nothing listens there; otherwise it uses a private network namespace, which a DNS sensor sees only
+if it watches that namespace.
 """
 
 
