@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from vigil.simulate import Sandbox
-from vigil.simulate.sandbox import SIM_PREFIX, closed_loopback_port, resolve_program
+from vigil.simulate.sandbox import SIM_PREFIX, resolve_program
 
 
 def test_root_is_private_under_tmp_and_removed() -> None:
@@ -63,12 +63,17 @@ def test_missing_program_is_a_skip_with_its_name() -> None:
         sb.run(["vigil-no-such-tool"])
 
 
-def test_closed_loopback_port_refuses_connections() -> None:
+def test_closed_port_refuses_connections_and_cannot_be_taken_until_cleanup() -> None:
     import socket
 
-    port = closed_loopback_port()
-    with socket.socket() as s:
-        assert s.connect_ex(("127.0.0.1", port)) != 0
+    with Sandbox() as sb:
+        port = sb.closed_port()
+        with socket.socket() as s:
+            assert s.connect_ex(("127.0.0.1", port)) != 0
+        with socket.socket() as other, pytest.raises(OSError):
+            other.bind(("127.0.0.1", port))  # nobody can listen there while the steps run
+    with socket.socket() as after:
+        after.bind(("127.0.0.1", port))  # released at cleanup
 
 
 def test_expected_event_has_the_sysmon_shape() -> None:

@@ -36,7 +36,6 @@ __all__ = [
     "ExpectedEvent",
     "Sandbox",
     "ScenarioSkipped",
-    "closed_loopback_port",
     "resolve_program",
 ]
 
@@ -73,13 +72,6 @@ class ExpectedEvent:
         }
 
 
-def closed_loopback_port() -> int:
-    """A TCP port on 127.0.0.1 with no listener (connections to it are refused at once)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def resolve_program(program: str) -> str:
     """Absolute, symlink-free path of a program, as the kernel reports an exec's image."""
     path = program if "/" in program else shutil.which(program)
@@ -96,6 +88,7 @@ class Sandbox:
     expected: list[ExpectedEvent] = field(default_factory=list, init=False)
     skipped_rules: dict[str, str] = field(default_factory=dict, init=False)
     _extra: list[Path] = field(default_factory=list, init=False)
+    _held: list[socket.socket] = field(default_factory=list, init=False)
     _self_image: str = field(init=False)
 
     def __enter__(self) -> Sandbox:
@@ -122,6 +115,8 @@ class Sandbox:
         return [self.root, *self._extra]
 
     def cleanup(self) -> None:
+        for sock in self._held:
+            sock.close()
         for path in [*self._extra, self.root]:
             try:
                 if path.is_dir() and not path.is_symlink():
@@ -130,6 +125,18 @@ class Sandbox:
                     path.unlink(missing_ok=True)
             except OSError as exc:
                 logger.warning("simulation cleanup could not remove %s: %s", path, exc)
+
+    # -- network ---------------------------------------------------------------------------
+    def closed_port(self) -> int:
+        """A TCP port on 127.0.0.1 that refuses connections until cleanup.
+
+        The port stays bound (never listening) by this sandbox, so no other process can start
+        listening on it while a step aims a reverse-shell or download command at it.
+        """
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        self._held.append(sock)
+        return int(sock.getsockname()[1])
 
     # -- files -----------------------------------------------------------------------------
     def path(self, *parts: str) -> Path:

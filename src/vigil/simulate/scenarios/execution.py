@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 from vigil.simulate.registry import scenario
-from vigil.simulate.sandbox import SIM_PREFIX, Sandbox, closed_loopback_port, resolve_program
+from vigil.simulate.sandbox import SIM_PREFIX, Sandbox, resolve_program
 from vigil.simulate.scenarios._util import have, python, q
 
 SHM = Path("/dev/shm")  # noqa: S108 - the directory the ExecFromDevShm rule watches
@@ -19,8 +19,8 @@ SHM = Path("/dev/shm")  # noqa: S108 - the directory the ExecFromDevShm rule wat
     ["ReverseShellDevTcp", "ScriptInterpreterSocketShell", "NamedPipeShell", "OpenSslReverseShell"],
 )
 def reverse_shell(sb: Sandbox) -> None:
-    port = closed_loopback_port()
-    sb.run(["bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port}"])
+    port = sb.closed_port()
+    sb.run(["bash", "-c", f"true >& /dev/tcp/127.0.0.1/{port} 0>&1"])
     code = (
         "import socket,subprocess;s=socket.socket();s.settimeout(1);"
         f"s.connect_ex(('127.0.0.1',{port}));s.close();subprocess.run(['true'])"
@@ -36,12 +36,19 @@ def reverse_shell(sb: Sandbox) -> None:
             f"mkfifo {q(fifo)} && cat {q(fifo)} | cat | nc 127.0.0.1 {port} > {q(fifo)}; rm -f {q(fifo)}",
         ]
     )
-    sb.run(["sh", "-c", f"openssl s_client -quiet -connect 127.0.0.1:{port} < /dev/null 2>/dev/null | sh"])
+    # The receiving end of every pipe below is "sh -c true", which never reads what it is sent.
+    sb.run(
+        [
+            "sh",
+            "-c",
+            f"openssl s_client -quiet -connect 127.0.0.1:{port} < /dev/null 2>/dev/null | sh -c true",
+        ]
+    )
 
 
 @scenario(
     "download-exec",
-    "Download-and-execute shapes: curl|sh and a download into /tmp from a closed loopback port, a copy "
+    "Download-and-execute shapes: curl | sh -c true and a download into /tmp from a closed loopback port, a copy "
     "of /bin/true made executable and run from /tmp, as a hidden file and from /dev/shm, a base64|sh "
     "pipeline that runs 'true', a temp copy of bash connecting to a closed loopback port, and "
     "/bin/true executed from a memfd.",
@@ -58,14 +65,14 @@ def reverse_shell(sb: Sandbox) -> None:
     ],
 )
 def download_exec(sb: Sandbox) -> None:
-    port = closed_loopback_port()
+    port = sb.closed_port()
     url = f"http://127.0.0.1:{port}/vigil-sim"
     payload = sb.path("payload")
     if have("curl"):
-        sb.run(["sh", "-c", f"curl -s -m 2 {url} | sh"])
+        sb.run(["sh", "-c", f"curl -s -m 2 {url} | sh -c true"])
         sb.run(["curl", "-s", "-m", "2", "-o", str(payload), url])
     elif have("wget"):
-        sb.run(["sh", "-c", f"wget -q -T 2 -O - {url} | sh"])
+        sb.run(["sh", "-c", f"wget -q -T 2 -O - {url} | sh -c true"])
         sb.run(["wget", "-q", "-T", "2", "-O", str(payload), url])
     else:
         sb.skip_rules(["DownloadPipedToShell", "DownloadToTempDir"], "neither curl nor wget is installed")
@@ -91,7 +98,7 @@ def download_exec(sb: Sandbox) -> None:
     sb.run(["sh", "-c", "echo dHJ1ZQo= | base64 -d | sh"], children=[("sh", "sh")])
 
     bash_copy = sb.copy_program("bash", "netcheck")
-    sb.run([str(bash_copy), "-c", f"exec 3<>/dev/tcp/127.0.0.1/{port}"])
+    sb.run([str(bash_copy), "-c", f"true > /dev/tcp/127.0.0.1/{port}"])
     sb.expect_connect(str(bash_copy), "127.0.0.1", port)
 
     true_path = resolve_program("true")
@@ -118,6 +125,6 @@ def service_shell(sb: Sandbox) -> None:
     postgres = sb.copy_program("sh", "postgres")
     sb.run([str(postgres), "-c", "/bin/sh -c true; true"], children=[("/bin/sh", "/bin/sh -c true")])
     java = sb.copy_program("sh", "java")
-    port = closed_loopback_port()
+    port = sb.closed_port()
     inner = f"curl -s -m 1 http://127.0.0.1:{port}/ >/dev/null 2>&1"
     sb.run([str(java), "-c", f"/bin/sh -c '{inner}'; true"], children=[("/bin/sh", f"/bin/sh -c {inner}")])

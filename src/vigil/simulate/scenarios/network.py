@@ -6,7 +6,7 @@ import os
 import secrets
 
 from vigil.simulate.registry import scenario
-from vigil.simulate.sandbox import Sandbox, ScenarioSkipped, closed_loopback_port
+from vigil.simulate.sandbox import Sandbox, ScenarioSkipped
 from vigil.simulate.scenarios._util import have, python
 
 #: Sends one DNS query per name to 127.0.0.1:53, where nothing listens (checked first, or inside a
@@ -74,7 +74,7 @@ def dns_names() -> list[str]:
     ["SshReverseOrDynamicTunnel", "CommandLineFileUpload"],
 )
 def tunnels_exfil(sb: Sandbox) -> None:
-    port = closed_loopback_port()
+    port = sb.closed_port()
     if have("ssh"):
         sb.run(
             [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from vigil.simulate.registry import scenario
-from vigil.simulate.sandbox import Sandbox, closed_loopback_port
+from vigil.simulate.sandbox import Sandbox
 
 #: (file name, arguments) of each fake tool; "{port}" is a closed loopback port, "{root}" the sandbox.
 FAKE_TOOLS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -55,7 +55,7 @@ FAKE_TOOLS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ],
 )
 def attacker_tools(sb: Sandbox) -> None:
-    port = str(closed_loopback_port())
+    port = str(sb.closed_port())
     for name, args in FAKE_TOOLS:
         tool = sb.copy_program("true", name)
         sb.run([str(tool), *(a.format(port=port, root=sb.root) for a in args)])
