@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
-    "Attack",
     "And",
+    "Attack",
     "CidrMatch",
     "Const",
     "ContainerMatch",
