@@ -46,6 +46,7 @@ def register(subparsers: Any) -> None:
 
     openapi = sub.add_parser("openapi", help="print the OpenAPI document")
     openapi.add_argument("--api", choices=("admin", "endpoint"), default="admin")
+    openapi.add_argument("--markdown", action="store_true", help="print the Markdown reference of both APIs")
     openapi.set_defaults(handler=_openapi)
 
     fingerprint = sub.add_parser("fingerprint", help="print the pinning fingerprint of a certificate")
@@ -176,6 +177,11 @@ def openapi_document(api: str = "admin") -> dict[str, Any]:
 
 
 def _openapi(args: argparse.Namespace) -> int:
+    if args.markdown:
+        from vigil.manager.apidoc import render_markdown
+
+        print(render_markdown(openapi_document("admin"), openapi_document("endpoint")), end="")
+        return 0
     print(json.dumps(openapi_document(args.api), indent=2))
     return 0
 

@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from fastapi import Request, WebSocket
+from starlette.concurrency import run_in_threadpool
 
 from vigil.manager.console.router import ConsoleForbidden, console_user
 from vigil.manager.errors import Forbidden, Unauthorized
@@ -55,8 +56,13 @@ def require_admin(request: Request) -> dict[str, Any]:
     return admin_user(request)
 
 
-def require_endpoint(request: Request) -> dict[str, Any]:
-    """FastAPI dependency for every endpoint route; returns the endpoint row."""
+async def require_endpoint(request: Request) -> dict[str, Any]:
+    """FastAPI dependency for every endpoint route; returns the endpoint row.
+
+    Runs on the event loop: the lookup is one primary-key read (tens of microseconds), cheaper than
+    a hop to the thread pool on every agent poll. Only the first-contact hostname pin writes, and
+    that goes to a worker thread.
+    """
     uuid = (request.headers.get("x-endpoint-uuid") or "").lower()
     key = request.headers.get("x-api-key") or ""
     if not uuid or not key:
@@ -67,7 +73,7 @@ def require_endpoint(request: Request) -> dict[str, Any]:
         raise Unauthorized("Not Authorized")
     hostname = request.headers.get("x-endpoint-hostname") or ""
     if hostname:
-        pinned = endpoint["hostname"] or manager.store.pin_hostname(uuid, hostname)
+        pinned = endpoint["hostname"] or await run_in_threadpool(manager.store.pin_hostname, uuid, hostname)
         if pinned != hostname:
             logger.warning("endpoint %s: hostname %r does not match pinned %r", uuid, hostname, pinned)
             raise Forbidden("two hosts are using the same credentials")

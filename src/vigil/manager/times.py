@@ -37,12 +37,20 @@ def now_ns() -> int:
 
 def parse_rfc3339(text: str, field: str = "time") -> int:
     """Parse an RFC 3339 timestamp to epoch nanoseconds; a missing zone means UTC."""
+    # Fast path for the common agent form "YYYY-MM-DDTHH:MM:SS[.fffffffff]Z" seen before.
+    seconds = _SECOND_CACHE.get(text[:19])
+    if seconds is not None and text[-1:] == "Z":
+        frac = text[20:-1]
+        if len(text) == 20:
+            return seconds * 1_000_000_000
+        if text[19] == "." and 0 < len(frac) <= 9 and frac.isdigit():
+            return seconds * 1_000_000_000 + int(frac.ljust(9, "0"))
     match = _RFC3339.match(text.strip())
     if match is None:
         raise BadRequest(f"{field}: {text!r} is not an RFC 3339 timestamp", field=field)
     year, month, day, hour, minute, second, frac, zone = match.groups()
     key = text[:19]
-    seconds = _SECOND_CACHE.get(key)
+    seconds = _SECOND_CACHE.get(key) if key[10:11] in ("T", "t", " ") else None
     if seconds is None:
         y, mo, d, h, mi, sec = (int(v) for v in (year, month, day, hour, minute, second))
         if not (

@@ -48,27 +48,27 @@ def _text(body: str | bytes, status: int = 200, media: str = "text/plain") -> Re
 
 
 @router.get("/key", summary="Server key (liveness probe)")
-def get_key(request: Request, endpoint: Endpoint) -> Response:
+async def get_key(request: Request, endpoint: Endpoint) -> Response:
     return _text(_m(request).config.server_key)
 
 
 @router.get("/rules", summary="All rules, one JSON object a line, sorted by name")
-def get_rules(request: Request, endpoint: Endpoint) -> Response:
+async def get_rules(request: Request, endpoint: Endpoint) -> Response:
     return _text(_m(request).rules.body, media="application/json")
 
 
 @router.get("/rules/sha256", summary="sha256 of the GET /rules body")
-def get_rules_sha256(request: Request, endpoint: Endpoint) -> Response:
+async def get_rules_sha256(request: Request, endpoint: Endpoint) -> Response:
     return _text(_m(request).rules.sha256)
 
 
 @router.get("/iocs", summary="IoC values (deduplicated, insertion order)")
-def get_iocs(request: Request, endpoint: Endpoint) -> Response:
+async def get_iocs(request: Request, endpoint: Endpoint) -> Response:
     return Response(orjson.dumps(_m(request).iocs.values), media_type="application/json")
 
 
 @router.get("/iocs/sha256", summary="sha256 of the concatenated IoC values")
-def get_iocs_sha256(request: Request, endpoint: Endpoint) -> Response:
+async def get_iocs_sha256(request: Request, endpoint: Endpoint) -> Response:
     return _text(_m(request).iocs.sha256)
 
 
@@ -77,7 +77,7 @@ def _config_bytes(config: Any) -> bytes:
 
 
 @router.get("/config", summary="Agent configuration (204 if none)")
-def get_config(request: Request, endpoint: Endpoint) -> Response:
+async def get_config(request: Request, endpoint: Endpoint) -> Response:
     config = endpoint.get("config")
     if config is None:
         return Response(status_code=204)
@@ -100,7 +100,7 @@ async def post_config(request: Request, endpoint: Endpoint) -> Response:
 
 
 @router.get("/config/sha256", summary="sha256 of the stored configuration (204 if none)")
-def get_config_sha256(request: Request, endpoint: Endpoint) -> Response:
+async def get_config_sha256(request: Request, endpoint: Endpoint) -> Response:
     config = endpoint.get("config")
     if config is None:
         return Response(status_code=204)
@@ -171,8 +171,11 @@ def get_tools(
 
 
 @router.get("/commands", summary="The pending command, marked sent (204 if none)")
-def get_commands(request: Request, endpoint: Endpoint) -> Response:
-    command = _m(request).store.take_command(endpoint["uuid"], now_ns())
+async def get_commands(request: Request, endpoint: Endpoint) -> Response:
+    command = endpoint.get("command")
+    if command is None or command.get("sent"):  # the common case: nothing pending, no write
+        return Response(status_code=204)
+    command = await run_in_threadpool(_m(request).store.take_command, endpoint["uuid"], now_ns())
     if command is None:
         return Response(status_code=204)
     return Response(orjson.dumps(command), media_type="application/json")

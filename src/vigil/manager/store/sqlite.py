@@ -42,6 +42,10 @@ _JSON_COLS = frozenset({"system_info", "config", "command"})
 _IOC_COLS = ("uuid", "guuid", "source", "value", "type")
 
 
+_INSERT_EVENT = (
+    "INSERT INTO events (hash, endpoint, ts, receipt, channel, event_id, criticality, detection, body)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING"
+)
 _EVENTS_SQL = (
     "SELECT hash, ts, receipt, detection, body FROM events WHERE endpoint = ? AND ts >= ? AND ts <= ?"
     " ORDER BY ts {order}, id {order} LIMIT ? OFFSET ?"
@@ -99,6 +103,7 @@ class SQLiteStore:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._sync}")
+        conn.execute("PRAGMA cache_size=-65536")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.executescript(SCHEMA)
         conn.execute(
@@ -304,15 +309,24 @@ class SQLiteStore:
         receipt = now_ns()
 
         def write(conn: sqlite3.Connection, after: AfterCommit) -> IngestResult:
-            stored = detections = 0
             state: ReportState | None = None
-            last_event = last_detection = 0
+            plain = [
+                (r.hash, endpoint, r.ts, receipt, r.channel, r.event_id, r.criticality, 0, r.body)
+                for r in rows
+                if not r.signatures
+            ]
+            before = conn.total_changes
+            if plain:
+                conn.executemany(_INSERT_EVENT, plain)
+            stored = conn.total_changes - before
+            detections = 0
+            last_detection = 0
             cur = conn.cursor()
             for row in rows:
-                is_detection = 1 if row.signatures else 0
+                if not row.signatures:
+                    continue
                 cur.execute(
-                    "INSERT INTO events (hash, endpoint, ts, receipt, channel, event_id, criticality,"
-                    " detection, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING",
+                    _INSERT_EVENT,
                     (
                         row.hash,
                         endpoint,
@@ -321,16 +335,13 @@ class SQLiteStore:
                         row.channel,
                         row.event_id,
                         row.criticality,
-                        is_detection,
+                        1,
                         row.body,
                     ),
                 )
                 if cur.rowcount != 1:
                     continue
                 stored += 1
-                last_event = max(last_event, row.ts)
-                if not is_detection:
-                    continue
                 detections += 1
                 last_detection = max(last_detection, row.ts)
                 event_id = cur.lastrowid
@@ -354,6 +365,8 @@ class SQLiteStore:
                     )
                 state.add_alert(row.signatures, row.ts, rules)
             if stored:
+                # Duplicates were stored earlier with the same times, so the batch maximum is exact.
+                last_event = max(r.ts for r in rows)
                 conn.execute(
                     "UPDATE endpoints SET last_event = MAX(last_event, ?),"
                     " last_detection = MAX(last_detection, ?) WHERE uuid = ?",
