@@ -8,8 +8,8 @@ import threading
 from typing import Any
 
 import pytest
-from tests.agent.fakes import MemoryOutput, RecordingRunner, engine_with, proc_event
 
+from tests.agent.fakes import MemoryOutput, RecordingRunner, engine_with, proc_event
 from vigil.agent.config import AgentConfig
 from vigil.agent.detection import Detector
 from vigil.agent.pipeline import Pipeline, SelfFilter

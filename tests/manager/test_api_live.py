@@ -60,7 +60,7 @@ RULE = {
 }
 FILTER_RULE = {
     "Name": "OnlyFilter",
-    "Meta": {"Filter": True, "Criticality": 0},
+    "Meta": {"Filter": True, "Criticality": 0, "Schema": "2.0.0"},
     "Matches": [],
     "Condition": "",
 }

@@ -83,7 +83,12 @@ def test_oversized_bodies_get_413(agent: httpx.Client, admin: AdminClient) -> No
 def test_invalid_rules_return_every_error_and_store_nothing(admin: AdminClient, live: LiveManager) -> None:
     before = admin.rules()
     rules = [
-        {"Name": "Good", "Meta": {"Criticality": 5}, "Matches": ["$a: Image = 'x'"], "Condition": "$a"},
+        {
+            "Name": "Good",
+            "Meta": {"Criticality": 5, "Schema": "2.0.0"},
+            "Matches": ["$a: Image = 'x'"],
+            "Condition": "$a",
+        },
         {"Name": "BadCrit", "Meta": {"Criticality": 42}, "Matches": ["$a: Image = 'x'"], "Condition": "$a"},
         {"Name": "BadMatch", "Matches": ["Image = 'x'"], "Condition": "$a"},
         {"Name": "BadCondition", "Matches": ["$a: Image = 'x'"], "Condition": "$a and ($b"},

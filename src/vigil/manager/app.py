@@ -23,7 +23,17 @@ __all__ = ["PUBLIC_PATHS", "create_admin_app", "create_endpoint_app", "iter_rout
 
 #: Routes served without a key: the API description and the console's page, assets and login
 #: form (no data; the console then authenticates every API call with its session cookie).
-PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", *PUBLIC_CONSOLE_PATHS, "/ui/session", "/ui/logout"})
+PUBLIC_PATHS = frozenset(
+    {
+        "/openapi.json",
+        "/docs",
+        "/docs/oauth2-redirect",
+        *PUBLIC_CONSOLE_PATHS,
+        "/ui/static/{name}",
+        "/ui/session",
+        "/ui/logout",
+    }
+)
 
 _SECURITY = {"ApiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-Api-Key"}}
 

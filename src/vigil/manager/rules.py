@@ -166,18 +166,25 @@ def _engine_errors(rules: Sequence[Any], source: str) -> list[dict[str, Any]] | 
 
 
 def compile_errors(rules: Sequence[Any], source: str = "<request>") -> list[dict[str, Any]]:
-    """Every error of ``rules`` (line = the rule's 1-based position); empty when all compile."""
+    """Every error of ``rules`` (line = the rule's 1-based position); empty when all compile.
+
+    Each rule that passes the structural checks is also compiled by the engine on its own, so one
+    bad rule never hides the errors of another.
+    """
     errors: list[dict[str, Any]] = []
     names: dict[str, int] = {}
     for index, rule in enumerate(rules, start=1):
-        errors.extend(_structural_errors(rule, source, index))
+        structural = _structural_errors(rule, source, index)
+        errors.extend(structural)
         if isinstance(rule, dict) and isinstance(rule.get("Name"), str):
             if rule["Name"] in names:
                 errors.append(_error(source, index, rule["Name"], "Name", "duplicate rule name in request"))
             names[rule["Name"]] = index
-    if errors:
-        return errors
-    return _engine_errors(rules, source) or []
+        if not structural:
+            for error in _engine_errors([rule], source) or []:
+                error["line"] = index
+                errors.append(error)
+    return errors
 
 
 def rule_info(rule: dict[str, Any]) -> RuleInfo:
