@@ -226,7 +226,7 @@ class Sensor:
                 [],
             )
         if pid in self._pending and typ in _PROCESS_RECORDS:
-            deadline, first, later = self._pending[pid]
+            _deadline, first, later = self._pending[pid]
             if typ == "exit" and first.get("source") == "sync":
                 # cn_proc reports exec before exit: no exec is in flight any more
                 del self._pending[pid]
@@ -248,9 +248,17 @@ class Sensor:
         pid = rec["pid"]
         if rec.get("source") == "audit":
             pending = self._pending.pop(pid, None)
-            if pending is None:
-                self._audit_seen[pid] = self._audit_seen.get(pid, 0) + 1
-            later = pending[2] if pending is not None else []
+            later: list[RawRecord] = []
+            if pending is not None and pending[1].get("source") == "audit":
+                # an earlier exec of this pid still waited for its image hash: it goes first
+                self._process(pending[1])
+                for item in pending[2]:
+                    self._process(item)
+                pending = None
+            if pending is None or pending[1].get("source") != "proc_connector":
+                self._audit_seen[pid] = self._audit_seen.get(pid, 0) + 1  # cn_proc's exec is still to come
+            if pending is not None:
+                later = pending[2]
             if self._fanotify_exec and not self.tracker.has_exec_image(pid):
                 # fanotify's race-free image hash is usually a moment behind: wait for it briefly
                 self._pending[pid] = (time.monotonic() + _IMAGE_WAIT_S, rec, later)
@@ -274,12 +282,12 @@ class Sensor:
             elif pending[1].get("source") == "sync":
                 self._pending[pid] = (pending[0], rec, pending[2])  # still waiting for audit's record
             return
-        later: list[RawRecord] = []
+        held: list[RawRecord] = []
         if pending is not None and pending[1].get("source") == "sync":
             del self._pending[pid]
-            later = pending[2]
+            held = pending[2]
         self._process(rec)
-        for item in later:
+        for item in held:
             self._process(item)
 
     def _exec_not_seen_yet(self, pid: int) -> bool:
