@@ -23,11 +23,12 @@ from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
 
-from vigil.agent.sensor import Sensor  # noqa: E402
+from vigil.agent.sensor import Sensor
 
 SPAWNER = r"""
 import os, sys, time
-run, start, count, rate, workers, wid = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+run, start, count = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+rate, workers, wid = float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
 interval = workers / rate
 out = []
 n = wid
@@ -54,25 +55,29 @@ def percentile(values: list[float], p: float) -> float:
     return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
 
 
-def run_load(rate: float, seconds: float, workers: int, sources: list[str]) -> dict[str, Any]:
-    run = f"{int(rate)}-{os.getpid()}"
-    tag = f"bench-{run}-"
-    arrivals: dict[str, int] = {}
+class Bench:
+    """One long-lived sensor (as in the agent) measured under several loads."""
 
-    def sink(event: dict[str, Any]) -> None:
+    def __init__(self, sources: list[str]) -> None:
+        self.tag = "bench-none-"
+        self.arrivals: dict[str, int] = {}
+        self.sensor = Sensor(
+            sources=sources, exclude_pids=set(), source_options={"fanotify_exec": {"mounts": ["/"]}}
+        )
+
+    def sink(self, event: dict[str, Any]) -> None:
         if event["Event"]["System"]["EventID"] == 1:
             cmd = event["Event"]["EventData"]["CommandLine"]
-            if tag in cmd:
-                arrivals.setdefault(cmd, time.time_ns())
+            if self.tag in cmd:
+                self.arrivals.setdefault(cmd, time.time_ns())
 
-    sensor = Sensor(sources=sources, exclude_pids=set(), source_options={"fanotify_exec": {"mounts": ["/"]}})
-    sensor.start(sink)
-    try:
-        status = sensor.status()
+    def run_load(self, rate: float, seconds: float, workers: int) -> dict[str, Any]:
+        run = f"{int(rate)}-{time.monotonic_ns()}"
+        self.tag = f"bench-{run}-"
+        self.arrivals = {}
+        tag, arrivals = self.tag, self.arrivals
         count = int(rate * seconds)
         start = time.time() + 0.5
-        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-        wall0 = time.monotonic()
         procs = [
             subprocess.Popen(
                 [sys.executable, "-c", SPAWNER, run, str(start), str(count), str(rate), str(workers), str(w)],
@@ -81,39 +86,38 @@ def run_load(rate: float, seconds: float, workers: int, sources: list[str]) -> d
             )
             for w in range(workers)
         ]
-        spawned: list[tuple[int, int, int]] = []
+        time.sleep(max(0.0, start - time.time()))
+        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+        wall0 = time.monotonic()
+        spawned: list[tuple[int, ...]] = []
         for p in procs:
             out, _ = p.communicate()
-            spawned += [tuple(map(int, line.split())) for line in out.splitlines() if line]  # type: ignore[misc]
-        spawn_wall = time.monotonic() - wall0 - 0.5
+            spawned += [tuple(map(int, line.split())) for line in out.splitlines() if line]
+        spawn_wall = time.monotonic() - wall0
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and len(arrivals) < len(spawned):
-            time.sleep(0.05)
+            time.sleep(0.01)
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
         wall = time.monotonic() - wall0
-    finally:
-        sensor.stop()
-    latencies = []
-    lost = 0
-    for _pid, n, t in spawned:
-        got = arrivals.get(f"/usr/bin/true {tag}{n}") or arrivals.get(f"/bin/true {tag}{n}")
-        if got is None:
-            lost += 1
-        else:
-            latencies.append((got - t) / 1e6)
-    cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
-    return {
-        "target_rate": rate,
-        "achieved_rate": round(len(spawned) / spawn_wall, 1) if spawn_wall > 0 else None,
-        "spawned": len(spawned),
-        "lost": lost,
-        "latency_ms_p50": round(percentile(latencies, 50), 3),
-        "latency_ms_p99": round(percentile(latencies, 99), 3),
-        "latency_ms_max": round(max(latencies), 3) if latencies else None,
-        "agent_cpu_pct_of_one_core": round(100 * cpu / wall, 1),
-        "sources": {k: v for k, v in status.items()},
-        "sensor_stats": {k: v for k, v in sensor.stats().items() if k in ("received", "emitted", "dropped", "queue_full", "hash_origins")},
-    }
+        latencies = []
+        lost = 0
+        for _pid, n, t in spawned:
+            got = arrivals.get(f"/bin/true {tag}{n}")
+            if got is None:
+                lost += 1
+            else:
+                latencies.append((got - t) / 1e6)
+        cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
+        return {
+            "target_rate": rate,
+            "achieved_rate": round(len(spawned) / spawn_wall, 1) if spawn_wall > 0 else None,
+            "spawned": len(spawned),
+            "lost": lost,
+            "latency_ms_p50": round(percentile(latencies, 50), 3),
+            "latency_ms_p99": round(percentile(latencies, 99), 3),
+            "latency_ms_max": round(max(latencies), 3) if latencies else None,
+            "agent_cpu_pct_of_one_core": round(100 * cpu / wall, 1),
+        }
 
 
 def main() -> None:
@@ -129,8 +133,16 @@ def main() -> None:
         sys.exit("bench/agent_latency.py needs root (kernel event sources)")
     sources = args.sources.split(",")
     t0 = time.monotonic()
-    loads = [run_load(float(r), args.seconds, args.workers, sources) for r in args.rates.split(",")]
-    steady = run_load(args.cpu_rate, args.cpu_seconds, 1, sources)
+    bench = Bench(sources)
+    bench.sensor.start(bench.sink)
+    try:
+        bench.run_load(50, 0.5, 1)  # warm-up: the spawner's interpreter gets hashed once
+        loads = [bench.run_load(float(r), args.seconds, args.workers) for r in args.rates.split(",")]
+        steady = bench.run_load(args.cpu_rate, args.cpu_seconds, 1)
+        status = bench.sensor.status()
+        stats = bench.sensor.stats()
+    finally:
+        bench.sensor.stop()
     events = sum(x["spawned"] for x in loads) + steady["spawned"]
     seconds = time.monotonic() - t0
     print(
@@ -141,7 +153,10 @@ def main() -> None:
                 "seconds": round(seconds, 2),
                 "events_per_s": round(events / seconds, 1),
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                "sources": sources,
+                "sources": status,
+                "sensor": {
+                    k: stats[k] for k in ("received", "emitted", "dropped", "queue_full", "hash_origins")
+                },
                 "loads": loads,
                 "steady": steady,
                 "exec_to_event_ms_p50": steady["latency_ms_p50"],
