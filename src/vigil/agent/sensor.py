@@ -33,6 +33,7 @@ _IMAGE_WAIT_S = 0.05  # how long an audit exec waits for fanotify's image hashes
 _HASH_WAIT_S = 10.0  # an exec whose image is being hashed by the worker (big binaries)
 _STOP = object()
 _PROCESS_RECORDS = ("exit", "connect", "dns", "file_create", "file_delete", "module")
+_HOLDABLE = _PROCESS_RECORDS[1:]  # an exit never overtakes its exec: cn_proc keeps them in order
 
 
 class Sensor:
@@ -228,7 +229,7 @@ class Sensor:
                 del self._pending[pid]
                 self._process_chain(pending[1], pending[2])
             return
-        if typ in _PROCESS_RECORDS and pid not in self._pending and self._exec_not_seen_yet(pid):
+        if typ in _HOLDABLE and pid not in self._pending and self._exec_not_seen_yet(pid):
             # Sources race: this record overtook the exec of its process. Hold it until the exec
             # is processed (or a moment has passed), so it is attributed to the new image.
             self._pending[pid] = (
