@@ -68,6 +68,7 @@ class FanotifyExecSource(EventSource):
         self.mounts = mounts
         self.marked: list[str] = []
         self._fd = -1
+        self._paths: dict[tuple[int, int, int, int], str] = {}  # stat key -> path (saves a readlink)
 
     def requirements(self) -> list[str]:
         unmet = []
@@ -124,11 +125,16 @@ class FanotifyExecSource(EventSource):
 
     def _image(self, fd: int, pid: int) -> None:
         try:
-            path = os.readlink(f"/proc/self/fd/{fd}")
             found = self.hash_cache.hash_open_fd(fd)
+            if found is None:
+                return
+            key, hashes = found
+            path = self._paths.get(key)
+            if path is None:
+                path = os.readlink(f"/proc/self/fd/{fd}")
+                if len(self._paths) > 4096:
+                    self._paths.clear()
+                self._paths[key] = path
         except OSError:
             return
-        if found is None:
-            return
-        key, hashes = found
         self._emit({"type": "image", "pid": pid, "path": path, "key": key, "hashes": hashes})
