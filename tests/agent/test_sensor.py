@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Collector, audit_rules_with, needs_root
+from tests.agent.sensor_helpers import Collector, audit_rules_with, needs_root
 
 from vigil.agent.sensor import Sensor
 

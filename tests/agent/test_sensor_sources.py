@@ -6,7 +6,7 @@ import subprocess
 import time
 
 import pytest
-from conftest import Collector, needs_root
+from tests.agent.sensor_helpers import Collector, needs_root
 
 from vigil.agent.sensor import Sensor
 from vigil.agent.sources.base import EventSource, SourceUnavailable

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import needs_root
+from tests.agent.sensor_helpers import needs_root
 
 from vigil.agent.sources.netinv import NetInventorySource, _addr, inode_to_pid, read_sockets
 from vigil.agent.sources.registry import requirements_report
