@@ -12,7 +12,9 @@ import pytest
 
 AUDIT_LOCK = "/run/vigil-audit-tests.lock"
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: real kernel interfaces (CI runs as root)")
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="needs root: real kernel interfaces (CI runs as root)"
+)
 
 
 def audit_rules_with(key: str) -> list[str]:

@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 EventSink = Callable[[dict[str, Any]], None]
 _AUDIT_WAIT_S = 1.0  # how long a pid-only cn_proc exec waits for its audit EXECVE record (at most)
 _SYNC_WAIT_S = 2.0  # how long a record that overtook its process's exec waits for it (at most)
-_IMAGE_WAIT_S = 0.05  # how long an audit exec waits for fanotify's image hashes
+_IMAGE_WAIT_S = 1.0  # how long an exec of a process already gone waits for fanotify's image hashes
 _HASH_WAIT_S = 10.0  # an exec whose image is being hashed by the worker (big binaries)
 _STOP = object()
 _PROCESS_RECORDS = ("exit", "connect", "dns", "file_create", "file_delete", "module")
@@ -270,8 +270,13 @@ class Sensor:
                 self._audit_seen[pid] = self._audit_seen.get(pid, 0) + 1  # cn_proc's exec is still to come
             if pending is not None:
                 later = pending[2]
-            if self._fanotify_exec and not self.tracker.has_exec_image(pid):
-                # fanotify's race-free image hash is usually a moment behind: wait for it briefly
+            if (
+                self._fanotify_exec
+                and not self.tracker.has_exec_image(pid)
+                and not os.path.exists(f"/proc/{pid}/exe")
+            ):
+                # The process is gone, so /proc/PID/exe cannot give the executed file and the path
+                # may name another one by now: wait for fanotify's race-free image hash.
                 self._pending[pid] = (time.monotonic() + _IMAGE_WAIT_S, rec, later)
                 return
             self._process_chain(rec, later)
