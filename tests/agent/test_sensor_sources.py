@@ -6,8 +6,8 @@ import subprocess
 import time
 
 import pytest
+from tests.agent.sensor_helpers import Collector, needs_root
 
-from tests.agent.conftest import Collector, needs_root
 from vigil.agent.sensor import Sensor
 from vigil.agent.sources.base import EventSource, SourceUnavailable
 from vigil.agent.sources.registry import create_source
@@ -133,3 +133,29 @@ def test_procpoll_is_started_when_the_process_connector_is_unavailable(
         len(ended) == 1
         and ended[0]["Event"]["EventData"]["ProcessGuid"] == created[0]["Event"]["EventData"]["ProcessGuid"]
     )
+
+
+@needs_root
+def test_default_sources_all_start_and_stop_cleanly(
+    audit_ready: None, collector: Collector, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    sensor = Sensor(watch_paths=[str(tmp_path)], exclude_pids=set())
+    try:
+        sensor.start(collector)
+        assert sensor.status() == {
+            "proc_connector": None,
+            "audit": None,
+            "fanotify_exec": None,
+            "netinv": None,
+            "dns": None,
+            "files": None,
+        }
+        (tmp_path / "x.txt").write_text("x")  # created by this process: the sensor still reports it
+        found = collector.wait_for(
+            lambda e: e["Event"]["EventData"].get("TargetFilename") == str(tmp_path / "x.txt")
+        )
+        assert len(found) == 1
+    finally:
+        sensor.stop()
+    stats = sensor.stats()
+    assert stats["dropped"] == 0 and stats["errors"] == 0

@@ -61,6 +61,11 @@ class HashCache:
                 self.hits += 1
             return found
 
+    def peek(self, key: StatKey) -> bool:
+        """Whether `key` is cached (no hit/miss accounting)."""
+        with self._lock:
+            return key in self._items
+
     def put(self, key: StatKey, hashes: dict[str, str]) -> None:
         with self._lock:
             self._items[key] = hashes
@@ -94,3 +99,40 @@ class HashCache:
             return None
         finally:
             os.close(fd)
+
+
+class Hasher:
+    """A worker thread that fills the cache, so one big binary never stalls the event pipeline.
+
+    `submit(pid, path, done)` hashes `/proc/PID/exe` (or `path` when the process is gone) and then
+    calls `done(pid)` from the worker thread.
+    """
+
+    def __init__(self, cache: HashCache) -> None:
+        import queue
+
+        self.cache = cache
+        self._jobs: queue.Queue[tuple[int, str, object] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="vigil-hasher", daemon=True)
+        self._thread.start()
+
+    def submit(self, pid: int, path: str, done: object) -> None:
+        self._jobs.put((pid, path, done))
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            pid, path, done = job
+            try:
+                if self.cache.hash_path(f"/proc/{pid}/exe") is None:
+                    self.cache.hash_path(path)
+            except Exception:
+                logger.exception("hasher: hashing %s failed", path)
+            finally:
+                done(pid)  # type: ignore[operator]

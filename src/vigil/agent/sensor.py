@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from vigil.agent.enrich import HookContext, HookRegistry, default_hooks
+from vigil.agent.hashing import MAX_HASH_BYTES, Hasher, stat_key
 from vigil.agent.records import EventBuilder
 from vigil.agent.sources.base import EventSource, RawRecord
 from vigil.agent.sources.registry import DEFAULT_SOURCES, FALLBACKS, create_source
@@ -28,9 +29,11 @@ logger = logging.getLogger(__name__)
 EventSink = Callable[[dict[str, Any]], None]
 _AUDIT_WAIT_S = 1.0  # how long a pid-only cn_proc exec waits for its audit EXECVE record (at most)
 _SYNC_WAIT_S = 2.0  # how long a record that overtook its process's exec waits for it (at most)
-_IMAGE_WAIT_S = 0.05  # how long an audit exec waits for fanotify's image hashes
+_IMAGE_WAIT_S = 1.0  # how long an exec of a process already gone waits for fanotify's image hashes
+_HASH_WAIT_S = 10.0  # an exec whose image is being hashed by the worker (big binaries)
 _STOP = object()
 _PROCESS_RECORDS = ("exit", "connect", "dns", "file_create", "file_delete", "module")
+_HOLDABLE = _PROCESS_RECORDS[1:]  # an exit never overtakes its exec: cn_proc keeps them in order
 
 
 class Sensor:
@@ -67,6 +70,7 @@ class Sensor:
         self._thread: threading.Thread | None = None
         self._builder = EventBuilder(self.factory, self.tracker)
         self._pending: dict[int, tuple[float, RawRecord, list[RawRecord]]] = {}
+        self._hasher: Hasher | None = None
         self._audit_seen: dict[int, int] = {}
         self._audit_exec = False
         self._audit_net = False
@@ -87,6 +91,7 @@ class Sensor:
     def start(self, sink: EventSink) -> None:
         self._sink = sink
         self.tracker.seed()
+        self._hasher = Hasher(self.tracker.hash_cache)
         self._thread = threading.Thread(target=self._pipeline, name="vigil-sensor", daemon=True)
         self._thread.start()
         wanted = list(self._names)
@@ -146,6 +151,9 @@ class Sensor:
             self._queue.put(_STOP)
             self._thread.join(timeout=10)
             self._thread = None
+        if self._hasher is not None:
+            self._hasher.stop()
+            self._hasher = None
 
     def status(self) -> dict[str, str | None]:
         """Source name -> None when running, else why it is not."""
@@ -208,25 +216,29 @@ class Sensor:
         if typ == "exec":
             self._on_exec(rec)
             return
+        if typ == "hashed":
+            pending = self._pending.get(pid)
+            if pending is not None and pending[1].get("_await_hash"):
+                del self._pending[pid]
+                self._process_chain(pending[1], pending[2])
+            return
         if typ == "image":
             self._process(rec)  # remembers the hashes for the exec
             pending = self._pending.get(pid)
             if pending is not None and pending[1].get("source") == "audit":
                 del self._pending[pid]
-                self._process(pending[1])
-                for item in pending[2]:
-                    self._process(item)
+                self._process_chain(pending[1], pending[2])
             return
-        if typ in _PROCESS_RECORDS and pid not in self._pending and self._exec_not_seen_yet(pid):
+        if typ in _HOLDABLE and pid not in self._pending and self._exec_not_seen_yet(pid):
             # Sources race: this record overtook the exec of its process. Hold it until the exec
             # is processed (or a moment has passed), so it is attributed to the new image.
             self._pending[pid] = (
-                time.monotonic() + _AUDIT_WAIT_S,
+                time.monotonic() + _SYNC_WAIT_S,
                 {"type": "exec", "pid": pid, "source": "sync"},
                 [],
             )
         if pid in self._pending and typ in _PROCESS_RECORDS:
-            deadline, first, later = self._pending[pid]
+            _deadline, first, later = self._pending[pid]
             if typ == "exit" and first.get("source") == "sync":
                 # cn_proc reports exec before exit: no exec is in flight any more
                 del self._pending[pid]
@@ -248,16 +260,26 @@ class Sensor:
         pid = rec["pid"]
         if rec.get("source") == "audit":
             pending = self._pending.pop(pid, None)
-            if pending is None:
-                self._audit_seen[pid] = self._audit_seen.get(pid, 0) + 1
-            later = pending[2] if pending is not None else []
-            if self._fanotify_exec and not self.tracker.has_exec_image(pid):
-                # fanotify's race-free image hash is usually a moment behind: wait for it briefly
+            later: list[RawRecord] = []
+            if pending is not None and pending[1].get("source") == "audit":
+                # an earlier exec of this pid still waited for its image hash: it goes first
+                pending[1]["_await_hash"] = False
+                self._process_chain(pending[1], pending[2])
+                pending = None
+            if pending is None or pending[1].get("source") != "proc_connector":
+                self._audit_seen[pid] = self._audit_seen.get(pid, 0) + 1  # cn_proc's exec is still to come
+            if pending is not None:
+                later = pending[2]
+            if (
+                self._fanotify_exec
+                and not self.tracker.has_exec_image(pid)
+                and not os.path.exists(f"/proc/{pid}/exe")
+            ):
+                # The process is gone, so /proc/PID/exe cannot give the executed file and the path
+                # may name another one by now: wait for fanotify's race-free image hash.
                 self._pending[pid] = (time.monotonic() + _IMAGE_WAIT_S, rec, later)
                 return
-            self._process(rec)
-            for item in later:
-                self._process(item)
+            self._process_chain(rec, later)
             return
         # pid-only exec (cn_proc, procpoll)
         seen = self._audit_seen.get(pid, 0)
@@ -274,13 +296,11 @@ class Sensor:
             elif pending[1].get("source") == "sync":
                 self._pending[pid] = (pending[0], rec, pending[2])  # still waiting for audit's record
             return
-        later: list[RawRecord] = []
+        held: list[RawRecord] = []
         if pending is not None and pending[1].get("source") == "sync":
             del self._pending[pid]
-            later = pending[2]
-        self._process(rec)
-        for item in later:
-            self._process(item)
+            held = pending[2]
+        self._process_chain(rec, held)
 
     def _exec_not_seen_yet(self, pid: int) -> bool:
         """Whether a record of `pid` may have overtaken the fork or exec of its process.
@@ -312,10 +332,11 @@ class Sensor:
                 info = self.tracker.get(pid)
                 if info is not None:
                     info.from_fork = False  # no exec came: the held records belong to the fork
+                for item in later:
+                    self._process(item)
             else:
-                self._process(rec)  # no audit record came: enrich from /proc
-            for item in later:
-                self._process(item)
+                rec["_await_hash"] = False  # past its deadline: hash inline if still needed
+                self._process_chain(rec, later)  # no audit record came: enrich from /proc
 
     def _excluded(self, info: ProcessInfo | None) -> bool:
         if info is None:
@@ -326,7 +347,45 @@ class Sensor:
             )
         return info.excluded
 
+    def _process_chain(self, first: RawRecord, later: list[RawRecord]) -> None:
+        """Process `first`, then `later` in order (behind `first` if it now waits for a hash)."""
+        self._process(first)
+        pid = first.get("pid")
+        pending = self._pending.get(pid) if pid is not None else None
+        if pending is not None and pending[1] is first:
+            pending[2].extend(later)
+            return
+        for item in later:
+            self._process(item)
+
+    def _needs_hash(self, rec: RawRecord) -> str | None:
+        """The image path of an exec whose hashes are not cached yet, else None."""
+        pid = rec["pid"]
+        if self._hasher is None or not self.tracker.hash_images or self.tracker.has_exec_image(pid):
+            return None
+        path = rec.get("exe") or ""
+        try:
+            st = os.stat(f"/proc/{pid}/exe")
+        except OSError:
+            try:
+                st = os.stat(path)
+            except OSError:
+                return None
+        if st.st_mode & 0o170000 != 0o100000 or st.st_size > MAX_HASH_BYTES:
+            return None
+        return None if self.tracker.hash_cache.peek(stat_key(st)) else path
+
     def _process(self, rec: RawRecord) -> None:
+        if rec.get("type") == "exec" and "_await_hash" not in rec:
+            path = self._needs_hash(rec)
+            if path is not None and self._hasher is not None:
+                # hash in the worker; this process's records wait, everyone else's go on
+                rec["_await_hash"] = True
+                pid = rec["pid"]
+                later = self._pending.pop(pid, (0.0, {}, []))[2]
+                self._pending[pid] = (time.monotonic() + _HASH_WAIT_S, rec, later)
+                self._hasher.submit(pid, path, lambda p: self._put({"type": "hashed", "pid": p}))
+                return
         built = self._builder.build(rec)
         if built is None:
             return

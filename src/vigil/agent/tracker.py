@@ -250,6 +250,8 @@ class ProcessTracker:
         """The live entry for pid, created from /proc or (when gone) from what the record says."""
         with self._lock:
             info = self._live.get(pid)
+            if info is not None and (info.from_fork or info.execed):
+                return info  # known from this boot's fork/exec records: no pid reuse in between
             start = start_ticks_of(pid)
             if info is not None and (start is None or start == info.start_ticks):
                 return info
@@ -266,8 +268,8 @@ class ProcessTracker:
         """A new process inherits its parent's image, command line, cwd and user until it execs."""
         with self._lock:
             parent = self._live.get(ppid)
-            start = start_ticks_of(pid)
-            ticks = start if start is not None else (ticks_from_monotonic_ns(mono_ns) if mono_ns else 0)
+            start = ticks_from_monotonic_ns(mono_ns) if mono_ns else start_ticks_of(pid)
+            ticks = start if start is not None else 0
             info = self._new(pid, ppid, ticks)
             info.from_fork = True
             if parent is not None:

@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from tests.agent.conftest import Collector, audit_rules_with, needs_root
+from tests.agent.sensor_helpers import Collector, audit_rules_with, needs_root
 
 from vigil.agent.sources import _auditnl as nl
 from vigil.agent.sources.audit import AuditSource

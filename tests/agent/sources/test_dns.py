@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from tests.agent.conftest import needs_root
+from tests.agent.sensor_helpers import needs_root
 
 from vigil.agent.sensor import Sensor
 from vigil.agent.sources.dns import DnsSource, parse_query

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from tests.agent.conftest import Collector, needs_root
+from tests.agent.sensor_helpers import Collector, needs_root
 
 from vigil.agent.sensor import Sensor
 from vigil.agent.sources.fanotify_exec import FanotifyExecSource, local_filesystems

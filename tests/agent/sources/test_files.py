@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tests.agent.conftest import Collector, needs_root
+from tests.agent.sensor_helpers import Collector, needs_root
 
 from vigil.agent.sensor import Sensor
 from vigil.agent.sources.files import FileSource

@@ -259,6 +259,11 @@ def parse_record(body: bytes) -> tuple[int, int, dict[str, bytes]] | None:
     return ts_ns, int(m.group(3)), fields
 
 
+def record_serial(body: bytes) -> int | None:
+    m = _HEAD.match(body)
+    return int(m.group(3)) if m else None
+
+
 def decode_value(raw: bytes | None, *, hex_allowed: bool = True) -> str | None:
     """A field value as text: quoted strings verbatim, `(null)` as None, hex decoded."""
     if raw is None or raw in (b"(null)", b"(none)"):

@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "vigil-"
 _GROUP_TIMEOUT_NS = 2_000_000_000
+_WANTED = {nl.AUDIT_SYSCALL, nl.AUDIT_EXECVE, nl.AUDIT_CWD, nl.AUDIT_SOCKADDR}
 _BACKLOG = 8192
 
 RULE_SETS: dict[str, list[str]] = {
@@ -221,17 +222,21 @@ class AuditSource(EventSource):
             self._flush_old()
 
     def _record(self, typ: int, body: bytes) -> None:
+        if typ not in _WANTED:
+            self._received += 1
+            if typ == nl.AUDIT_EOE:
+                serial = nl.record_serial(body)
+                if serial is not None:
+                    group = self._groups.pop(serial, None)
+                    self._group_ts.pop(serial, None)
+                    if group is not None:
+                        self._event(0, group)
+            return  # PATH, PROCTITLE, BPRM_FCAPS, ...: not used, not parsed
         parsed = nl.parse_record(body)
         if parsed is None:
             return
         ts_ns, serial, fields = parsed
         self._received += 1
-        if typ == nl.AUDIT_EOE:
-            group = self._groups.pop(serial, None)
-            self._group_ts.pop(serial, None)
-            if group is not None:
-                self._event(ts_ns, group)
-            return
         if typ == nl.AUDIT_SYSCALL:
             try:
                 nr = int(fields.get("syscall", b"-1"))
@@ -239,6 +244,7 @@ class AuditSource(EventSource):
                 return
             if nr not in self._syscalls:
                 return
+            fields["_ts"] = str(ts_ns).encode()  # the event's kernel time (ms resolution)
             self._groups[serial] = [(typ, fields)]
             self._group_ts[serial] = time.monotonic_ns()
         elif serial in self._groups and typ in (
@@ -279,7 +285,7 @@ class AuditSource(EventSource):
             "gid": num("gid"),
             "comm": nl.decode_value(sc.get("comm")),
             "exe": nl.decode_value(sc.get("exe")),
-            "ts_ns": ts_ns or time.time_ns(),
+            "ts_ns": num("_ts") if num("_ts") > 0 else time.time_ns(),
             "syscall": syscall,
             "success": success,
             "exit": num("exit"),

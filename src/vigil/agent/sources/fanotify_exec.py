@@ -12,13 +12,15 @@ import errno
 import logging
 import os
 import select
+from concurrent.futures import ThreadPoolExecutor
 
-from vigil.agent.hashing import HashCache
+from vigil.agent.hashing import HashCache, stat_key
 from vigil.agent.sources import _fanotify as fan
 from vigil.agent.sources.base import CAP_SYS_ADMIN, EventSource, has_capability
 
 logger = logging.getLogger(__name__)
 
+_INLINE_BYTES = 4 << 20  # images above this (and not cached) are hashed on a worker thread
 # Filesystems that hold executables worth hashing; pseudo filesystems are skipped.
 LOCAL_FS = {
     "ext2",
@@ -68,6 +70,8 @@ class FanotifyExecSource(EventSource):
         self.mounts = mounts
         self.marked: list[str] = []
         self._fd = -1
+        self._paths: dict[tuple[int, int, int, int], str] = {}  # stat key -> path (saves a readlink)
+        self._big = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-fanotify-hash")
 
     def requirements(self) -> list[str]:
         unmet = []
@@ -91,6 +95,8 @@ class FanotifyExecSource(EventSource):
             raise OSError(errno.ENODEV, "no filesystem could be marked for FAN_OPEN_EXEC")
 
     def _close(self) -> None:
+        self._big.shutdown(wait=True)
+        self._big = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-fanotify-hash")
         if self._fd >= 0:
             os.close(self._fd)  # closing the group removes every mark it holds
             self._fd = -1
@@ -115,20 +121,41 @@ class FanotifyExecSource(EventSource):
                     continue
                 if ev.fd < 0:
                     continue
-                try:
-                    if ev.pid == own:
-                        continue
-                    self._image(ev.fd, ev.pid)
-                finally:
+                if ev.pid == own:
                     os.close(ev.fd)
+                    continue
+                self._dispatch(ev.fd, ev.pid)
+
+    def _dispatch(self, fd: int, pid: int) -> None:
+        """Small or cached images inline; big new ones on the worker, so they delay nothing else."""
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            os.close(fd)
+            return
+        if st.st_size > _INLINE_BYTES and not self.hash_cache.peek(stat_key(st)):
+            self._big.submit(self._image_and_close, fd, pid)
+        else:
+            self._image_and_close(fd, pid)
+
+    def _image_and_close(self, fd: int, pid: int) -> None:
+        try:
+            self._image(fd, pid)
+        finally:
+            os.close(fd)
 
     def _image(self, fd: int, pid: int) -> None:
         try:
-            path = os.readlink(f"/proc/self/fd/{fd}")
             found = self.hash_cache.hash_open_fd(fd)
+            if found is None:
+                return
+            key, hashes = found
+            path = self._paths.get(key)
+            if path is None:
+                path = os.readlink(f"/proc/self/fd/{fd}")
+                if len(self._paths) > 4096:
+                    self._paths.clear()
+                self._paths[key] = path
         except OSError:
             return
-        if found is None:
-            return
-        key, hashes = found
         self._emit({"type": "image", "pid": pid, "path": path, "key": key, "hashes": hashes})

@@ -44,3 +44,16 @@ def create_source(
     if getattr(cls, "wants_hash_cache", False) and tracker is not None:
         kwargs.setdefault("hash_cache", tracker.hash_cache)
     return cls(**kwargs)
+
+
+def requirements_report(
+    names: list[str] | None = None, options: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, list[str]]:
+    """Source name -> unmet needs ([] = available), without starting anything (`agent doctor`)."""
+    report: dict[str, list[str]] = {}
+    for name in names if names is not None else list(SOURCES):
+        try:
+            report[name] = create_source(name, (options or {}).get(name, {})).requirements()
+        except (ValueError, TypeError, ImportError) as e:
+            report[name] = [f"cannot be configured: {e}"]
+    return report
