@@ -30,6 +30,7 @@ class ProcessInfo:
     cwd: str = "/"
     user: str = "root"
     uid: int = 0
+    start_ticks: int = 0
     start_time: float = 0.0
     hashes: dict[str, str] = field(default_factory=dict)
     sha256: str = ""
