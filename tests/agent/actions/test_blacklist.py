@@ -95,6 +95,7 @@ def test_kill_at_exec_kills_a_blacklisted_process(tmp_path: Path, orphans) -> No
     assert blocker.check_exec(bad) is True
     assert orphans.wait_exit(bad)
     assert blocker.check_exec(good) is False
+    assert blocker.check_exec(good, sha256="0" * 64) is False, "a known clean hash skips the read"
     assert orphans.alive(good)
     assert events[0]["Event"]["EventData"]["Mechanism"] == "kill-at-exec"
     assert events[0]["Event"]["EventData"]["TargetFilename"] == str(evil)
