@@ -13,6 +13,7 @@ and returns at once (False when the queue is full: the job is counted as dropped
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -212,7 +213,7 @@ class ActionRunner:
             results["memdump"] = self._guard("memdump", lambda: self._memdump(process, event_dir()))
         for name in ("report", "brief"):
             if name in wanted:
-                results[name] = self._guard(name, lambda n=name: self._report(n, event_dir()))  # type: ignore[misc]
+                results[name] = self._guard(name, functools.partial(self._report, name, event_dir))
         if "filedump" in wanted:
             results["filedump"] = self._guard("filedump", lambda: self._filedump(process, event, event_dir()))
         if "kill" in wanted and "kill" not in results:
@@ -273,12 +274,12 @@ class ActionRunner:
         )
         return ActionResult("memdump", True, msg, [w.artifact])
 
-    def _report(self, name: str, directory: Path) -> ActionResult:
+    def _report(self, name: str, directory: Callable[[], Path]) -> ActionResult:
         if not self.enable_reporting:
             return ActionResult(name, False, "reporting is disabled (reporting.enable)")
         context = dict(self.report_context()) if self.report_context is not None else {}
         report = build_report(brief=name == "brief", options=self.report_options, **context)
-        art = self.store.write_json(directory, "report.json", report, name)
+        art = self.store.write_json(directory(), "report.json", report, name)
         return ActionResult(name, True, f"{len(report['processes'])} processes", [art])
 
     def _filedump(self, process: ProcessLike, event: Mapping[str, Any], directory: Path) -> ActionResult:
