@@ -7,7 +7,6 @@ import select
 import shutil
 import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -88,8 +87,3 @@ def orphans() -> Iterator[Orphans]:
         yield o
     finally:
         o.cleanup()
-
-
-@pytest.fixture
-def python() -> str:
-    return sys.executable
