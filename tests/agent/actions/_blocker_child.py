@@ -67,8 +67,13 @@ def main(root: str, tag: str, mode: str) -> None:
             result["python_error"] = None
         except PermissionError as exc:
             result["python_error"] = exc.errno
+        blocker.unblock(digest)
+        blocker.unblock(script_digest)  # empty blacklist: marks flushed, nothing is checked
+        result["unblocked_rc"] = subprocess.run([evil], check=False).returncode
+        blocker.block(digest, "test")  # re-armed
+        result["reblocked_rc"] = subprocess.run(["sh", "-c", evil], check=False).returncode
         deadline = time.monotonic() + 5
-        while len(events) < 4 and time.monotonic() < deadline:
+        while len(events) < 5 and time.monotonic() < deadline:
             time.sleep(0.01)
     finally:
         blocker.stop()

@@ -65,7 +65,8 @@ def test_blacklisted_binary_and_renamed_copy_are_refused_at_exec(tmp_path: Path,
     assert out["persisted"] is True
     assert out["script_exec_rc"] == 126, "an executed script is opened for exec: refused"
     assert out["script_read_rc"] == 0, "`sh script` only reads it: not an exec (documented gap)"
-    assert out["counters"]["denied"] == 4
+    assert out["unblocked_rc"] == 0 and out["reblocked_rc"] == 126, "marks follow the blacklist"
+    assert out["counters"]["denied"] == 5
     denied = [e["Event"]["EventData"] for e in out["events"] if e["Event"]["EventData"]["Reason"] == "test"]
     assert {d["TargetFilename"] for d in denied} == {f"{root}/evil-true", f"{root}/innocent-name"}
     assert all(d["Hashes"] == f"SHA256={out['sha256'].upper()}" for d in denied)

@@ -243,7 +243,7 @@ class ExecBlocker:
 
     def _push_blacklist(self) -> None:
         if self._responder is not None:
-            self._responder.blacklist = self.blacklist.reasons()
+            self._responder.set_blacklist(self.blacklist.reasons())
         with self._child_lock:
             child = self._child
             if child is None or child.stdin is None:
