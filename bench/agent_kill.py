@@ -77,8 +77,9 @@ def deny_child(root: str, runs: int) -> None:
 
     baseline = [spawn(plain)[0] for _ in range(runs)]
     blacklist = Blacklist(None)
-    blacklist.add(digest, "bench")
     with ExecBlocker(blacklist, mounts=[root]) as blocker:
+        empty = [spawn(plain)[0] for _ in range(runs)]  # nothing to block: no marks at all
+        blocker.block(digest, "bench")
         allowed = [spawn(plain)[0] for _ in range(runs)]
         denied_runs = [spawn(evil) for _ in range(runs)]
     counters = dict(blocker.counters)
@@ -89,6 +90,8 @@ def deny_child(root: str, runs: int) -> None:
             {
                 "spawn_no_blocker_ms_p50": pct(baseline, 0.5),
                 "spawn_no_blocker_ms_p99": pct(baseline, 0.99),
+                "spawn_empty_blacklist_ms_p50": pct(empty, 0.5),
+                "spawn_empty_blacklist_ms_p99": pct(empty, 0.99),
                 "spawn_allowed_ms_p50": pct(allowed, 0.5),
                 "spawn_allowed_ms_p99": pct(allowed, 0.99),
                 "exec_to_deny_ms_p50": pct(denied, 0.5),

@@ -14,11 +14,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from vigil.agent.actions.errors import InvalidInput
-from vigil.agent.containment import build_ruleset, contain, is_contained, parse_allowed, uncontain
+from vigil.agent.containment import build_ruleset, contain, heartbeat, is_contained, parse_allowed, uncontain
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to create network namespaces")
 
@@ -135,6 +136,57 @@ def test_address_entry_allows_both_directions_and_contain_is_idempotent(lab: Lab
     assert lab.connect(lab.ep, "10.231.2.2", 8080).startswith("fail")
     listing = lab.run(lab.ep, "nft", "list", "ruleset")
     assert listing.count("table inet vigil_isolation") == 1
+
+
+def _wait(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _deadman_pid(hb: Path) -> int:
+    return int(Path(str(hb) + ".deadman").read_text())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_deadman_lifts_containment_without_heartbeat(lab: Lab, tmp_path: Path) -> None:
+    hb = tmp_path / "heartbeat"
+    contain(["10.231.1.2"], netns=lab.ep, deadman=hb, deadman_seconds=2)
+    pid = _deadman_pid(hb)
+    try:
+        for _ in range(8):  # 4 s of heartbeats: still contained
+            heartbeat(hb)
+            time.sleep(0.5)
+        assert is_contained(netns=lab.ep)
+        assert _wait(lambda: not is_contained(netns=lab.ep), 10), "no heartbeat: containment lifted"
+        assert lab.connect(lab.ep, "10.231.2.2", 8080) == "ok"
+        assert _wait(lambda: not _alive(pid), 5)
+    finally:
+        if _alive(pid):
+            os.kill(pid, 9)
+
+
+def test_uncontain_stops_the_deadman(lab: Lab, tmp_path: Path) -> None:
+    hb = tmp_path / "heartbeat"
+    contain(["10.231.1.2"], netns=lab.ep, deadman=hb, deadman_seconds=60)
+    pid = _deadman_pid(hb)
+    try:
+        assert _alive(pid)
+        uncontain(netns=lab.ep)
+        assert _wait(lambda: not _alive(pid), 20)
+    finally:
+        if _alive(pid):
+            os.kill(pid, 9)
 
 
 def test_bad_address_is_rejected_before_anything_is_applied(lab: Lab) -> None:

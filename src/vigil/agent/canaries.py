@@ -249,10 +249,11 @@ class CanaryManager:
 
     def _drain_fanotify(self) -> None:
         for ev in fan.read_events(self._fd):
+            event = None
             try:
                 self.counters["events"] += 1
                 path = fan.fd_path(ev.fd) if ev.fd >= 0 else "?"
-                self._alert(ev.pid, path, fan.mask_names(ev.mask), "fanotify")
+                event = self._alert(ev.pid, path, fan.mask_names(ev.mask), "fanotify")
             except Exception:
                 self.counters["errors"] += 1
                 logger.exception("canary event handling failed")
@@ -261,6 +262,8 @@ class CanaryManager:
                     if ev.mask & fan.FAN_PERM_EVENTS:
                         fan.respond(self._fd, ev.fd, True)
                     os.close(ev.fd)
+            if event is not None:  # emitted after the answer: the opener never waits for the sink
+                self._emit(event)
 
     def _drain_inotify(self) -> None:
         try:
@@ -279,18 +282,21 @@ class CanaryManager:
             self.counters["events"] += 1
             base = self._wds.get(wd, "?")
             access = "|".join(n for bit, n in _IN_NAMES.items() if mask & bit) or hex(mask)
-            self._alert(-1, os.path.join(base, name) if name else base, access, "inotify")
+            event = self._alert(-1, os.path.join(base, name) if name else base, access, "inotify")
+            if event is not None:
+                self._emit(event)
 
-    def _alert(self, pid: int, path: str, access: str, mechanism: str) -> None:
+    def _alert(self, pid: int, path: str, access: str, mechanism: str) -> Event | None:
+        """The canary event for this access, or None when it is ignored."""
         image, cmdline, user = "?", "?", "?"
         if pid > 0:
             if pid == self.agent_pid or (self.agent_pid > 1 and is_descendant(pid, self.agent_pid)):
                 self.counters["ignored"] += 1
-                return
+                return None
             image = exe_path(pid) or "?"
             if image in self.whitelist:
                 self.counters["ignored"] += 1
-                return
+                return None
             try:
                 cmdline = " ".join(read_cmdline(pid))
                 uid, _ = read_status_ids(pid)
@@ -300,7 +306,7 @@ class CanaryManager:
         now = time.monotonic()
         key = (pid, path)
         if pid > 0 and now - self._last.get(key, 0.0) < 1.0:
-            return  # open + read + close of one file by one process is one alert
+            return None  # open + read + close of one file by one process is one alert
         self._last[key] = now
         if len(self._last) > 4096:
             self._last.clear()
@@ -316,8 +322,10 @@ class CanaryManager:
         }
         if mechanism == "inotify":
             data["Note"] = "inotify cannot name the process that touched the file"
-        event = operational_event(CANARY_ACCESS, data)
         logger.warning("canary %s touched by pid %s (%s)", path, pid, image)
+        return operational_event(CANARY_ACCESS, data)
+
+    def _emit(self, event: Event) -> None:
         if self._on_event is not None:
             try:
                 self._on_event(event)

@@ -14,12 +14,16 @@ no DNS, so the caller resolves the manager first.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
+import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from vigil.agent.actions.errors import ActionError, ActionUnavailable, InvalidInput
 
@@ -30,6 +34,7 @@ FAMILY = "inet"
 _NETNS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _PORTED = re.compile(r"^\[?(?P<addr>[0-9A-Fa-f:.]+?)\]?:(?P<port>\d{1,5})$")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+_DEADMEN: list[subprocess.Popen[bytes]] = []
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,14 +131,53 @@ def _run_nft(
         raise ActionError(f"running {argv[0]} failed: {exc}", action="contain") from exc
 
 
-def contain(allowed: Sequence[str], *, netns: str | None = None) -> str:
-    """Isolate the host (or ``netns``); returns the ruleset applied. Raises InvalidInput/ActionError."""
+def contain(
+    allowed: Sequence[str],
+    *,
+    netns: str | None = None,
+    deadman: str | os.PathLike[str] | None = None,
+    deadman_seconds: float = 600.0,
+) -> str:
+    """Isolate the host (or ``netns``); returns the ruleset applied. Raises InvalidInput/ActionError.
+
+    With ``deadman`` (a heartbeat file path), a detached process lifts the isolation when the
+    file is not touched (``heartbeat()``) for ``deadman_seconds``: a dead agent cannot leave the
+    host cut off from its manager for good.
+    """
     ruleset = build_ruleset(parse_allowed(allowed))
+    if deadman is not None and not deadman_seconds > 0:
+        raise InvalidInput(f"deadman_seconds must be positive, got {deadman_seconds!r}", action="contain")
     proc = _run_nft(["-f", "-"], netns, stdin=ruleset)
     if proc.returncode != 0:
         raise ActionError(f"nft refused the isolation ruleset: {proc.stderr.strip()}", action="contain")
     logger.warning("host contained; allowed: %s (netns %s)", list(allowed), netns or "host")
+    if deadman is not None:
+        _start_deadman(os.fspath(deadman), deadman_seconds, netns)
     return ruleset
+
+
+def heartbeat(path: str | os.PathLike[str]) -> None:
+    """Prove the agent is alive to the dead-man switch (touch the heartbeat file)."""
+    p = Path(path)
+    p.touch()
+    os.utime(p)
+
+
+def _start_deadman(path: str, seconds: float, netns: str | None) -> int:
+    heartbeat(path)
+    settings = json.dumps({"heartbeat": path, "seconds": seconds, "netns": netns})
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "vigil.agent._deadman", settings],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+        env=env,
+    )
+    Path(path + ".deadman").write_text(f"{child.pid}\n")  # an older dead man sees this and exits
+    _DEADMEN[:] = [p for p in _DEADMEN if p.poll() is None] + [child]  # reap the ones that exited
+    logger.info("containment dead-man switch pid %s: %ss without heartbeat lifts it", child.pid, seconds)
+    return child.pid
 
 
 def uncontain(*, netns: str | None = None) -> bool:

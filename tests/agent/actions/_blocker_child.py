@@ -39,6 +39,12 @@ def main(root: str, tag: str, mode: str) -> None:
     shutil.copy2("/bin/true", plain)
     with open(evil, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()
+    script = os.path.join(root, "evil.sh")
+    with open(script, "w") as f:
+        f.write(f"#!/bin/sh\nexit 0\n# VIGIL-TEST-{tag}\n")
+    os.chmod(script, 0o755)
+    with open(script, "rb") as f:
+        script_digest = hashlib.sha256(f.read()).hexdigest()
 
     events: list[dict] = []
     result: dict = {"sha256": digest}
@@ -53,13 +59,21 @@ def main(root: str, tag: str, mode: str) -> None:
         result["renamed_rc"] = subprocess.run(["sh", "-c", renamed], check=False).returncode
         result["plain_rc"] = subprocess.run(["sh", "-c", plain], check=False).returncode
         result["system_true_rc"] = subprocess.run(["/bin/true"], check=False).returncode
+        blocker.block(script_digest, "test script")
+        result["script_exec_rc"] = subprocess.run(["sh", "-c", script], check=False).returncode
+        result["script_read_rc"] = subprocess.run(["sh", script], check=False).returncode
         try:
             subprocess.run([evil], check=False)
             result["python_error"] = None
         except PermissionError as exc:
             result["python_error"] = exc.errno
+        blocker.unblock(digest)
+        blocker.unblock(script_digest)  # empty blacklist: marks flushed, nothing is checked
+        result["unblocked_rc"] = subprocess.run([evil], check=False).returncode
+        blocker.block(digest, "test")  # re-armed
+        result["reblocked_rc"] = subprocess.run(["sh", "-c", evil], check=False).returncode
         deadline = time.monotonic() + 5
-        while len(events) < 3 and time.monotonic() < deadline:
+        while len(events) < 5 and time.monotonic() < deadline:
             time.sleep(0.01)
     finally:
         blocker.stop()

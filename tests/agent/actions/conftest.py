@@ -7,7 +7,6 @@ import select
 import shutil
 import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ class ProcessInfo:
     cwd: str = "/"
     user: str = "root"
     uid: int = 0
+    start_ticks: int = 0
     start_time: float = 0.0
     hashes: dict[str, str] = field(default_factory=dict)
     sha256: str = ""
@@ -87,8 +87,3 @@ def orphans() -> Iterator[Orphans]:
         yield o
     finally:
         o.cleanup()
-
-
-@pytest.fixture
-def python() -> str:
-    return sys.executable

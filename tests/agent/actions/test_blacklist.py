@@ -63,8 +63,11 @@ def test_blacklisted_binary_and_renamed_copy_are_refused_at_exec(tmp_path: Path,
     assert out["python_error"] == 1  # EPERM
     assert out["after_stop_rc"] == 0
     assert out["persisted"] is True
-    assert out["counters"]["denied"] == 3
-    denied = [e["Event"]["EventData"] for e in out["events"]]
+    assert out["script_exec_rc"] == 126, "an executed script is opened for exec: refused"
+    assert out["script_read_rc"] == 0, "`sh script` only reads it: not an exec (documented gap)"
+    assert out["unblocked_rc"] == 0 and out["reblocked_rc"] == 126, "marks follow the blacklist"
+    assert out["counters"]["denied"] == 5
+    denied = [e["Event"]["EventData"] for e in out["events"] if e["Event"]["EventData"]["Reason"] == "test"]
     assert {d["TargetFilename"] for d in denied} == {f"{root}/evil-true", f"{root}/innocent-name"}
     assert all(d["Hashes"] == f"SHA256={out['sha256'].upper()}" for d in denied)
     assert all(d["Action"] == "denied" and d["Mechanism"] == "fanotify" for d in denied)
@@ -93,6 +96,7 @@ def test_kill_at_exec_kills_a_blacklisted_process(tmp_path: Path, orphans) -> No
     assert blocker.check_exec(bad) is True
     assert orphans.wait_exit(bad)
     assert blocker.check_exec(good) is False
+    assert blocker.check_exec(good, sha256="0" * 64) is False, "a known clean hash skips the read"
     assert orphans.alive(good)
     assert events[0]["Event"]["EventData"]["Mechanism"] == "kill-at-exec"
     assert events[0]["Event"]["EventData"]["TargetFilename"] == str(evil)

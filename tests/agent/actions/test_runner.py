@@ -32,9 +32,23 @@ def _info(pid: int, image: str = "", guid: str = "") -> ProcessInfo:
 @needs_root
 def test_rule_less_kill_kills_a_test_process(tmp_path: Path, orphans) -> None:
     pid = orphans.spawn(["sleep", "60"])
-    runner = ActionRunner(tmp_path / "dumps")
+    events: list[dict] = []
+    runner = ActionRunner(tmp_path / "dumps", on_event=events.append)
     results = runner.run(["kill"], {}, _info(pid, "/usr/bin/sleep"))
     assert [(r.action, r.ok) for r in results] == [("kill", True)]
+    assert orphans.wait_exit(pid)
+    assert len(events) == 1 and events[0]["Event"]["System"]["EventID"] == 103
+    data = events[0]["Event"]["EventData"]
+    assert data["Action"] == "kill" and data["Result"] == "success" and data["ProcessId"] == str(pid)
+    assert data["Signature"] == "-" and data["Message"] == f"SIGKILL sent to pid {pid}"
+
+
+@needs_root
+def test_unknown_start_ticks_do_not_block_the_kill(tmp_path: Path, orphans) -> None:
+    pid = orphans.spawn(["sleep", "60"])
+    info = _info(pid)
+    info.start_ticks = 0  # the tracker's "unknown"
+    assert ActionRunner(tmp_path / "dumps").run(["kill"], EVENT, info)[0].ok
     assert orphans.wait_exit(pid)
 
 

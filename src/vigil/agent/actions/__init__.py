@@ -5,7 +5,7 @@ from vigil.agent.actions.availability import Availability, check_actions
 from vigil.agent.actions.blacklist import ExecBlocker
 from vigil.agent.actions.blacklist_store import Blacklist
 from vigil.agent.actions.errors import ActionError, ActionRefused, ActionUnavailable, InvalidInput, TargetGone
-from vigil.agent.actions.events import BLOCKED_EXEC, CANARY_ACCESS, operational_event
+from vigil.agent.actions.events import BLOCKED_EXEC, CANARY_ACCESS, RESPONSE_ACTION, operational_event
 from vigil.agent.actions.filedump import FileDumper
 from vigil.agent.actions.kill import kill_process, send_signal, suspend_process
 from vigil.agent.actions.memdump import dump_to_file, write_core
@@ -17,6 +17,7 @@ __all__ = [
     "ACTIONS",
     "BLOCKED_EXEC",
     "CANARY_ACCESS",
+    "RESPONSE_ACTION",
     "ActionError",
     "ActionRefused",
     "ActionResult",

@@ -82,6 +82,7 @@ class ExecResponder:
         self.unmarked: dict[str, str] = {}
         self.counters = {"events": 0, "denied": 0, "errors": 0, "hashed": 0, "released": 0}
         self.fan_fd = -1
+        self.armed = False
         self._cache: dict[tuple[int, int, int, int], str] = {}
         self._busy: tuple[float, int] | None = None
 
@@ -103,6 +104,29 @@ class ExecResponder:
                 self.marked.append(path)
             except OSError as exc:
                 self.unmarked[path] = exc.strerror or str(exc)
+        self.armed = True
+        self.set_blacklist(self.blacklist)
+
+    def set_blacklist(self, blacklist: Mapping[str, str]) -> None:
+        """Replace the blacklist. Marks exist only while it is non-empty: with nothing to block,
+        execs on the host do not wait for the responder at all."""
+        blacklist = dict(blacklist)
+        if blacklist and not self.armed:
+            for path in list(self.marked):
+                try:
+                    mask = fan.FAN_OPEN_EXEC_PERM
+                    fan.mark(self.fan_fd, fan.FAN_MARK_ADD | fan.FAN_MARK_FILESYSTEM, mask, path)
+                except OSError as exc:
+                    self.marked.remove(path)
+                    self.unmarked[path] = exc.strerror or str(exc)
+            self.armed = True
+        self.blacklist = blacklist
+        if not blacklist and self.armed:
+            try:
+                fan.mark(self.fan_fd, fan.FAN_MARK_FLUSH | fan.FAN_MARK_FILESYSTEM, 0, "/")
+                self.armed = False
+            except OSError as exc:
+                logger.warning("cannot flush exec marks: %s", exc)
 
     def close(self) -> None:
         if self.fan_fd >= 0:
@@ -221,7 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ActionUnavailable as exc:
         _emit({"fatal": str(exc)})
         return 2
-    _emit({"ready": {"marked": responder.marked, "unmarked": responder.unmarked, "pid": os.getpid()}})
+    ready = {"marked": responder.marked, "unmarked": responder.unmarked, "armed": responder.armed}
+    _emit({"ready": {**ready, "pid": os.getpid()}})
     stop = threading.Event()
     dog = threading.Thread(target=responder._watchdog, args=(stop,), daemon=True)
     dog.start()
@@ -249,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 line, pending = pending.split(b"\n", 1)
                 msg = json.loads(line)
                 if "blacklist" in msg:
-                    responder.blacklist = dict(msg["blacklist"])
+                    responder.set_blacklist(msg["blacklist"])
                     with lock:
                         _emit({"ack": msg.get("seq", 0)})
         now = time.monotonic()

@@ -243,7 +243,7 @@ class ExecBlocker:
 
     def _push_blacklist(self) -> None:
         if self._responder is not None:
-            self._responder.blacklist = self.blacklist.reasons()
+            self._responder.set_blacklist(self.blacklist.reasons())
         with self._child_lock:
             child = self._child
             if child is None or child.stdin is None:
@@ -312,12 +312,16 @@ class ExecBlocker:
                 logger.exception("blocked-exec event sink failed")
 
     # -- kill-at-exec backstop -----------------------------------------------------------------
-    def check_exec(self, pid: int, start_ticks: int | None = None) -> bool:
+    def check_exec(self, pid: int, start_ticks: int | None = None, sha256: str | None = None) -> bool:
         """Kill ``pid`` when its image (/proc/PID/exe, memfd included) is blacklisted.
 
-        Returns True when the process was killed; False otherwise, on any error included.
+        ``sha256``: the image hash when the caller already has it (the tracker hashes every exec),
+        so nothing is read; otherwise /proc/PID/exe is hashed (cached by inode). Returns True when
+        the process was killed; False otherwise, on any error included.
         """
         if not self.blacklist:
+            return False
+        if sha256 is not None and sha256.lower() not in self.blacklist:
             return False
         try:
             fd = os.open(f"/proc/{pid}/exe", os.O_RDONLY | os.O_CLOEXEC)

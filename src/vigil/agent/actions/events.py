@@ -1,6 +1,7 @@
-"""Build `Vigil/Operational` events (canary access, blocked exec) in the Sysmon-shaped dict form.
+"""Build `Vigil/Operational` events (canary access, blocked exec, response action) as dicts.
 
-Kept in one function so it can switch to the sensors' ``vigil.agent.sysmon`` builders when they land.
+Same shape, EventIDs and placeholders as the sensors' ``vigil.agent.sysmon`` builder (which also
+numbers events); kept in one function so the actions can switch to it once both are merged.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ CHANNEL = "Vigil/Operational"
 PROVIDER = "Vigil"
 CANARY_ACCESS = 100
 BLOCKED_EXEC = 101
+RESPONSE_ACTION = 103
+UNKNOWN = "-"
 
 Event = dict[str, Any]
 
@@ -33,7 +36,7 @@ def operational_event(event_id: int, data: Mapping[str, object], *, ns: int | No
     """A ``{"Event": {"System", "EventData"}}`` dict; every EventData value is a string, as Sysmon's."""
     now = time.time_ns() if ns is None else ns
     event_data = {"UtcTime": _utc_time(now)}
-    event_data.update({k: "" if v is None else str(v) for k, v in data.items()})
+    event_data.update({k: UNKNOWN if v is None else str(v) for k, v in data.items()})
     return {
         "Event": {
             "System": {

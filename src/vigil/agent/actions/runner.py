@@ -6,12 +6,14 @@ Order: blacklist, kill (SIGSTOP first when something is dumped), memdump (once p
 report or brief (brief wins), filedump, then kill's SIGKILL. Artifact-producing actions also store
 the event as ``event.json``, reported as a final ``ActionResult("event", ...)``.
 
-``run`` is synchronous; ``submit`` queues the job on a pool of ``workers`` threads (2, as WHIDS)
+With ``on_event`` each action that ran also gives a `Vigil/Operational` 103 event (ProcessGuid,
+ProcessId, Image, Action, Result, Message, Signature, Artifacts). ``run`` is synchronous; ``submit`` queues the job on a pool of ``workers`` threads (2, as WHIDS)
 and returns at once (False when the queue is full: the job is counted as dropped).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -28,6 +30,7 @@ from vigil.agent.actions.artifacts import Artifact, ArtifactStore, safe_name
 from vigil.agent.actions.blacklist import ExecBlocker
 from vigil.agent.actions.blacklist_store import Blacklist
 from vigil.agent.actions.errors import ActionError
+from vigil.agent.actions.events import RESPONSE_ACTION, Event, operational_event
 from vigil.agent.actions.filedump import FileDumper, ProcessLike
 from vigil.agent.actions.kill import send_signal
 from vigil.agent.actions.memdump import write_core
@@ -75,8 +78,10 @@ class ActionRunner:
         workers: int = 2,
         max_queue: int = 256,
         agent_pid: int | None = None,
+        on_event: Callable[[Event], None] | None = None,
     ) -> None:
         self.store = ArtifactStore(dump_dir, compress=compress)
+        self.on_event = on_event
         self.store.root.mkdir(parents=True, exist_ok=True)
         self.blocker = blocker
         self.blacklist = blocker.blacklist if blocker is not None else blacklist
@@ -138,9 +143,35 @@ class ActionRunner:
             wanted.remove("report")
         results = unknown + self._run_gated(wanted, event, process)
         self.counters["failed"] += sum(1 for r in results if not r.ok)
+        self._report_results(results, event, process)
         return results
 
     # -- internals -------------------------------------------------------------------------------
+    def _report_results(
+        self, results: list[ActionResult], event: Mapping[str, Any], process: ProcessLike
+    ) -> None:
+        """One `Vigil/Operational` 103 event per action that ran (not for the stored event)."""
+        if self.on_event is None:
+            return
+        sigs = event.get("Event", {}).get("Detection", {}).get("Signature", [])
+        for r in results:
+            if r.action == "event":
+                continue
+            data = {
+                "ProcessGuid": process.guid or None,
+                "ProcessId": process.pid,
+                "Image": process.image or None,
+                "Action": r.action,
+                "Result": "success" if r.ok else "failure",
+                "Message": r.message,
+                "Signature": ";".join(map(str, sigs)) or None,
+                "Artifacts": ";".join(a.path for a in r.artifacts) or None,
+            }
+            try:
+                self.on_event(operational_event(RESPONSE_ACTION, data))
+            except Exception:
+                logger.exception("response-action event sink failed")
+
     def _key(self, process: ProcessLike) -> str:
         return process.guid or f"pid-{process.pid}-{getattr(process, 'start_time', 0)}"
 
@@ -182,7 +213,7 @@ class ActionRunner:
             results["memdump"] = self._guard("memdump", lambda: self._memdump(process, event_dir()))
         for name in ("report", "brief"):
             if name in wanted:
-                results[name] = self._guard(name, lambda n=name: self._report(n, event_dir()))  # type: ignore[misc]
+                results[name] = self._guard(name, functools.partial(self._report, name, event_dir))
         if "filedump" in wanted:
             results["filedump"] = self._guard("filedump", lambda: self._filedump(process, event, event_dir()))
         if "kill" in wanted and "kill" not in results:
@@ -203,7 +234,7 @@ class ActionRunner:
             return ActionResult(action, False, f"{type(exc).__name__}: {exc}")
 
     def _signal(self, process: ProcessLike, sig: int) -> ActionResult:
-        ticks = getattr(process, "start_ticks", None)
+        ticks = getattr(process, "start_ticks", None) or None  # 0: unknown
         try:
             send_signal(process.pid, sig, agent_pid=self.agent_pid, start_ticks=ticks)
         except ActionError as exc:
@@ -243,12 +274,12 @@ class ActionRunner:
         )
         return ActionResult("memdump", True, msg, [w.artifact])
 
-    def _report(self, name: str, directory: Path) -> ActionResult:
+    def _report(self, name: str, directory: Callable[[], Path]) -> ActionResult:
         if not self.enable_reporting:
             return ActionResult(name, False, "reporting is disabled (reporting.enable)")
         context = dict(self.report_context()) if self.report_context is not None else {}
         report = build_report(brief=name == "brief", options=self.report_options, **context)
-        art = self.store.write_json(directory, "report.json", report, name)
+        art = self.store.write_json(directory(), "report.json", report, name)
         return ActionResult(name, True, f"{len(report['processes'])} processes", [art])
 
     def _filedump(self, process: ProcessLike, event: Mapping[str, Any], directory: Path) -> ActionResult:
