@@ -299,6 +299,7 @@ def test_vigil_agent_run_standalone_detects_and_drains_on_sigterm(tmp_path: Path
     )
     try:
         alerts = wait_for(lambda: read_jsonl(data / "logs" / "alerts.jsonl"), timeout=60, proc=proc)
+        wait_for(lambda: "done, 3000 events emitted" in log.read_text(), timeout=60, proc=proc)
         wait_for(lambda: " stats {" in log.read_text(), timeout=30, proc=proc)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0

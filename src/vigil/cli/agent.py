@@ -105,7 +105,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> int:
-    from vigil.agent.config_loader import render_default_toml, render_toml
+    from vigil.agent.config_docs import render_default_toml, render_toml
 
     if args.default:
         sys.stdout.write(render_default_toml())
