@@ -83,6 +83,7 @@ def test_replay_alert_reaches_the_standalone_file_and_stop_drains(tmp_path: Path
         assert agent.status == {"replay": None}
         alerts_file = tmp_path / "data" / "logs" / "alerts.jsonl"
         [alert] = wait_for(lambda: read_jsonl(alerts_file))
+        assert agent.event_sources[0].wait(30)  # the whole file was handed over
     finally:
         assert agent.shutdown() == 0
     assert alert["Event"]["EventData"]["ProcessId"] == "100250"
