@@ -508,3 +508,31 @@ def test_restart_in_process_with_a_new_config_and_refuse_a_bad_one(tmp_path: Pat
     assert codes == [0]
     pids = [a["Event"]["EventData"]["ProcessId"] for a in read_jsonl(alerts_file)]
     assert pids == ["100001", "100002", "100002"]
+
+
+def test_sighup_reloads_the_config_file_and_keeps_running_on_a_bad_one(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "rules").mkdir(parents=True)
+    (data / "rules" / "test.gen").write_text(json.dumps(RULE))
+    first = write_replay(tmp_path / "first.jsonl", 10, evil_at=1)
+    second = write_replay(tmp_path / "second.jsonl", 10, evil_at=2)
+    alerts = data / "logs" / "alerts.jsonl"
+    proc, log = start_agent(tmp_path, f'data_dir = "{data}"\n[sensors]\nkernel = false\nreplay = "{first}"\n')
+    config = tmp_path / "agent.toml"
+    try:
+        wait_for(lambda: len(read_jsonl(alerts)) == 1, proc=proc)
+        config.write_text(f'data_dir = "{data}"\n[sensors]\nkernel = false\nreplay = "{second}"\n')
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(read_jsonl(alerts)) == 2, proc=proc)
+        config.write_text(f'data_dir = "{data}"\n[spool]\nmax_mb = -3\n')
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "SIGHUP: configuration refused" in log.read_text(), proc=proc)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        stop(proc)
+    assert [a["Event"]["EventData"]["ProcessId"] for a in read_jsonl(alerts)] == ["100001", "100002"]
+    text = log.read_text()
+    assert "spool.max_mb: expected a positive integer, got -3" in text
+    assert text.count("agent running") == 2

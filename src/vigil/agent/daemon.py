@@ -18,7 +18,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Any
 
@@ -79,12 +79,15 @@ class Agent:
         engine: Any = None,
         outputs: Iterable[Output] | None = None,
         services: Iterable[Any] = (),
+        reload: Callable[[], AgentConfig] | None = None,
     ) -> None:
         self.config = config
         self.registry = registry if registry is not None else default_registry()
         self._engine = engine
         self._outputs = list(outputs) if outputs is not None else None
         self.services = list(services)  # objects with start()/stop(), e.g. the manager link
+        self._reload = reload  # SIGHUP: load the config again (file, environment, command line)
+        self._hup = False
         self.pipeline: Pipeline | None = None
         self.sensor: Any = None
         self.runner: Any = None
@@ -155,6 +158,8 @@ class Agent:
         if install_signals:
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
+            if self._reload is not None:
+                signal.signal(signal.SIGHUP, self._on_hup)
         try:
             self.startup()
         except (AgentError, ConfigError) as e:
@@ -162,6 +167,9 @@ class Agent:
             self.shutdown()
             return 2
         while not self._stop.wait(1.0):
+            if self._hup:
+                self._hup = False
+                self._reload_config()
             if self._pending is not None:
                 self._restart()
             self.tick()
@@ -193,6 +201,19 @@ class Agent:
             self._stop_parts()
             self.config = old
             self.startup()
+
+    def _on_hup(self, signum: int, frame: FrameType | None) -> None:
+        self._hup = True  # the tick loop reloads within a second, outside the signal handler
+
+    def _reload_config(self) -> None:
+        assert self._reload is not None
+        try:
+            config = self._reload()
+        except ConfigError as e:
+            logger.error("SIGHUP: configuration refused, nothing changed: %s", e)
+            return
+        logger.info("SIGHUP: configuration reloaded")
+        self.request_restart(config)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1

@@ -1,6 +1,6 @@
 """`vigil agent`: run the endpoint agent, check what this host offers it, print its configuration.
 
-    vigil agent run --config /etc/vigil/agent.toml [--set section.key=value ...]
+    vigil agent run --config /etc/vigil/agent.toml [--set section.key=value ...]   (SIGHUP reloads)
     vigil agent doctor [--config FILE] [--json]
     vigil agent config --default | --show [--config FILE]
 
@@ -58,15 +58,19 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
+def _config_path(args: argparse.Namespace) -> str | None:
+    if args.config is None and os.path.exists(DEFAULT_CONFIG):
+        return DEFAULT_CONFIG
+    return str(args.config) if args.config is not None else None
+
+
 def _load(args: argparse.Namespace) -> Any:
     """(config, registry), or print the config error and return None."""
     from vigil.agent.config import ConfigError
     from vigil.agent.config_loader import load_config
     from vigil.agent.registry import default_registry
 
-    path = args.config
-    if path is None and os.path.exists(DEFAULT_CONFIG):
-        path = DEFAULT_CONFIG
+    path = _config_path(args)
     registry = default_registry()
     try:
         config = load_config(path, overrides=args.overrides, known_actions=registry.names("action"))
@@ -85,7 +89,14 @@ def _run(args: argparse.Namespace) -> int:
     config, registry = loaded
     verbose = getattr(args, "verbose", 0)
     configure_logging(config, level=logging.DEBUG if verbose >= 2 else None)
-    return Agent(config, registry=registry).run()
+    path = _config_path(args)
+
+    def reload() -> Any:
+        from vigil.agent.config_loader import load_config
+
+        return load_config(path, overrides=args.overrides, known_actions=registry.names("action"))
+
+    return Agent(config, registry=registry, reload=reload).run()
 
 
 def _doctor(args: argparse.Namespace) -> int:
