@@ -369,3 +369,19 @@ def _check_cross(config: AgentConfig) -> None:
                 "certificate pinning needs an https:// manager.url",
                 value=m.fingerprint,
             )
+
+
+def exposed_secrets(path: str | os.PathLike[str] | None, config: AgentConfig) -> str | None:
+    """Why ``path`` leaks the config's secrets (manager key, server key) to other users, or None."""
+    if path is None or not (config.manager.key or config.manager.server_key):
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if st.st_mode & 0o077:
+        return (
+            f"{os.fspath(path)} holds manager.key but is accessible to other users "
+            f"(mode {st.st_mode & 0o777:04o}): chmod 600 {os.fspath(path)}"
+        )
+    return None

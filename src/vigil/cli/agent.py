@@ -67,7 +67,7 @@ def _config_path(args: argparse.Namespace) -> str | None:
 def _load(args: argparse.Namespace) -> Any:
     """(config, registry), or print the config error and return None."""
     from vigil.agent.config import ConfigError
-    from vigil.agent.config_loader import load_config
+    from vigil.agent.config_loader import exposed_secrets, load_config
     from vigil.agent.registry import default_registry
 
     path = _config_path(args)
@@ -77,6 +77,9 @@ def _load(args: argparse.Namespace) -> Any:
     except ConfigError as e:
         print(f"vigil agent: invalid configuration: {e}", file=sys.stderr)
         return None
+    leak = exposed_secrets(path, config)
+    if leak:
+        logging.getLogger("vigil.agent").warning("%s", leak)
     return config, registry
 
 
@@ -106,7 +109,7 @@ def _doctor(args: argparse.Namespace) -> int:
     if loaded is None:
         return 2
     config, registry = loaded
-    findings = diagnose(config, registry)
+    findings = diagnose(config, registry, config_path=_config_path(args))
     if args.json:
         for f in findings:
             print(json.dumps(f.as_dict()))
