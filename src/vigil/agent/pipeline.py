@@ -341,6 +341,12 @@ class Pipeline:
                 logger.exception("source statistics failed")
         self._last_stats = self._window_start = now
         self._window_events = 0
+        if not final and self._queue.maxsize and snap["queued"] * 2 >= self._queue.maxsize:
+            logger.warning(
+                "pipeline falling behind: %d events queued of %d (pipeline.queue_size); beyond it events are dropped",
+                snap["queued"],
+                self._queue.maxsize,
+            )
         logger.info(
             "%s %s", "final stats" if final else "stats", orjson.dumps(snap).decode(), extra={"stats": snap}
         )
