@@ -536,3 +536,21 @@ def test_sighup_reloads_the_config_file_and_keeps_running_on_a_bad_one(tmp_path:
     text = log.read_text()
     assert "spool.max_mb: expected a positive integer, got -3" in text
     assert text.count("agent running") == 2
+
+
+def test_agent_stops_with_status_2_when_neither_config_starts_any_more(tmp_path: Path) -> None:
+    import threading
+
+    agent = Agent(config_for(tmp_path), registry=default_registry(plugins=False))
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(agent.run(install_signals=False)))
+    thread.start()
+    try:
+        wait_for(lambda: agent.pipeline is not None and agent.pipeline._accepting)
+        (tmp_path / "data" / "rules" / "broken.gen").write_text('{"Name": "Broken"')  # the old config breaks
+        agent.request_restart(config_for(tmp_path, "sensors.sources=nope"))
+        thread.join(timeout=30)
+    finally:
+        agent.request_stop()
+        thread.join(timeout=30)
+    assert codes == [2]

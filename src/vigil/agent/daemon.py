@@ -96,6 +96,7 @@ class Agent:
         self.status: dict[str, str | None] = {}
         self._stop = threading.Event()
         self._pending: AgentConfig | None = None
+        self._exit_code = 0
         self._signals = 0
         self._started = 0.0
 
@@ -166,6 +167,10 @@ class Agent:
             logger.error("cannot start: %s", e)
             self.shutdown()
             return 2
+        except Exception:
+            logger.exception("cannot start: unexpected error")
+            self.shutdown()
+            return 1
         while not self._stop.wait(1.0):
             if self._hup:
                 self._hup = False
@@ -173,7 +178,8 @@ class Agent:
             if self._pending is not None:
                 self._restart()
             self.tick()
-        return self.shutdown()
+        self.shutdown()
+        return self._exit_code
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -196,11 +202,19 @@ class Agent:
         self.config = new
         try:
             self.startup()
+            return
         except (AgentError, ConfigError) as e:
             logger.error("new configuration refused, the previous one stays: %s", e)
-            self._stop_parts()
-            self.config = old
+        except Exception:
+            logger.exception("new configuration failed, the previous one stays")
+        self._stop_parts()
+        self.config = old
+        try:
             self.startup()
+        except Exception:  # the previous config no longer starts either (e.g. rules changed on disk)
+            logger.exception("the previous configuration does not start any more: stopping")
+            self._exit_code = 2
+            self._stop.set()
 
     def _on_hup(self, signum: int, frame: FrameType | None) -> None:
         self._hup = True  # the tick loop reloads within a second, outside the signal handler
@@ -247,7 +261,7 @@ class Agent:
         return 0
 
     def _stop_parts(self) -> bool:
-        """Stop intake, drain, stop the rest; forget the parts so that startup() can run again."""
+        """Stop intake (sources), drain the pipeline, then stop response, outputs and services."""
         deadline = time.monotonic() + self.config.drain_timeout
         for src in self.event_sources:
             self._quietly(src.stop, f"source {src.name}")
