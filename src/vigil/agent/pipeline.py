@@ -176,7 +176,7 @@ class Pipeline:
             self._queue.task_done()
             left += 1
         if left:
-            self.intake.dropped += left
+            self.total.dropped += left  # accepted at intake, never processed
             logger.warning("pipeline stopped with %d events not drained within %.1f s", left, timeout)
         for out in self.outputs:
             try:
