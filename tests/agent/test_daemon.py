@@ -367,8 +367,11 @@ def test_real_process_raises_an_alert_in_the_standalone_file(tmp_path: Path) -> 
     (data / "rules" / "test.gen").write_text(json.dumps(rule))
     with open(AUDIT_LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        # "files" cannot run without watch paths: it is reported and the other sources run
         proc, log = start_agent(
-            tmp_path, f'data_dir = "{data}"\nstats_interval = 1\n[actions]\nmedium = ["filedump"]\n'
+            tmp_path,
+            f'data_dir = "{data}"\nstats_interval = 1\n[actions]\nmedium = ["filedump"]\n'
+            '[sensors]\nsources = ["proc_connector", "audit", "fanotify_exec", "files"]\n',
         )
         try:
             wait_for(lambda: "agent running" in log.read_text(), timeout=30, proc=proc)
@@ -397,7 +400,8 @@ def test_real_process_raises_an_alert_in_the_standalone_file(tmp_path: Path) -> 
     text = log.read_text()
     assert "agent stopped" in text
     running = text.split("agent running", 1)[1].splitlines()[0]
-    assert "proc_connector" in running
+    assert running.endswith("sources proc_connector, audit, fanotify_exec")
+    assert "source files is unavailable: " in text
 
 
 @pytest.mark.root
