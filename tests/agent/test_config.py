@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from vigil.agent.config import AgentConfig, ConfigError
-from vigil.agent.config_loader import load_config, parse_duration, render_default_toml, render_reference
+from vigil.agent.config_docs import render_default_toml, render_reference, render_toml
+from vigil.agent.config_loader import load_config, parse_duration
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,7 +55,7 @@ def test_default_toml_parses_back_to_the_defaults(tmp_path: Path) -> None:
 def test_generated_reference_is_up_to_date() -> None:
     on_disk = (REPO / "docs" / "agent-config.md").read_text()
     assert on_disk == render_reference(), (
-        "regenerate: python -m vigil.agent.config_loader > docs/agent-config.md"
+        "regenerate: python -m vigil.agent.config_docs > docs/agent-config.md"
     )
 
 
@@ -199,7 +200,6 @@ def test_default_toml_is_valid_toml() -> None:
 
 
 def test_effective_config_renders_back_to_itself(tmp_path: Path) -> None:
-    from vigil.agent.config_loader import render_toml
 
     path = write(
         tmp_path,

@@ -83,6 +83,7 @@ def test_replay_alert_reaches_the_standalone_file_and_stop_drains(tmp_path: Path
         assert agent.status == {"replay": None}
         alerts_file = tmp_path / "data" / "logs" / "alerts.jsonl"
         [alert] = wait_for(lambda: read_jsonl(alerts_file))
+        assert agent.event_sources[0].wait(30)  # the whole file was handed over
     finally:
         assert agent.shutdown() == 0
     assert alert["Event"]["EventData"]["ProcessId"] == "100250"
@@ -299,6 +300,7 @@ def test_vigil_agent_run_standalone_detects_and_drains_on_sigterm(tmp_path: Path
     )
     try:
         alerts = wait_for(lambda: read_jsonl(data / "logs" / "alerts.jsonl"), timeout=60, proc=proc)
+        wait_for(lambda: "done, 3000 events emitted" in log.read_text(), timeout=60, proc=proc)
         wait_for(lambda: " stats {" in log.read_text(), timeout=30, proc=proc)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
@@ -365,8 +367,11 @@ def test_real_process_raises_an_alert_in_the_standalone_file(tmp_path: Path) -> 
     (data / "rules" / "test.gen").write_text(json.dumps(rule))
     with open(AUDIT_LOCK, "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        # "files" cannot run without watch paths: it is reported and the other sources run
         proc, log = start_agent(
-            tmp_path, f'data_dir = "{data}"\nstats_interval = 1\n[actions]\nmedium = ["filedump"]\n'
+            tmp_path,
+            f'data_dir = "{data}"\nstats_interval = 1\n[actions]\nmedium = ["filedump"]\n'
+            '[sensors]\nsources = ["proc_connector", "audit", "fanotify_exec", "files"]\n',
         )
         try:
             wait_for(lambda: "agent running" in log.read_text(), timeout=30, proc=proc)
@@ -395,7 +400,8 @@ def test_real_process_raises_an_alert_in_the_standalone_file(tmp_path: Path) -> 
     text = log.read_text()
     assert "agent stopped" in text
     running = text.split("agent running", 1)[1].splitlines()[0]
-    assert "proc_connector" in running
+    assert running.endswith("sources proc_connector, audit, fanotify_exec")
+    assert "source files is unavailable: " in text
 
 
 @pytest.mark.root
@@ -506,3 +512,49 @@ def test_restart_in_process_with_a_new_config_and_refuse_a_bad_one(tmp_path: Pat
     assert codes == [0]
     pids = [a["Event"]["EventData"]["ProcessId"] for a in read_jsonl(alerts_file)]
     assert pids == ["100001", "100002", "100002"]
+
+
+def test_sighup_reloads_the_config_file_and_keeps_running_on_a_bad_one(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "rules").mkdir(parents=True)
+    (data / "rules" / "test.gen").write_text(json.dumps(RULE))
+    first = write_replay(tmp_path / "first.jsonl", 10, evil_at=1)
+    second = write_replay(tmp_path / "second.jsonl", 10, evil_at=2)
+    alerts = data / "logs" / "alerts.jsonl"
+    proc, log = start_agent(tmp_path, f'data_dir = "{data}"\n[sensors]\nkernel = false\nreplay = "{first}"\n')
+    config = tmp_path / "agent.toml"
+    try:
+        wait_for(lambda: len(read_jsonl(alerts)) == 1, proc=proc)
+        config.write_text(f'data_dir = "{data}"\n[sensors]\nkernel = false\nreplay = "{second}"\n')
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: len(read_jsonl(alerts)) == 2, proc=proc)
+        config.write_text(f'data_dir = "{data}"\n[spool]\nmax_mb = -3\n')
+        proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: "SIGHUP: configuration refused" in log.read_text(), proc=proc)
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        stop(proc)
+    assert [a["Event"]["EventData"]["ProcessId"] for a in read_jsonl(alerts)] == ["100001", "100002"]
+    text = log.read_text()
+    assert "spool.max_mb: expected a positive integer, got -3" in text
+    assert text.count("agent running") == 2
+
+
+def test_agent_stops_with_status_2_when_neither_config_starts_any_more(tmp_path: Path) -> None:
+    import threading
+
+    agent = Agent(config_for(tmp_path), registry=default_registry(plugins=False))
+    codes: list[int] = []
+    thread = threading.Thread(target=lambda: codes.append(agent.run(install_signals=False)))
+    thread.start()
+    try:
+        wait_for(lambda: agent.pipeline is not None and agent.pipeline._accepting)
+        (tmp_path / "data" / "rules" / "broken.gen").write_text('{"Name": "Broken"')  # the old config breaks
+        agent.request_restart(config_for(tmp_path, "sensors.sources=nope"))
+        thread.join(timeout=30)
+    finally:
+        agent.request_stop()
+        thread.join(timeout=30)
+    assert codes == [2]

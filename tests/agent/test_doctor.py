@@ -55,3 +55,22 @@ def test_broken_rules_are_reported_with_location(tmp_path: Path) -> None:
     [rules] = [f for f in diagnose(config, registry) if f.kind == "rules"]
     assert not rules.available
     assert str(tmp_path / "rules" / "bad.gen") in rules.reasons[0]
+
+
+def test_config_file_with_a_key_readable_by_others_is_flagged(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        f'data_dir = "{tmp_path}"\n[manager]\nurl = "https://m:1519"\n'
+        'uuid = "03e31275-2277-d8e0-bb5f-480fac7ee4ef"\nkey = "secret"\n'
+    )
+    path.chmod(0o644)
+    registry = Registry()
+    register_builtins(registry)
+    config = load_config(path, env={})
+    [finding] = [f for f in diagnose(config, registry, config_path=str(path)) if f.kind == "config"]
+    assert finding.reasons == [
+        f"{path} holds manager.key but is accessible to other users (mode 0644): chmod 600 {path}"
+    ]
+    path.chmod(0o600)
+    [finding] = [f for f in diagnose(config, registry, config_path=str(path)) if f.kind == "config"]
+    assert finding.available

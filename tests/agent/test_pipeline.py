@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from typing import Any
 
@@ -250,8 +251,9 @@ def test_drain_deadline_counts_what_was_left() -> None:
         pipe.submit(proc_event(i, "/x"))
     threading.Timer(0.5, out.gate.set).start()
     assert pipe.stop(timeout=0.1) is False
-    assert pipe.intake.dropped + len(out.events) == 5
-    assert pipe.intake.dropped >= 1
+    assert pipe.intake.emitted == 5
+    assert pipe.total.dropped + len(out.events) == 5
+    assert pipe.total.dropped >= 1
     assert out.closed
 
 
@@ -291,3 +293,17 @@ def test_replayed_events_are_reported_but_never_acted_on() -> None:
     assert out.events[0][1] is True
     assert out.events[0][0]["Event"]["Detection"]["Actions"] == ["kill", "brief", "filedump"]
     assert runner.calls == []
+
+
+def test_a_half_full_queue_is_reported(caplog: pytest.LogCaptureFixture) -> None:
+    out = BlockingOutput()
+    pipe = Pipeline(
+        Detector(engine_with([]), log_all=True), [out], is_self=lambda e: False, queue_size=8, batch_size=1
+    )
+    pipe.start()
+    for i in range(9):
+        pipe.submit(proc_event(i, "/x"))
+    pipe.log_stats()
+    assert re.search(r"pipeline falling behind: [78] events queued of 8 \(pipeline.queue_size\)", caplog.text)
+    out.gate.set()
+    assert pipe.stop()

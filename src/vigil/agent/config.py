@@ -4,7 +4,7 @@ The sections mirror WHIDS' agent config (``whids-reference.md`` §4.1) adapted t
 is declared with :func:`setting`, which carries its default, its help text, how to parse it from a
 string (environment, command line) and how to check it. Loading, merging (defaults < file <
 environment < command line) and rendering (default TOML, the reference doc) live in
-:mod:`vigil.agent.config_loader` and read only these declarations.
+:mod:`vigil.agent.config_loader` and :mod:`vigil.agent.config_docs` and read only these declarations.
 """
 
 from __future__ import annotations

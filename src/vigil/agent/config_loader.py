@@ -21,11 +21,12 @@ from vigil.agent.config import ACTION_NAMES, AgentConfig, ConfigError
 __all__ = [
     "ENV_PREFIX",
     "FieldSpec",
+    "describe",
     "fields",
     "load_config",
-    "render_default_toml",
-    "render_reference",
-    "render_toml",
+    "parse_duration",
+    "sections",
+    "specs_of",
 ]
 
 ENV_PREFIX = "VIGIL_AGENT_"
@@ -53,13 +54,13 @@ class FieldSpec:
         return None
 
 
-def _specs(cls: type, prefix: str) -> list[FieldSpec]:
+def specs_of(cls: type, prefix: str) -> list[FieldSpec]:
     hints = typing.get_type_hints(cls)
     out: list[FieldSpec] = []
     for f in dataclasses.fields(cls):
         meta = f.metadata
         if meta.get("kind") == "section":
-            out.extend(_specs(hints[f.name], f"{prefix}{f.name}."))
+            out.extend(specs_of(hints[f.name], f"{prefix}{f.name}."))
             continue
         default = f.default
         out.append(
@@ -78,7 +79,7 @@ def _specs(cls: type, prefix: str) -> list[FieldSpec]:
 
 def fields() -> list[FieldSpec]:
     """Every config key in declaration order."""
-    return _specs(AgentConfig, "")
+    return specs_of(AgentConfig, "")
 
 
 def sections() -> list[tuple[str, type, str]]:
@@ -112,7 +113,7 @@ def parse_duration(text: str) -> float:
     return total
 
 
-def _describe(spec: FieldSpec) -> str:
+def describe(spec: FieldSpec) -> str:
     if spec.kind == "duration":
         return "a duration (seconds, or like 30s, 5m, 5h)"
     if spec.kind == "path":
@@ -197,7 +198,7 @@ def _build_table(spec: FieldSpec, cls: Any, value: Any, index: int) -> Any:
     key = f"{spec.key}[{index}]"
     if not isinstance(value, Mapping):
         raise ConfigError(key, f"expected a table, got {value!r}", value=value)
-    sub = {s.key.rsplit(".", 1)[-1]: s for s in _specs(cls, "")}
+    sub = {s.key.rsplit(".", 1)[-1]: s for s in specs_of(cls, "")}
     kwargs: dict[str, Any] = {}
     for name, raw in value.items():
         s = sub.get(name)
@@ -206,7 +207,7 @@ def _build_table(spec: FieldSpec, cls: Any, value: Any, index: int) -> Any:
         try:
             kwargs[name] = _coerce(s, raw, from_text=False)
         except ValueError:
-            raise ConfigError(f"{key}.{name}", f"expected {_describe(s)}, got {raw!r}", value=raw) from None
+            raise ConfigError(f"{key}.{name}", f"expected {describe(s)}, got {raw!r}", value=raw) from None
     return cls(**kwargs)
 
 
@@ -315,7 +316,7 @@ def load_config(
                 raise ConfigError(e.key, e.reason, value=e.value, origin=origin) from None
             except ValueError:
                 raise ConfigError(
-                    key, f"expected {_describe(spec)}, got {raw!r}", value=raw, origin=origin
+                    key, f"expected {describe(spec)}, got {raw!r}", value=raw, origin=origin
                 ) from None
             _check(spec, value, known, origin)
             if spec.kind == "path" and value and not os.path.isabs(value):
@@ -370,137 +371,17 @@ def _check_cross(config: AgentConfig) -> None:
             )
 
 
-# -- rendering ---------------------------------------------------------------------------------------
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(value)
-
-
-def _comment(text: str) -> list[str]:
-    return [f"# {line}" for line in _wrap(text, 100)]
-
-
-def _wrap(text: str, width: int) -> list[str]:
-    import textwrap
-
-    return textwrap.wrap(text, width) or [""]
-
-
-def render_default_toml() -> str:
-    """The default config as commented TOML (``vigil agent config --default``)."""
-    return render_toml()
-
-
-def _value_of(config: AgentConfig | None, spec: FieldSpec) -> Any:
-    if config is None:
-        return spec.default
-    obj: Any = config
-    for part in spec.key.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-def render_toml(config: AgentConfig | None = None) -> str:
-    """``config`` (default: the defaults) as commented TOML that loads back to the same values."""
-    title = "defaults" if config is None else "effective values"
-    out = [f"# vigil agent configuration ({title}). Reference: docs/agent-config.md", ""]
-    current: str | None = None
-    tables: list[FieldSpec] = []
-    for spec in fields():
-        sec = spec.key.split(".", 1)[0] if "." in spec.key else None
-        if sec != current:
-            for t in tables:
-                out.extend(_render_tables(t, value=_value_of(config, t)))
-            tables = []
-            current = sec
-            helps = {name: h for name, _, h in sections()}
-            out.extend(["", *_comment(helps[sec]), f"[{sec}]"] if sec else [])
-        item = spec.item_type
-        if item is not None and dataclasses.is_dataclass(item):
-            tables.append(spec)
-            continue
-        out.extend(_comment(spec.help))
-        out.append(f"{spec.key.rsplit('.', 1)[-1]} = {_toml_value(_value_of(config, spec))}")
-    for t in tables:
-        out.extend(_render_tables(t, value=_value_of(config, t)))
-    return "\n".join(out).strip() + "\n"
-
-
-def _render_tables(spec: FieldSpec, *, with_help: bool = True, value: Any = None) -> list[str]:
-    out = ["", *_comment(spec.help)] if with_help else []
-    tables = spec.default if value is None else value
-    if not tables:
-        return [*out, f"{spec.key.rsplit('.', 1)[-1]} = []"]
-    for table in tables:
-        out.append(f"[[{spec.key}]]")
-        for f in dataclasses.fields(table):
-            out.extend(_comment(f.metadata["help"]))
-            out.append(f"{f.name} = {_toml_value(getattr(table, f.name))}")
-    return out
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
-def render_reference() -> str:
-    """docs/agent-config.md, generated from the models (a test keeps the file up to date)."""
-    out = [
-        "# Agent configuration reference",
-        "",
-        "<!-- Generated by `python -m vigil.agent.config_loader`; do not edit. -->",
-        "",
-        "The agent reads a TOML file (`vigil agent run --config FILE`). Values merge in this order, later",
-        "wins: defaults, the file, the environment, the command line. In the environment a key is",
-        f"`{ENV_PREFIX}` followed by the key in upper case with `__` between section and name, e.g.",
-        f"`{ENV_PREFIX}SPOOL__MAX_MB=512`; on the command line `--set spool.max_mb=512`. Lists are",
-        "comma-separated or TOML arrays; durations are seconds or like `30s`, `5m`, `5h`. Relative paths",
-        "in the file are relative to the file. `vigil agent config --default` prints the defaults.",
-        "",
-    ]
-    helps = {name: h for name, _, h in sections()}
-    current: str | None = "?"
-    for spec in fields():
-        sec = spec.key.split(".", 1)[0] if "." in spec.key else None
-        if sec != current:
-            current = sec
-            title = f"`[{sec}]`: {helps[sec]}" if sec else "Top level"
-            out.extend(["", f"## {title}", "", "| key | type | default | meaning |", "|---|---|---|---|"])
-        default = spec.default
-        if spec.item_type is not None and dataclasses.is_dataclass(spec.item_type):
-            shown = f"{len(default)} table(s), see below"
-        else:
-            shown = f"`{_toml_value(default)}`"
-        out.append(f"| `{spec.key}` | {_describe(spec)} | {shown} | {_cell(spec.help)} |")
-        item = spec.item_type
-        if item is not None and dataclasses.is_dataclass(item):
-            out.extend(
-                [
-                    "",
-                    f"Each `[[{spec.key}]]` table:",
-                    "",
-                    "| key | type | default | meaning |",
-                    "|---|---|---|---|",
-                ]
-            )
-            for sub in _specs(typing.cast(type, item), f"{spec.key}[]."):
-                out.append(
-                    f"| `{sub.key}` | {_describe(sub)} | `{_toml_value(sub.default)}` | {_cell(sub.help)} |"
-                )
-            out.extend(["", "Default:", "", "```toml", *_render_tables(spec, with_help=False), "```"])
-    return "\n".join(out) + "\n"
-
-
-if __name__ == "__main__":  # pragma: no cover - regenerates the doc
-    import sys
-
-    sys.stdout.write(render_reference())
+def exposed_secrets(path: str | os.PathLike[str] | None, config: AgentConfig) -> str | None:
+    """Why ``path`` leaks the config's secrets (manager key, server key) to other users, or None."""
+    if path is None or not (config.manager.key or config.manager.server_key):
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if st.st_mode & 0o077:
+        return (
+            f"{os.fspath(path)} holds manager.key but is accessible to other users "
+            f"(mode {st.st_mode & 0o777:04o}): chmod 600 {os.fspath(path)}"
+        )
+    return None

@@ -18,7 +18,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Any
 
@@ -79,12 +79,15 @@ class Agent:
         engine: Any = None,
         outputs: Iterable[Output] | None = None,
         services: Iterable[Any] = (),
+        reload: Callable[[], AgentConfig] | None = None,
     ) -> None:
         self.config = config
         self.registry = registry if registry is not None else default_registry()
         self._engine = engine
         self._outputs = list(outputs) if outputs is not None else None
         self.services = list(services)  # objects with start()/stop(), e.g. the manager link
+        self._reload = reload  # SIGHUP: load the config again (file, environment, command line)
+        self._hup = False
         self.pipeline: Pipeline | None = None
         self.sensor: Any = None
         self.runner: Any = None
@@ -93,6 +96,7 @@ class Agent:
         self.status: dict[str, str | None] = {}
         self._stop = threading.Event()
         self._pending: AgentConfig | None = None
+        self._exit_code = 0
         self._signals = 0
         self._started = 0.0
 
@@ -155,17 +159,27 @@ class Agent:
         if install_signals:
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
+            if self._reload is not None:
+                signal.signal(signal.SIGHUP, self._on_hup)
         try:
             self.startup()
         except (AgentError, ConfigError) as e:
             logger.error("cannot start: %s", e)
             self.shutdown()
             return 2
+        except Exception:
+            logger.exception("cannot start: unexpected error")
+            self.shutdown()
+            return 1
         while not self._stop.wait(1.0):
+            if self._hup:
+                self._hup = False
+                self._reload_config()
             if self._pending is not None:
                 self._restart()
             self.tick()
-        return self.shutdown()
+        self.shutdown()
+        return self._exit_code
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -188,11 +202,32 @@ class Agent:
         self.config = new
         try:
             self.startup()
+            return
         except (AgentError, ConfigError) as e:
             logger.error("new configuration refused, the previous one stays: %s", e)
-            self._stop_parts()
-            self.config = old
+        except Exception:
+            logger.exception("new configuration failed, the previous one stays")
+        self._stop_parts()
+        self.config = old
+        try:
             self.startup()
+        except Exception:  # the previous config no longer starts either (e.g. rules changed on disk)
+            logger.exception("the previous configuration does not start any more: stopping")
+            self._exit_code = 2
+            self._stop.set()
+
+    def _on_hup(self, signum: int, frame: FrameType | None) -> None:
+        self._hup = True  # the tick loop reloads within a second, outside the signal handler
+
+    def _reload_config(self) -> None:
+        assert self._reload is not None
+        try:
+            config = self._reload()
+        except ConfigError as e:
+            logger.error("SIGHUP: configuration refused, nothing changed: %s", e)
+            return
+        logger.info("SIGHUP: configuration reloaded")
+        self.request_restart(config)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._signals += 1
@@ -226,7 +261,7 @@ class Agent:
         return 0
 
     def _stop_parts(self) -> bool:
-        """Stop intake, drain, stop the rest; forget the parts so that startup() can run again."""
+        """Stop intake (sources), drain the pipeline, then stop response, outputs and services."""
         deadline = time.monotonic() + self.config.drain_timeout
         for src in self.event_sources:
             self._quietly(src.stop, f"source {src.name}")

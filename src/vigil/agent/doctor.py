@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from vigil.agent.config import AgentConfig
+from vigil.agent.config_loader import exposed_secrets
 from vigil.agent.registry import Extension, Registry
 
 __all__ = ["Finding", "diagnose", "exit_status", "render"]
@@ -66,8 +67,11 @@ def _enabled(ext: Extension, config: AgentConfig) -> bool:
     return False
 
 
-def diagnose(config: AgentConfig, registry: Registry) -> list[Finding]:
+def diagnose(config: AgentConfig, registry: Registry, *, config_path: str | None = None) -> list[Finding]:
     findings: list[Finding] = []
+    if config_path is not None:
+        leak = exposed_secrets(config_path, config)
+        findings.append(Finding("config", config_path, True, leak is None, [leak] if leak else []))
     for ext in registry.extensions.values():
         try:
             reasons = list(ext.requirements(config))
@@ -105,7 +109,7 @@ def exit_status(findings: list[Finding]) -> int:
 
 
 def render(findings: list[Finding]) -> str:
-    order = {"source": 0, "hook": 1, "action": 2, "output": 3, "rules": 4, "plugin": 5}
+    order = {"config": -1, "source": 0, "hook": 1, "action": 2, "output": 3, "rules": 4, "plugin": 5}
     width = max((len(f.name) for f in findings), default=4)
     lines = []
     for f in sorted(findings, key=lambda f: order.get(f.kind, 9)):

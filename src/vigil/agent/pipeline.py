@@ -176,7 +176,7 @@ class Pipeline:
             self._queue.task_done()
             left += 1
         if left:
-            self.intake.dropped += left
+            self.total.dropped += left  # accepted at intake, never processed
             logger.warning("pipeline stopped with %d events not drained within %.1f s", left, timeout)
         for out in self.outputs:
             try:
@@ -341,6 +341,12 @@ class Pipeline:
                 logger.exception("source statistics failed")
         self._last_stats = self._window_start = now
         self._window_events = 0
+        if not final and self._queue.maxsize and snap["queued"] * 2 >= self._queue.maxsize:
+            logger.warning(
+                "pipeline falling behind: %d events queued of %d (pipeline.queue_size); beyond it events are dropped",
+                snap["queued"],
+                self._queue.maxsize,
+            )
         logger.info(
             "%s %s", "final stats" if final else "stats", orjson.dumps(snap).decode(), extra={"stats": snap}
         )

@@ -1,6 +1,6 @@
 """`vigil agent`: run the endpoint agent, check what this host offers it, print its configuration.
 
-    vigil agent run --config /etc/vigil/agent.toml [--set section.key=value ...]
+    vigil agent run --config /etc/vigil/agent.toml [--set section.key=value ...]   (SIGHUP reloads)
     vigil agent doctor [--config FILE] [--json]
     vigil agent config --default | --show [--config FILE]
 
@@ -58,21 +58,28 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
+def _config_path(args: argparse.Namespace) -> str | None:
+    if args.config is None and os.path.exists(DEFAULT_CONFIG):
+        return DEFAULT_CONFIG
+    return str(args.config) if args.config is not None else None
+
+
 def _load(args: argparse.Namespace) -> Any:
     """(config, registry), or print the config error and return None."""
     from vigil.agent.config import ConfigError
-    from vigil.agent.config_loader import load_config
+    from vigil.agent.config_loader import exposed_secrets, load_config
     from vigil.agent.registry import default_registry
 
-    path = args.config
-    if path is None and os.path.exists(DEFAULT_CONFIG):
-        path = DEFAULT_CONFIG
+    path = _config_path(args)
     registry = default_registry()
     try:
         config = load_config(path, overrides=args.overrides, known_actions=registry.names("action"))
     except ConfigError as e:
         print(f"vigil agent: invalid configuration: {e}", file=sys.stderr)
         return None
+    leak = exposed_secrets(path, config)
+    if leak:
+        logging.getLogger("vigil.agent").warning("%s", leak)
     return config, registry
 
 
@@ -85,7 +92,14 @@ def _run(args: argparse.Namespace) -> int:
     config, registry = loaded
     verbose = getattr(args, "verbose", 0)
     configure_logging(config, level=logging.DEBUG if verbose >= 2 else None)
-    return Agent(config, registry=registry).run()
+    path = _config_path(args)
+
+    def reload() -> Any:
+        from vigil.agent.config_loader import load_config
+
+        return load_config(path, overrides=args.overrides, known_actions=registry.names("action"))
+
+    return Agent(config, registry=registry, reload=reload).run()
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -95,7 +109,7 @@ def _doctor(args: argparse.Namespace) -> int:
     if loaded is None:
         return 2
     config, registry = loaded
-    findings = diagnose(config, registry)
+    findings = diagnose(config, registry, config_path=_config_path(args))
     if args.json:
         for f in findings:
             print(json.dumps(f.as_dict()))
@@ -105,7 +119,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> int:
-    from vigil.agent.config_loader import render_default_toml, render_toml
+    from vigil.agent.config_docs import render_default_toml, render_toml
 
     if args.default:
         sys.stdout.write(render_default_toml())
