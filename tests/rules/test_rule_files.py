@@ -162,3 +162,13 @@ def test_default_watch_paths_exist_resolve_and_do_not_nest(tmp_path: Path) -> No
     here = default_watch_paths()
     assert "/etc" in here and "/tmp" in here
     assert all(os.path.isdir(p) and os.path.realpath(p) == p for p in here)
+
+
+def test_default_rules_path_names_a_missing_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import vigil.rules as rules_pkg
+
+    monkeypatch.setattr(rules_pkg.resources, "files", lambda _pkg: tmp_path / "gone")
+    with pytest.raises(FileNotFoundError, match=f"default rule directory missing .*{tmp_path}/gone"):
+        rules_pkg.default_rules_path()

@@ -98,7 +98,28 @@ def render_default_rules_markdown(triggers: dict[str, list[str]] | None = None) 
         for r in rules:
             sims = ", ".join(f"`{s}`" for s in triggers.get(r.name, [])) or "-"
             out.append(f"| `{r.name}` | {r.criticality} | {_attack(r)} | {_cell(r.description)} | {sims} |")
+    out.append(_scenarios_section())
     return "\n".join(out) + "\n"
+
+
+def _scenarios_section() -> str:
+    from vigil.simulate import SCENARIOS
+
+    lines = [
+        "\n## Simulation scenarios (`vigil simulate`)\n",
+        "Each scenario runs in a private directory under /tmp (plus a few `vigil-sim-*` paths it",
+        "registers), uses argument lists (no shell strings built from input), aims network commands at",
+        "a loopback port it holds closed or at a network namespace it creates, and removes everything",
+        "it created even when a step fails. `vigil simulate --json` prints one result object a line.",
+        "Their file events (FileCreate) reach the rules only when the agent watches /tmp and /dev/shm",
+        "(both are in `default_watch_paths()`).\n",
+        "| Scenario | Root | What it does | Rules it triggers |",
+        "|---|---|---|---|",
+    ]
+    for sc in SCENARIOS.values():
+        rules = ", ".join(f"`{r}`" for r in sc.rules)
+        lines.append(f"| `{sc.name}` | {'yes' if sc.needs_root else 'no'} | {_cell(sc.summary)} | {rules} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
