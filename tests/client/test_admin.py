@@ -71,8 +71,11 @@ def test_pinning_refuses_another_certificate(tmp_path: Path) -> None:
     with LiveManager(tmp_path / "m") as live:
         with live.admin() as good:
             assert good.stats()["endpoint-count"] == 1
-        with AdminClient(
-            live.admin_url, live.admin_key, verify=ssl.create_default_context(cafile=str(other))
-        ) as bad, pytest.raises(TransportError) as err:
+        with (
+            AdminClient(
+                live.admin_url, live.admin_key, verify=ssl.create_default_context(cafile=str(other))
+            ) as bad,
+            pytest.raises(TransportError) as err,
+        ):
             bad.stats()
         assert "CERTIFICATE_VERIFY_FAILED" in str(err.value)
