@@ -61,8 +61,8 @@ RULE = {
 FILTER_RULE = {
     "Name": "OnlyFilter",
     "Meta": {"Filter": True, "Criticality": 0, "Schema": "2.0.0"},
-    "Matches": [],
-    "Condition": "",
+    "Matches": ["$a: Image ~= 'tool'"],
+    "Condition": "$a",
 }
 SYSMON_XML = (
     '<Sysmon schemaversion="4.70"><HashAlgorithms>md5,sha256</HashAlgorithms>'

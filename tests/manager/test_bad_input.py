@@ -82,32 +82,31 @@ def test_oversized_bodies_get_413(agent: httpx.Client, admin: AdminClient) -> No
 
 def test_invalid_rules_return_every_error_and_store_nothing(admin: AdminClient, live: LiveManager) -> None:
     before = admin.rules()
+    meta = {"Criticality": 5, "Schema": "2.0.0"}
     rules = [
-        {
-            "Name": "Good",
-            "Meta": {"Criticality": 5, "Schema": "2.0.0"},
-            "Matches": ["$a: Image = 'x'"],
-            "Condition": "$a",
-        },
-        {"Name": "BadCrit", "Meta": {"Criticality": 42}, "Matches": ["$a: Image = 'x'"], "Condition": "$a"},
-        {"Name": "BadMatch", "Matches": ["Image = 'x'"], "Condition": "$a"},
-        {"Name": "BadCondition", "Matches": ["$a: Image = 'x'"], "Condition": "$a and ($b"},
-        {"Meta": {}, "Matches": [], "Condition": ""},
+        {"Name": "Good", "Meta": meta, "Matches": ["$a: Image = 'x'"], "Condition": "$a"},
+        {"Name": "NoSchema", "Meta": {"Criticality": 5}, "Matches": ["$a: Image = 'x'"], "Condition": "$a"},
+        {"Name": "BadMatch", "Meta": meta, "Matches": ["Image = 'x'"], "Condition": "$a"},
+        {"Name": "BadCondition", "Meta": meta, "Matches": ["$a: Image = 'x'"], "Condition": "$a and ($b"},
+        {"Meta": meta, "Matches": [], "Condition": ""},
         "not a rule",
+        {"Name": "Good", "Meta": meta, "Matches": ["$b: Image = 'y'"], "Condition": "$b"},
     ]
     with pytest.raises(APIError) as err:
         admin.request("POST", "/rules", json=rules)
-    assert err.value.status == 400
+    assert err.value.status == 400 and "nothing was stored" in err.value.error
     problems = err.value.data
-    by_rule = {(p["rule"], p["statement"]) for p in problems}
-    assert ("BadCrit", "Meta.Criticality") in by_rule
-    assert ("BadMatch", "Image = 'x'") in by_rule
-    assert any(p["rule"] == "BadMatch" and "unknown operand $a" in p["message"] for p in problems)
-    assert any(p["rule"] == "BadCondition" for p in problems)
-    assert any(p["line"] == 5 and p["statement"] == "Name" for p in problems)
-    assert any(p["line"] == 6 and "JSON object" in p["message"] for p in problems)
+    by_line = {p["line"]: p for p in problems}
+    assert "rule version >= 2.0.0" in by_line[2]["message"] and by_line[2]["rule"] == "NoSchema"
+    assert by_line[3]["statement"] == "Image = 'x'" and "Unknown match statement" in by_line[3]["message"]
+    assert "Unknown operand $b" in by_line[4]["message"] and by_line[4]["rule"] == "BadCondition"
+    assert any(p["line"] == 5 and "no Name" in p["message"] for p in problems)
+    assert "cannot unmarshal string" in by_line[6]["message"]
+    assert "duplicate rule name (also rule 1)" in by_line[7]["message"]
     assert all(p["file"] == "<request>" for p in problems)
-    assert {p["line"] for p in problems} == {2, 3, 4, 5, 6}, "every bad rule is reported, the good one is not"
+    assert {p["line"] for p in problems} == {2, 3, 4, 5, 6, 7}, (
+        "every bad rule is reported, the good one is not"
+    )
     assert admin.rules() == before, "nothing stored, not even the good rule"
     with live.agent() as agent:
         assert all(b'"Good"' not in line for line in agent.get("/rules").content.splitlines())

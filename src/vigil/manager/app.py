@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute
 from vigil import __version__
 from vigil.manager.api import admin, content, endpoint
 from vigil.manager.api.common import BodyGuard, install_error_handlers
+from vigil.manager.api.fastpath import EndpointFastPath
 from vigil.manager.console import PUBLIC_CONSOLE_PATHS
 from vigil.manager.console import router as console_router
 from vigil.manager.state import Manager
@@ -72,12 +73,14 @@ def create_admin_app(manager: Manager, extra_routers: Sequence[APIRouter] = ()) 
 
 def create_endpoint_app(manager: Manager) -> FastAPI:
     """The endpoint API used by agents (WHIDS port 1519)."""
-    return _app(
+    app = _app(
         manager,
         "vigil manager endpoint API",
         "WHIDS-compatible agent API: authenticate with X-Endpoint-Uuid, X-Api-Key and X-Endpoint-Hostname.",
         [endpoint.router],
     )
+    app.add_middleware(EndpointFastPath, manager=manager)
+    return app
 
 
 def iter_routes(app: Any) -> Iterator[BaseRoute]:

@@ -20,7 +20,7 @@ from vigil.manager.keys import hash_key, keys_match
 from vigil.manager.state import Manager
 from vigil.manager.times import now_ns
 
-__all__ = ["require_admin", "require_endpoint"]
+__all__ = ["check_endpoint", "require_admin", "require_endpoint"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,16 @@ def require_admin(request: Request) -> dict[str, Any]:
     return admin_user(request)
 
 
+def check_endpoint(manager: Manager, uuid: str, key: str) -> dict[str, Any] | None:
+    """The endpoint row if ``uuid``/``key`` are an enrolled endpoint and its key, else None."""
+    if not uuid or not key:
+        return None
+    endpoint = manager.store.get_endpoint(uuid.lower())
+    if endpoint is None or not keys_match(key, endpoint["key_hash"]):
+        return None
+    return endpoint
+
+
 async def require_endpoint(request: Request) -> dict[str, Any]:
     """FastAPI dependency for every endpoint route; returns the endpoint row.
 
@@ -68,8 +78,8 @@ async def require_endpoint(request: Request) -> dict[str, Any]:
     if not uuid or not key:
         raise Unauthorized("Not Authorized: missing X-Endpoint-Uuid or X-Api-Key")
     manager = _manager(request)
-    endpoint = manager.store.get_endpoint(uuid)
-    if endpoint is None or not keys_match(key, endpoint["key_hash"]):
+    endpoint = check_endpoint(manager, uuid, key)
+    if endpoint is None:
         raise Unauthorized("Not Authorized")
     hostname = request.headers.get("x-endpoint-hostname") or ""
     if hostname:
