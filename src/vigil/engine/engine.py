@@ -26,6 +26,7 @@ __all__ = ["Engine", "MatchResult", "RuleInfo", "check_path"]
 logger = logging.getLogger(__name__)
 _MISSING: Any = object()
 _NO_DATA: dict[str, Any] = {}
+_EID_CACHE: dict[str, int] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +125,10 @@ class Engine:
         self._compiled: CompiledRules | None = None
         self._table: list[tuple[bool, int, str, tuple[Attack, ...], tuple[str, ...]]] = []
         self._nomatch: MatchResult | None = None
+        self._key_fn: dict[tuple[str, int], Any] = {}
+        self._chan_fn: dict[str, Any] = {}
+        self._default_fn: Any = None
+        self._uses_computer = False
 
     # ------------------------------------------------------------------ containers
     def add_container(self, name: str, values: Any) -> None:
@@ -264,10 +269,23 @@ class Engine:
     # ------------------------------------------------------------------ matching
     def compile(self) -> CompiledRules:
         """(Re)build the generated matcher; done automatically on the first match after a change."""
-        self._compiled = compile_rules([None if r.disabled else r.ir for r in self.rules], self.containers)
+        self._compiled = compiled = compile_rules(
+            [None if r.disabled else r.ir for r in self.rules], self.containers
+        )
+        self._key_fn = {k: b.fn for k, b in compiled.by_key.items()}
+        self._chan_fn = {k: b.fn for k, b in compiled.by_channel.items()}
+        self._default_fn = compiled.default.fn
+        self._uses_computer = compiled.uses_computer
         self._table = [(r.filter, r.criticality, r.name, r.attack, r.actions) for r in self.rules]
         self._nomatch = self._finish([], 0, [], {}, False)
         return self._compiled
+
+    @property
+    def no_match(self) -> MatchResult:
+        """The shared result ``match`` returns when no rule matched (compare with ``is``)."""
+        if self._compiled is None:
+            self.compile()
+        return self._nomatch  # type: ignore[return-value]
 
     def _finish(
         self, sig: list[str], crit: int, attack: list[Attack], actions: dict[str, None], filtered: bool
@@ -280,28 +298,58 @@ class Engine:
 
     def match(self, event: Any) -> MatchResult:
         """Match one decoded event (dict); never raises on odd event shapes."""
-        compiled = self._compiled or self.compile()
-        ev = event.get("Event") if event.__class__ is dict else None
-        if ev.__class__ is dict:
-            system = ev.get("System")
+        if self._compiled is None:
+            self.compile()
+        try:  # fast path: the usual Windows-event shape
+            ev = event["Event"]
+            system = ev["System"]
+            channel = system["Channel"]
+            eid_raw = system["EventID"]
             ed = ev.get("EventData", _NO_DATA)
-            if ed.__class__ is not dict:
-                ed = _NO_DATA
+        except (KeyError, TypeError, AttributeError, IndexError):
+            return self._match_odd(event)
+        if channel.__class__ is not str or system.__class__ is not dict or ev.__class__ is not dict:
+            return self._match_odd(event)
+        if eid_raw.__class__ is str:
+            eid = _EID_CACHE.get(eid_raw)
+            if eid is None:
+                eid = parse_event_id(eid_raw)
+                if len(_EID_CACHE) < 4096:
+                    _EID_CACHE[eid_raw] = eid
         else:
-            system = None
+            eid = parse_event_id(eid_raw)
+        if ed.__class__ is not dict:
             ed = _NO_DATA
+        fn = self._key_fn.get((channel, eid)) or self._chan_fn.get(channel) or self._default_fn
+        computer = ""
+        if self._uses_computer:
+            computer = system.get("Computer", "")
+            if computer.__class__ is not str:
+                computer = go_str(computer)
+        hits = fn(event, ed, computer)
+        if not hits:
+            return self._nomatch  # type: ignore[return-value]
+        return self._aggregate(hits)
+
+    def _match_odd(self, event: Any) -> MatchResult:
+        """Any other shape: missing or non-object parts read as gene does (empty channel, EventID 0)."""
+        ev = event.get("Event") if event.__class__ is dict else None
+        system = ev.get("System") if ev.__class__ is dict else None
+        ed = ev.get("EventData", _NO_DATA) if ev.__class__ is dict else _NO_DATA
+        if ed.__class__ is not dict:
+            ed = _NO_DATA
+        channel, eid, computer = "", 0, ""
         if system.__class__ is dict:
             channel = system.get("Channel", "")
             if channel.__class__ is not str:
                 channel = go_str(channel)
             eid_raw = system.get("EventID", _MISSING)
             eid = 0 if eid_raw is _MISSING else parse_event_id(eid_raw)
-            computer = system.get("Computer", "") if compiled.uses_computer else ""
+            computer = system.get("Computer", "")
             if computer.__class__ is not str:
                 computer = go_str(computer)
-        else:
-            channel, eid, computer = "", 0, ""
-        hits = compiled.bucket(channel, eid).fn(event, ed, computer)
+        fn = self._key_fn.get((channel, eid)) or self._chan_fn.get(channel) or self._default_fn
+        hits = fn(event, ed, computer)
         if not hits:
             return self._nomatch  # type: ignore[return-value]
         return self._aggregate(hits)

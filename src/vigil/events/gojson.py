@@ -21,6 +21,7 @@ __all__ = ["GoStruct", "dumps", "go_escape"]
 _OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 _SHORT_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\([bf])")
 _SAFE_INT = 1 << 53
+_SUSPECT = re.compile(rb"[:\[,]-?(?:\d+[.eE][-+0-9.eE]*|\d{16,})[,\]}]")
 
 
 class GoStruct(dict):  # type: ignore[type-arg]
@@ -54,15 +55,19 @@ def _with_structs(obj: Any) -> Any:
 
 def _has_odd_number(obj: Any) -> bool:
     """True if ``obj`` holds a float or an int that Go would print differently than orjson."""
-    cls = obj.__class__
-    if cls is dict:
-        return any(_has_odd_number(v) for v in obj.values())
-    if cls is list:
-        return any(_has_odd_number(v) for v in obj)
-    if cls is float:
-        return True
-    if cls is int:
-        return not -_SAFE_INT <= obj <= _SAFE_INT
+    stack = [obj]
+    pop = stack.pop
+    while stack:
+        o = pop()
+        cls = o.__class__
+        if cls is str:
+            continue
+        if cls is dict:
+            stack.extend(o.values())
+        elif cls is list:
+            stack.extend(o)
+        elif cls is float or (cls is int and not -_SAFE_INT <= o <= _SAFE_INT):
+            return True
     return False
 
 
@@ -91,15 +96,18 @@ def dumps(obj: Any, *, sort_keys: bool = True) -> bytes:
     """
     if isinstance(obj, GoStruct):
         return go_escape(_struct_bytes(obj))
-    if _has_odd_number(obj):
-        obj = _go_numbers(obj)
     obj = _with_structs(obj)
     opts = _OPTS if sort_keys else orjson.OPT_NON_STR_KEYS
     try:
         out = orjson.dumps(obj, option=opts)
     except TypeError:
         # Lone surrogates (from \\ud800 escapes): Go writes U+FFFD for invalid UTF-8.
-        out = orjson.dumps(_fix_surrogates(obj), option=opts)
+        obj = _fix_surrogates(obj)
+        out = orjson.dumps(obj, option=opts)
+    # Only floats and integers beyond 2**53 print differently; every number token sits between
+    # one of ":[," and one of ",]}", so when no such token looks like one, no walk is needed.
+    if _SUSPECT.search(out) is not None and _has_odd_number(obj):
+        out = orjson.dumps(_go_numbers(obj), option=opts)
     return go_escape(out)
 
 
