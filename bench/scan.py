@@ -53,15 +53,24 @@ def _run(args: list[str]) -> dict[str, Any]:
 
 
 def _floor() -> dict[str, Any]:
+    """Plain orjson decode of every line: what no Python scan of this file can beat."""
     loads = orjson.loads
     start = time.perf_counter()
+    cpu = time.process_time()
     n = 0
     with open(EVENTS, "rb") as f:
         for line in f:
             loads(line)
             n += 1
+    cpu = time.process_time() - cpu
     wall = time.perf_counter() - start
-    return {"events": n, "wall_s": round(wall, 3), "events_per_s": round(n / wall)}
+    return {
+        "events": n,
+        "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
+        "events_per_s": round(n / wall),
+        "events_per_cpu_s": round(n / cpu),
+    }
 
 
 def _golden_x300_sha() -> str:
@@ -92,7 +101,14 @@ def main() -> None:
                 [*VIGIL, "scan", "--rules", rules, "--jobs", str(jobs), "--output", str(out), str(EVENTS)]
             )
             lines = out.read_bytes().count(b"\n")
-            runs.append({**r, "lines": lines, "events_per_s": round(205500 / r["wall_s"])})
+            runs.append(
+                {
+                    **r,
+                    "lines": lines,
+                    "events_per_s": round(205500 / r["wall_s"]),
+                    "events_per_cpu_s": round(205500 / r["cpu_s"]),
+                }
+            )
         best = min(runs, key=lambda x: x["wall_s"])
         result[f"jobs{jobs}"] = {
             k: (round(v, 3) if isinstance(v, float) else v) for k, v in best.items() if k != "stderr"
@@ -109,6 +125,7 @@ def main() -> None:
     }
     result["orjson_decode_floor"] = _floor()
     result["cpu_count"] = os.cpu_count()
+    result["load_average"] = os.getloadavg()
     result["python"] = sys.version.split()[0]
     print(json.dumps(result))
 

@@ -22,9 +22,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+import orjson
+
 logger = logging.getLogger(__name__)
 
-CHUNK_LINES = 2000
+CHUNK_BYTES = 1 << 20
 BATCH = 256
 
 
@@ -98,6 +100,7 @@ class Scanner:
         match = self.engine.match
         nomatch = self.engine.no_match
         dumps = self.dumps
+        fragment = orjson.Fragment
         show_attack = self.engine.show_attack
         everything, min_crit, no_filter = self.all, self.min_crit, self.no_filter
         bad = positives = printed = 0
@@ -122,7 +125,7 @@ class Scanner:
             if sig or not res.filtered:
                 e = ev.get("Event")
                 if e.__class__ is dict:
-                    e["GeneInfo"] = res.gene_info(show_attack, False)
+                    e["GeneInfo"] = fragment(res.gene_info_json(show_attack, False))
             out.append(dumps(ev))
             printed += 1
         stats.events += len(items) - bad
@@ -131,18 +134,25 @@ class Scanner:
         stats.printed += printed
 
 
-def _chunks(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
-    """Blocks of about CHUNK_LINES lines, cut only before a line starting a new object at column 0."""
-    buf: list[bytes] = []
+def _chunks(stream: IO[bytes], size: int = CHUNK_BYTES) -> Iterator[tuple[int, bytes]]:
+    """Blocks of about ``size`` bytes with their first line number, cut only before a line that
+    starts with ``{`` (so a value spread over lines stays in one block)."""
     first = 1
-    for lineno, line in enumerate(stream, 1):
-        if len(buf) >= CHUNK_LINES and line[:1] == b"{":
-            yield first, b"".join(buf)
-            buf = []
-            first = lineno
-        buf.append(line)
-    if buf:
-        yield first, b"".join(buf)
+    rest = b""
+    while True:
+        data = stream.read(size)
+        if not data:
+            break
+        buf = rest + data
+        cut = buf.rfind(b"\n{")
+        if cut < 0:
+            rest = buf
+            continue
+        block, rest = buf[: cut + 1], buf[cut + 1 :]
+        yield first, block
+        first += block.count(b"\n")
+    if rest:
+        yield first, rest
 
 
 _WORKER: Scanner | None = None
@@ -272,7 +282,7 @@ def _run_parallel(
             if path.lower().endswith(".evtx"):
                 _run_one(scanner, path, out_stream, stats, progress)
                 continue
-            stream: IO[bytes] = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+            stream: IO[bytes] = sys.stdin.buffer if path == "-" else open(path, "rb", buffering=0)  # noqa: SIM115
             name = "<stdin>" if path == "-" else path
             try:
                 jobs = ((name, first, data) for first, data in _chunks(stream))

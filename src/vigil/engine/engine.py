@@ -19,7 +19,7 @@ from vigil.engine.gene.rules import RuleCompileError, compile_rule
 from vigil.engine.ir import Attack, RuleIR, SourceLocation
 from vigil.engine.loader import GENE_EXTENSIONS, RawGeneRule, loader_for, read_gene_file, read_templates, walk
 from vigil.events.fields import go_lower, go_str, parse_event_id
-from vigil.events.gojson import GoStruct
+from vigil.events.gojson import GoStruct, dumps
 
 __all__ = ["Engine", "MatchResult", "RuleInfo", "check_path"]
 
@@ -48,7 +48,7 @@ class RuleInfo:
 class MatchResult:
     """What matching one event gave. Treat as read-only (results may be shared)."""
 
-    __slots__ = ("actions", "attack", "criticality", "filtered", "signature")
+    __slots__ = ("_json", "actions", "attack", "criticality", "filtered", "signature")
 
     def __init__(
         self, signature: list[str], criticality: int, attack: list[Attack], actions: list[str], filtered: bool
@@ -58,6 +58,7 @@ class MatchResult:
         self.attack = attack
         self.actions = actions
         self.filtered = filtered
+        self._json: dict[tuple[bool, bool], bytes] = {}
 
     @property
     def matched(self) -> bool:
@@ -76,6 +77,14 @@ class MatchResult:
         if show_actions:
             info["Actions"] = list(self.actions)
         return info
+
+    def gene_info_json(self, show_attack: bool = True, show_actions: bool = False) -> bytes:
+        """``gene_info`` as Go-marshalled JSON bytes (memoised: the no-match result is shared)."""
+        key = (show_attack, show_actions)
+        out = self._json.get(key)
+        if out is None:
+            out = self._json[key] = dumps(self.gene_info(show_attack, show_actions))
+        return out
 
     def to_whids(self) -> dict[str, Any] | None:
         """WHIDS ``Detection`` (agent/manager form) or None when there is nothing to report."""
