@@ -296,3 +296,36 @@ def test_meta_filter_by_channel_and_event_id() -> None:
     assert sig({"Channel": "C", "EventID": " 1"}) == ["anyid", "all", "zero"]
     assert sig({"Channel": "c", "EventID": "1"}) == ["all"]  # channels are case-sensitive
     assert engine.match("not an event").signature == ["all"]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "node",
+    [
+        RegexMatch(f("Image"), "a{1001}"),
+        RegexMatch(f("Image"), "(?<=x)y"),
+        And((T, Not(RegexMatch(f("Image"), "(")))),
+        KeywordMatch("regex", "["),
+        ContainerMatch(f("Hashes"), "MD5=(?P<md5>.*)", "sha1", "c"),
+        CidrMatch(f("Ip4"), ("10.0.0.0/33",)),
+    ],
+)
+def test_add_rule_rejects_nodes_that_cannot_compile(node: Node) -> None:
+    from vigil.engine import RuleLoadError
+    from vigil.engine.ir import SourceLocation
+
+    engine = Engine()
+    with pytest.raises(RuleLoadError) as info:
+        engine.add_rule(RuleIR(name="bad", condition=node, source=SourceLocation("x.yml", 3)))
+    err = info.value.errors[0]
+    assert (err.file, err.line, err.rule) == ("x.yml", 3, "bad")
+    assert engine.rules == []
+    assert engine.match(EVENT).signature == []
+
+
+def test_add_rule_duplicate_name() -> None:
+    from vigil.engine import RuleLoadError
+
+    engine = Engine()
+    engine.add_rule(RuleIR(name="r", condition=Const(True)))
+    with pytest.raises(RuleLoadError, match="already exists"):
+        engine.add_rule(RuleIR(name="r", condition=Const(True)))

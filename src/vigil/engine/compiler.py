@@ -34,7 +34,7 @@ from vigil.engine.ir import (
 )
 from vigil.events.fields import go_str
 
-__all__ = ["Bucket", "CompiledRules", "compile_rules"]
+__all__ = ["Bucket", "CompiledRules", "check_ir", "compile_rules"]
 
 logger = logging.getLogger(__name__)
 
@@ -208,6 +208,40 @@ class CompiledRules:
         if b is None:
             b = self.by_channel.get(channel, self.default)
         return b
+
+
+def check_ir(node: Node) -> str | None:
+    """Why ``node`` cannot compile (first problem found), or None."""
+    import ipaddress
+
+    import re2
+
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        try:
+            if isinstance(n, (And, Or)):
+                stack.extend(n.children)
+            elif isinstance(n, Not):
+                stack.append(n.child)
+            elif isinstance(n, RegexMatch):
+                re2.compile(n.pattern)
+            elif isinstance(n, KeywordMatch) and n.op == "regex":
+                re2.compile(n.value)
+            elif isinstance(n, ContainerMatch):
+                if n.group not in re2.compile(n.pattern).groupindex:
+                    return f"extract regex {n.pattern!r} has no group {n.group!r}"
+            elif isinstance(n, CidrMatch):
+                for net in n.networks:
+                    ipaddress.ip_network(net, strict=False)
+            elif not isinstance(n, (StrMatch, NumCmp, FlagMatch, FieldRefMatch, Exists, Const, KeywordMatch)):
+                return f"unknown IR node {type(n).__name__}"
+        except re2.error as err:
+            msg = err.args[0].decode() if err.args and isinstance(err.args[0], bytes) else str(err)
+            return f"invalid regular expression in {n!r}: {msg}"
+        except ValueError as err:
+            return f"invalid network in {n!r}: {err}"
+    return None
 
 
 def compile_rules(rules: Sequence[RuleIR | None], containers: Mapping[str, set[str]]) -> CompiledRules:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vigil.engine.compiler import CompiledRules, compile_rules
+from vigil.engine.compiler import CompiledRules, check_ir, compile_rules
 from vigil.engine.errors import RuleError, RuleLoadError
 from vigil.engine.gene.decode import DecodeError, decode_rule, iter_objects, rule_name
 from vigil.engine.gene.rules import RuleCompileError, compile_rule
@@ -181,7 +181,15 @@ class Engine:
         return []
 
     def add_rule(self, rule: RuleIR) -> None:
-        """Add one rule from another front end (e.g. Sigma); a duplicate name is a RuleLoadError."""
+        """Add one rule from another front end (e.g. Sigma).
+
+        RuleLoadError for a duplicate name or a node that cannot compile (a regex RE2 rejects, an
+        invalid CIDR network, an extract group missing from its regex).
+        """
+        problem = check_ir(rule.condition)
+        if problem is not None:
+            src = rule.source or SourceLocation("<rule>")
+            raise RuleLoadError([RuleError(src.file, src.line, rule.name, None, problem)])
         self._commit([(rule, None, None)], check_names=True)
 
     def _collect(self, path: Path) -> list[tuple[RuleIR, str | None, dict[str, Any] | None]]:
