@@ -158,10 +158,15 @@ def _chunks(stream: IO[bytes], size: int = CHUNK_BYTES) -> Iterator[tuple[int, b
 _WORKER: Scanner | None = None
 
 
-def _work(job: tuple[str, int, bytes]) -> tuple[bytes, Stats, list[str]]:
+def _work(job: tuple[str, int, bytes | tuple[int, int]]) -> tuple[bytes, Stats, list[str]]:
+    """Scan one block: its bytes, or (offset, size) in the named file, read by the worker itself."""
     from vigil.events.jsonl import iter_stream
 
     name, first, data = job
+    if isinstance(data, tuple):
+        with open(name, "rb") as f:
+            f.seek(data[0])
+            data = f.read(data[1])
     assert _WORKER is not None
     out: list[bytes] = []
     stats = Stats()
@@ -170,6 +175,15 @@ def _work(job: tuple[str, int, bytes]) -> tuple[bytes, Stats, list[str]]:
     if out:
         out.append(b"")
     return b"\n".join(out), stats, errors
+
+
+def _jobs(
+    stream: IO[bytes], name: str, by_offset: bool
+) -> Iterator[tuple[str, int, bytes | tuple[int, int]]]:
+    offset = 0
+    for first, block in _chunks(stream):
+        yield (name, first, (offset, len(block)) if by_offset else block)
+        offset += len(block)
 
 
 def _events(path: str, stack: contextlib.ExitStack) -> Iterator[Any]:
@@ -285,7 +299,7 @@ def _run_parallel(
             stream: IO[bytes] = sys.stdin.buffer if path == "-" else open(path, "rb", buffering=0)  # noqa: SIM115
             name = "<stdin>" if path == "-" else path
             try:
-                jobs = ((name, first, data) for first, data in _chunks(stream))
+                jobs = _jobs(stream, name, by_offset=path != "-")
                 for data, part, errors in pool.imap(_work, jobs, chunksize=1):
                     for e in errors:
                         print(f"vigil scan: {e}", file=sys.stderr)
