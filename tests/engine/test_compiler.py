@@ -329,3 +329,15 @@ def test_add_rule_duplicate_name() -> None:
     engine.add_rule(RuleIR(name="r", condition=Const(True)))
     with pytest.raises(RuleLoadError, match="already exists"):
         engine.add_rule(RuleIR(name="r", condition=Const(True)))
+
+
+def test_required_regexes() -> None:
+    from vigil.engine.compiler import required_regexes
+
+    a, b, c = (RegexMatch(f("Image"), p) for p in ("a", "b", "c"))
+    assert required_regexes(a) == {(f("Image"), "a")}
+    assert required_regexes(And((T, a, Or((b, c))))) == {(f("Image"), "a")}
+    assert required_regexes(Or((a, And((b, T))))) == {(f("Image"), "a"), (f("Image"), "b")}
+    assert required_regexes(Or((a, T))) is None
+    assert required_regexes(Not(a)) is None
+    assert required_regexes(And((T, Not(a)))) is None
