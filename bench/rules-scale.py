@@ -4,8 +4,9 @@ Usage: .venv/bin/python bench/rules-scale.py [--factors 1 10 100]
 Copy k >= 1 of every rule gets the name suffix ``.k``; its ``=`` values get ``-k`` appended and each
 ``~=`` regex ``R`` becomes ``zq<k>x(R)``: other literals, so no two copies share a compiled pattern
 and the copies detect other things than the originals (as the rules of a real, larger set would):
-the cost measured is finding the rules that can match, not reporting 100x more detections. Prints one JSON object: load+compile time and in-memory events/s
-over the WHIDS sample events for each factor.
+the cost measured is finding the rules that can match, not reporting 100x more detections.
+Prints one JSON object: load+compile time and in-memory events/s over the WHIDS sample events for
+each factor.
 """
 
 from __future__ import annotations
