@@ -341,3 +341,26 @@ def test_required_regexes() -> None:
     assert required_regexes(Or((a, T))) is None
     assert required_regexes(Not(a)) is None
     assert required_regexes(And((T, Not(a)))) is None
+
+
+def test_deeply_nested_trees_compile() -> None:
+    """Python's parser allows 200 nested parentheses: deep sub-trees become helper functions."""
+    node: Node = RegexMatch(f("Image"), "cmd")
+    for i in range(600):
+        node = And((Not(node), Const(True))) if i % 2 else Or((Not(node), Const(False)))
+    assert matches(node)  # 600 negations
+    assert not matches(Not(node))
+
+
+def test_deeply_nested_gene_condition() -> None:
+    import json
+
+    engine = Engine()
+    cond = "!(" * 151 + "$a" + ")" * 151
+    engine.load_text(
+        json.dumps(
+            {"Name": "deep", "Meta": {"Schema": "2.0.0"}, "Matches": ["$a: A = '1'"], "Condition": cond}
+        )
+    )
+    assert engine.match({"Event": {"EventData": {"A": "1"}}}).signature == []
+    assert engine.match({"Event": {"EventData": {"A": "0"}}}).signature == ["deep"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,13 +93,24 @@ def _str_test(subject: str, op: str, needle: str) -> str:
     return f"({subject} is not None and {subject}.{op}({needle}))"
 
 
-def _expr(node: Node, gen: _Gen) -> str:
+#: Sub-trees nested deeper than this become helper functions (Python's parser allows 200 parentheses).
+MAX_DEPTH = 40
+
+
+def _expr(node: Node, gen: _Gen, depth: int = 0) -> str:
+    if depth >= MAX_DEPTH and isinstance(node, (And, Or, Not)):
+        return _helper_call(node, gen)
+    depth += 1
     if isinstance(node, And):
-        return "(" + " and ".join(_expr(c, gen) for c in node.children) + ")" if node.children else "True"
+        return (
+            "(" + " and ".join(_expr(c, gen, depth) for c in node.children) + ")" if node.children else "True"
+        )
     if isinstance(node, Or):
-        return "(" + " or ".join(_expr(c, gen) for c in node.children) + ")" if node.children else "False"
+        return (
+            "(" + " or ".join(_expr(c, gen, depth) for c in node.children) + ")" if node.children else "False"
+        )
     if isinstance(node, Not):
-        return f"(not {_expr(node.child, gen)})"
+        return f"(not {_expr(node.child, gen, depth)})"
     if isinstance(node, Const):
         return "True" if node.value else "False"
     if isinstance(node, StrMatch):
@@ -148,6 +160,18 @@ def _expr(node: Node, gen: _Gen) -> str:
         )
         return f"{fn}(ev)"
     raise TypeError(f"unknown IR node {node!r}")
+
+
+def _helper_call(node: Node, gen: _Gen) -> str:
+    """Compile a deep sub-tree as its own function (same arguments as a bucket) and call it."""
+    name = gen.shared.get(("helper", node))
+    if name is None:
+        name = f"_h{len(gen.shared)}"
+        gen.shared[("helper", node)] = name
+        sub = _Gen(gen.ns, gen.shared)
+        src = _finish_source(name, [f"    return bool({_expr(node, sub)})"], sub, "")
+        exec(compile(src, f"<vigil helper {name}>", "exec"), gen.ns)  # noqa: S102 - our own generated code
+    return f"{name}(ev, ed, cm)"
 
 
 def _fetch(path: FieldPath, var: str) -> list[str]:
@@ -322,6 +346,17 @@ def compile_rules(
     """
     if index_min is None:
         index_min = INDEX_MIN
+    old_limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old_limit, 20000))  # deep IR trees recurse in _expr
+    try:
+        return _compile_rules(rules, containers, index_min)
+    finally:
+        sys.setrecursionlimit(old_limit)
+
+
+def _compile_rules(
+    rules: Sequence[RuleIR | None], containers: Mapping[str, set[str]], index_min: int
+) -> CompiledRules:
     ns: dict[str, Any] = {
         "_M": runtime.MISSING,
         "_S": go_str,
