@@ -46,6 +46,14 @@ def _vigil_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "vigil", *args]
 
 
+#: Children run in their own process group (``process_group=0``). A terminal's Ctrl-C signals the
+#: whole foreground group: if the children were in it they would get SIGINT directly and then
+#: ``vigil up``'s SIGTERM as well, which the agent rightly reads as "stop now, skip the drain" (and
+#: so it left its audit rules behind). In their own group only ``vigil up`` hears Ctrl-C and stops
+#: them in order, once each.
+_OWN_GROUP = 0
+
+
 class LocalDeployment:
     def __init__(
         self,
@@ -87,9 +95,17 @@ class LocalDeployment:
         from vigil.manager.state import Manager
         from vigil.manager.tls import generate_self_signed, public_key_fingerprint
 
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            raise UpError(f"--data {self.data_dir} is not a directory")
         if self.initialized():
             config = ManagerConfig.load(self.manager_dir)
+            self._point_agent_at(self.endpoint_url)
             return InitResult(None, public_key_fingerprint(config.cert_path.read_bytes()))
+        if self.manager_dir.exists() or self.agent_dir.exists():
+            raise UpError(
+                f"{self.data_dir} holds a partial vigil up setup (manager.toml or agent.toml is missing);"
+                " move it away or choose another --data"
+            )
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.data_dir.chmod(0o700)
         self.manager_dir.mkdir(exist_ok=True)
@@ -137,6 +153,17 @@ class LocalDeployment:
         self.agent_config.write_bytes(tomli_w.dumps(config).encode())
         self.agent_config.chmod(0o600)
 
+    def _point_agent_at(self, url: str) -> None:
+        """Later runs may use other ports: keep the agent's manager URL in step (nothing else changes)."""
+        import tomllib
+
+        config = tomllib.loads(self.agent_config.read_text())
+        if config.get("manager", {}).get("url") == url:
+            return
+        config.setdefault("manager", {})["url"] = url
+        self.agent_config.write_bytes(tomli_w.dumps(config).encode())
+        self.agent_config.chmod(0o600)
+
     def load_default_rules(self, admin_key: str) -> int:
         """Give the manager the default rule set (first run), through its admin API like any client."""
         from vigil.client import AdminClient, pinned_ssl_context
@@ -165,7 +192,12 @@ class LocalDeployment:
             "manager", "run", "--data", str(self.manager_dir),
             "--admin-port", str(self.admin_port), "--endpoint-port", str(self.endpoint_port), "--host", self.host,
         )  # fmt: skip
-        child = subprocess.Popen(command, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        child = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            process_group=_OWN_GROUP,
+        )
         self.children["manager"] = child
         assert child.stdout is not None
         if not self._wait_for_line(child, child.stdout, b"ready", timeout):
@@ -174,7 +206,7 @@ class LocalDeployment:
 
     def start_agent(self) -> None:
         command = _vigil_command("agent", "run", "--config", str(self.agent_config))
-        self.children["agent"] = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+        self.children["agent"] = subprocess.Popen(command, stdin=subprocess.DEVNULL, process_group=_OWN_GROUP)
 
     @staticmethod
     def _wait_for_line(
@@ -241,4 +273,5 @@ class LocalDeployment:
             "fingerprint": fingerprint,
             "pid": os.getpid(),
         }
+        state.update({f"{name}_pid": child.pid for name, child in self.children.items()})
         (self.data_dir / "up.json").write_text(json.dumps(state, indent=2) + "\n")

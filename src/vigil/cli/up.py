@@ -40,11 +40,15 @@ def _up(args: argparse.Namespace) -> int:
     first_run = not deployment.initialized()
     try:
         init = deployment.initialize()
+    except UpError as exc:
+        print(f"vigil up: {exc}", file=sys.stderr)
+        return 2
     except (ManagerError, OSError) as exc:
         print(f"vigil up: cannot initialise {args.data}: {exc}", file=sys.stderr)
         return 1
     signal.signal(signal.SIGINT, deployment.request_stop)
     signal.signal(signal.SIGTERM, deployment.request_stop)
+    signal.signal(signal.SIGHUP, deployment.request_stop)  # the terminal went away
     try:
         deployment.start_manager()
         if first_run and init.admin_key:
