@@ -266,3 +266,39 @@ def test_every_form_control_has_a_label_and_pages_have_headings(page: Any, live:
         assert page.locator("#view h1").count() == 1
         time.sleep(0.1)
     assert page.errors == []
+
+
+def _tab_until(page: Any, predicate: str, limit: int = 60) -> None:
+    """Press Tab until ``predicate`` (a JS expression over ``el``, the focused element) is true."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate(f"(() => {{ const el = document.activeElement; return !!({predicate}); }})()"):
+            return
+    raise AssertionError(f"{limit} Tab presses never reached an element where {predicate}")
+
+
+def test_keyboard_only_login_alerts_and_open_an_alert(page: Any, live: LiveManager) -> None:
+    with live.agent() as agent:
+        alert = _linux_event(7, signature="KeyboardReachableAlert", crit=8)
+        assert agent.post("/logs", content=ndjson([alert]), headers=GZIP).status_code == 200
+    page.goto(f"{live.admin_url}/ui/")
+    page.get_by_label("Admin API key").wait_for()
+    _tab_until(page, "el.id === 'login-key'")
+    page.keyboard.type(live.admin_key)
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Fleet overview").wait_for()
+    _tab_until(page, "el.matches('nav a[data-nav=alerts]')")
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none", "the focused link shows no focus ring"
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Alerts").wait_for()
+    page.get_by_role("row").filter(has_text="KeyboardReachableAlert").wait_for()
+    _tab_until(
+        page,
+        "el.closest('main table tbody tr') && el.closest('tr').textContent.includes('KeyboardReachableAlert')",
+    )
+    _shot(page, "08-keyboard-focus")
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Process tree").wait_for()
+    assert "KeyboardReachableAlert" in page.inner_text("main")
+    assert page.errors == []
