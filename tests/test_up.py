@@ -38,7 +38,7 @@ def _free_port() -> int:
         return port
 
 
-def _ports() -> tuple[int, int]:
+def free_ports() -> tuple[int, int]:
     while True:
         a, b = _free_port(), _free_port()
         if a != b and not {a, b} & {1519, 1520}:
@@ -120,7 +120,7 @@ class UpProcess:
 def up_run(tmp_path: Path) -> Iterator[Any]:
     """A factory for ``vigil up`` runs on one data dir; every run is killed at teardown if still alive."""
     runs: list[UpProcess] = []
-    ports = _ports()
+    ports = free_ports()
 
     def start() -> UpProcess:
         run = UpProcess(tmp_path / "data", *ports, tmp_path / "up.log")
@@ -132,10 +132,10 @@ def up_run(tmp_path: Path) -> Iterator[Any]:
     finally:
         for run in runs:
             run.kill()
-            _remove_audit_rules_of(run)
+            remove_audit_rules_of(run)
 
 
-def _remove_audit_rules_of(run: UpProcess) -> None:
+def remove_audit_rules_of(run: UpProcess) -> None:
     """Whatever a test asserted, leave no audit rule of an agent this test started."""
     if os.geteuid() != 0 or not (run.data / "up.json").is_file():
         return
@@ -230,7 +230,7 @@ def test_second_run_reuses_the_config_and_prints_no_key(up_run: Any) -> None:
 def test_data_that_is_a_file_is_refused_clearly(tmp_path: Path) -> None:
     data = tmp_path / "not-a-dir"
     data.write_text("hello")
-    admin_port, endpoint_port = _ports()
+    admin_port, endpoint_port = free_ports()
     result = subprocess.run(
         [sys.executable, "-m", "vigil", "up", "--data", str(data),
          "--admin-port", str(admin_port), "--endpoint-port", str(endpoint_port)],
