@@ -160,3 +160,19 @@ def test_rules_page_lists_the_default_rules(page: Any, up: Up) -> None:
     page.get_by_role("row").filter(has_text="ReverseShellDevTcp").wait_for()
     _shot(page, "up-05-rules")
     assert page.errors == []
+
+
+def test_iocs_add_and_delete_with_confirmation(page: Any, up: Up) -> None:
+    _login(page, up)
+    page.get_by_role("link", name="IoCs").click()
+    page.get_by_role("heading", name="IoCs (0)").wait_for()
+    page.get_by_label("Value").fill("c2.vigil-demo.invalid")
+    page.get_by_label("Type").select_option("domain")
+    page.get_by_role("button", name="Add IoC").click()
+    page.get_by_role("heading", name="IoCs (1)").wait_for()
+    assert "c2.vigil-demo.invalid" in page.locator("main table").inner_text()
+    _shot(page, "up-06-iocs")
+    page.get_by_role("button", name="Delete IoC c2.vigil-demo.invalid").click()
+    page.get_by_role("button", name="Confirm").click()
+    page.get_by_role("heading", name="IoCs (0)").wait_for()
+    assert page.errors == []
