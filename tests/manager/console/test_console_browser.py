@@ -302,3 +302,23 @@ def test_keyboard_only_login_alerts_and_open_an_alert(page: Any, live: LiveManag
     page.get_by_role("heading", name="Process tree").wait_for()
     assert "KeyboardReachableAlert" in page.inner_text("main")
     assert page.errors == []
+
+
+def test_markup_in_event_data_is_shown_as_text_never_run(page: Any, live: LiveManager) -> None:
+    markup = '<img src=x onerror="window.__vigil_pwned=1">'
+    event = _linux_event(55, signature="MarkupInEventData", crit=5)
+    event["Event"]["EventData"]["CommandLine"] = markup
+    event["Event"]["EventData"]["Image"] = "<script>window.__vigil_pwned=2</script>"
+    with live.agent() as agent:
+        assert agent.post("/logs", content=ndjson([event]), headers=GZIP).status_code == 200
+    _login(page, live)
+    page.get_by_role("link", name="Alerts").click()
+    row = page.get_by_role("row").filter(has_text="MarkupInEventData")
+    row.wait_for()
+    assert "<script>window.__vigil_pwned=2</script>" in row.inner_text()
+    row.get_by_role("link", name="MarkupInEventData").click()
+    page.get_by_role("heading", name="Process tree").wait_for()
+    assert markup in page.get_by_label("Process ancestry").inner_text()
+    assert page.locator("main img, main script").count() == 0
+    assert page.evaluate("window.__vigil_pwned") is None
+    assert page.errors == []  # a blocked inline handler would also show up here as a CSP error
