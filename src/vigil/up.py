@@ -12,11 +12,14 @@ Layout: ``<data>/manager/`` (manager data dir), ``<data>/agent/`` (agent data di
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import secrets
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -74,6 +77,7 @@ class LocalDeployment:
         self.with_agent = agent
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self._stopping = threading.Event()
+        self._notify: socket.socket | None = None
 
     @property
     def admin_url(self) -> str:
@@ -204,9 +208,41 @@ class LocalDeployment:
             raise UpError(f"the manager did not start within {timeout:.0f}s (exit status {child.poll()})")
         threading.Thread(target=self._pump, args=(child.stdout,), daemon=True).start()
 
-    def start_agent(self) -> None:
+    def start_agent(self, timeout: float = 90.0) -> None:
+        """Start the agent and wait until it says READY (sensors, rules and link started).
+
+        The agent speaks systemd's notify protocol; ``vigil up`` plays systemd's part on a private
+        abstract socket, so the banner (and a ``vigil simulate`` right after it) comes only once
+        the agent is actually watching.
+        """
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        name = f"vigil-up-{os.getpid()}-{secrets.token_hex(4)}"
+        notify.bind("\0" + name)
+        self._notify = notify
+        ready = threading.Event()
+        threading.Thread(target=self._read_notify, args=(notify, ready), daemon=True).start()
         command = _vigil_command("agent", "run", "--config", str(self.agent_config))
-        self.children["agent"] = subprocess.Popen(command, stdin=subprocess.DEVNULL, process_group=_OWN_GROUP)
+        env = {**os.environ, "NOTIFY_SOCKET": "@" + name}
+        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, process_group=_OWN_GROUP, env=env)
+        self.children["agent"] = child
+        deadline = time.monotonic() + timeout
+        while not ready.wait(0.2):
+            if child.poll() is not None:
+                raise UpError(f"the agent exited with status {child.returncode} before it was ready")
+            if time.monotonic() > deadline or self._stopping.is_set():
+                raise UpError(f"the agent was not ready within {timeout:.0f}s")
+
+    @staticmethod
+    def _read_notify(sock: socket.socket, ready: threading.Event) -> None:
+        while True:
+            try:
+                message = sock.recv(4096)
+            except OSError:
+                return
+            if not message:
+                return  # shut down by stop()
+            if b"READY=1" in message.split(b"\n"):
+                ready.set()
 
     @staticmethod
     def _wait_for_line(
@@ -251,6 +287,15 @@ class LocalDeployment:
         self._stopping.set()
 
     def stop(self, deadline: float = 20.0) -> None:
+        try:
+            self._stop_children(deadline)
+        finally:
+            if self._notify is not None:
+                with contextlib.suppress(OSError):
+                    self._notify.shutdown(socket.SHUT_RDWR)
+                self._notify.close()
+
+    def _stop_children(self, deadline: float) -> None:
         for name in ("agent", "manager"):
             child = self.children.get(name)
             if child is None or child.poll() is not None:
