@@ -238,3 +238,19 @@ def test_data_that_is_a_file_is_refused_clearly(tmp_path: Path) -> None:
     assert "not a directory" in result.stderr
     assert "Traceback" not in result.stderr
     assert data.read_text() == "hello"  # nothing else is lost
+
+
+def test_a_busy_port_is_named(tmp_path: Path) -> None:
+    admin_port, endpoint_port = free_ports()
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", endpoint_port))
+        holder.listen()
+        result = subprocess.run(
+            [sys.executable, "-m", "vigil", "up", "--data", str(tmp_path / "data"),
+             "--admin-port", str(admin_port), "--endpoint-port", str(endpoint_port)],
+            check=False, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{endpoint_port} (--endpoint-port)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "vigil is up" not in result.stdout

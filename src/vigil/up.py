@@ -191,7 +191,21 @@ class LocalDeployment:
 
     # -- running ---------------------------------------------------------------------------------
 
+    def check_ports(self) -> None:
+        """Fail early, naming the port, when a listener cannot bind (another ``vigil up``?)."""
+        for flag, port in (("--admin-port", self.admin_port), ("--endpoint-port", self.endpoint_port)):
+            with socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+                try:
+                    probe.bind((self.host, port))
+                except OSError as exc:
+                    raise UpError(
+                        f"cannot listen on {self.host}:{port} ({flag}): {exc.strerror}; another vigil up"
+                        f" or `make run` may hold it: stop it or choose another {flag}"
+                    ) from exc
+
     def start_manager(self, timeout: float = 60.0) -> None:
+        self.check_ports()
         command = _vigil_command(
             "manager", "run", "--data", str(self.manager_dir),
             "--admin-port", str(self.admin_port), "--endpoint-port", str(self.endpoint_port), "--host", self.host,
@@ -205,7 +219,9 @@ class LocalDeployment:
         self.children["manager"] = child
         assert child.stdout is not None
         if not self._wait_for_line(child, child.stdout, b"ready", timeout):
-            raise UpError(f"the manager did not start within {timeout:.0f}s (exit status {child.poll()})")
+            if child.poll() is not None:
+                raise UpError(f"the manager exited with status {child.returncode} while starting (see above)")
+            raise UpError(f"the manager did not start within {timeout:.0f}s")
         threading.Thread(target=self._pump, args=(child.stdout,), daemon=True).start()
 
     def start_agent(self, timeout: float = 90.0) -> None:
