@@ -26,6 +26,7 @@ import pytest
 from vigil.client import AdminClient, pinned_ssl_context
 from vigil.engine import Engine
 from vigil.rules import default_rules_path
+from vigil.up import LocalDeployment, UpError
 
 START_TIMEOUT = 120.0
 KEY_LINE = re.compile(r"admin key \(shown once, keep it\): (\S+)")
@@ -254,3 +255,27 @@ def test_a_busy_port_is_named(tmp_path: Path) -> None:
     assert f"cannot listen on 127.0.0.1:{endpoint_port} (--endpoint-port)" in result.stderr
     assert "Traceback" not in result.stderr
     assert "vigil is up" not in result.stdout
+    assert not (tmp_path / "data").exists()  # checked before anything was created: no key is lost
+
+
+def test_a_first_run_that_did_not_complete_is_forgotten_so_the_next_prints_a_key(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "notes.txt").write_text("mine")
+    deployment = LocalDeployment(data, admin_port=1, endpoint_port=2)
+    first = deployment.initialize()
+    assert first.admin_key and deployment.initialized()
+    deployment.forget_first_run()  # what `vigil up` does when start-up fails after initialising
+    assert not deployment.initialized()
+    assert sorted(p.name for p in data.iterdir()) == ["notes.txt"]  # nothing else is lost
+    again = LocalDeployment(data, admin_port=1, endpoint_port=2).initialize()
+    assert again.admin_key and again.admin_key != first.admin_key
+
+
+def test_a_half_made_data_dir_is_refused_and_left_alone(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "manager").mkdir(parents=True)
+    (data / "manager" / "vigil.db").write_bytes(b"precious")
+    with pytest.raises(UpError, match="partial vigil up setup"):
+        LocalDeployment(data).initialize()
+    assert (data / "manager" / "vigil.db").read_bytes() == b"precious"

@@ -170,7 +170,7 @@ class LocalDeployment:
 
     def load_default_rules(self, admin_key: str) -> int:
         """Give the manager the default rule set (first run), through its admin API like any client."""
-        from vigil.client import AdminClient, pinned_ssl_context
+        from vigil.client import AdminClient, ClientError, pinned_ssl_context
         from vigil.rules import default_rule_files
 
         decoder = json.JSONDecoder()
@@ -185,9 +185,26 @@ class LocalDeployment:
                 rule, pos = decoder.raw_decode(text, pos)
                 rules.append(rule)
         cert = self.manager_dir / "tls" / "cert.pem"
-        with AdminClient(self.admin_url, admin_key, verify=pinned_ssl_context(cert)) as client:
-            client.add_rules(rules, update=True)
+        try:
+            with AdminClient(self.admin_url, admin_key, verify=pinned_ssl_context(cert)) as client:
+                client.add_rules(rules, update=True)
+        except ClientError as exc:
+            raise UpError(f"could not load the default rules into the manager: {exc}") from exc
         return len(rules)
+
+    def forget_first_run(self) -> None:
+        """Remove what a first run that did not complete created, so the next run starts afresh.
+
+        Otherwise the admin key (printed only in the banner) would be lost and the default rules
+        never loaded. Only ``manager/``, ``agent/`` and ``up.json`` go: ``initialize`` refuses a data
+        dir that already had either, so these were made by this run.
+        """
+        import shutil
+
+        for path in (self.manager_dir, self.agent_dir):
+            if path.is_dir():
+                shutil.rmtree(path)
+        (self.data_dir / "up.json").unlink(missing_ok=True)
 
     # -- running ---------------------------------------------------------------------------------
 

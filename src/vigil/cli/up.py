@@ -39,16 +39,20 @@ def _up(args: argparse.Namespace) -> int:
     )
     first_run = not deployment.initialized()
     try:
+        deployment.check_ports()  # before anything is created: a busy port leaves no half-made setup
         init = deployment.initialize()
     except UpError as exc:
         print(f"vigil up: {exc}", file=sys.stderr)
-        return 2
+        return 1
     except (ManagerError, OSError) as exc:
         print(f"vigil up: cannot initialise {args.data}: {exc}", file=sys.stderr)
+        if first_run:
+            deployment.forget_first_run()
         return 1
     signal.signal(signal.SIGINT, deployment.request_stop)
     signal.signal(signal.SIGTERM, deployment.request_stop)
     signal.signal(signal.SIGHUP, deployment.request_stop)  # the terminal went away
+    up = False
     try:
         deployment.start_manager()
         if first_run and init.admin_key:
@@ -58,12 +62,24 @@ def _up(args: argparse.Namespace) -> int:
             deployment.start_agent()
         deployment.write_state(init.fingerprint)
         _banner(deployment, init.admin_key, init.fingerprint)
+        up = True
         return deployment.wait()
     except UpError as exc:
         print(f"vigil up: {exc}", file=sys.stderr)
         return 1
     finally:
+        if deployment.children:
+            print("vigil up: stopping the agent, then the manager", file=sys.stderr, flush=True)
         deployment.stop()
+        if first_run and not up:
+            deployment.forget_first_run()
+            print(
+                f"vigil up: the first run did not complete; removed its half-made setup from {deployment.data_dir}"
+                " (run vigil up again)",
+                file=sys.stderr,
+            )
+        elif up:
+            print("vigil up: stopped", file=sys.stderr)
 
 
 def _banner(deployment: Any, admin_key: str | None, fingerprint: str) -> None:
