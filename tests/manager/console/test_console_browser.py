@@ -247,6 +247,11 @@ def test_run_a_command_on_the_endpoint(page: Any, live: LiveManager, agent_link:
     output = page.get_by_label("command output")
     output.wait_for(timeout=20_000)
     assert '"type": "dir"' in output.inner_text()
+    stray = page.evaluate(
+        "[...document.getElementById('command-output').childNodes].filter((n) => n.nodeType === 3)"
+        ".map((n) => n.textContent)"
+    )
+    assert stray == [], f"stray text next to the command output: {stray}"  # was a bare "null"
     _shot(page, "07-command")
     assert page.errors == []
 

@@ -23,9 +23,14 @@ function h(tag, attrs, ...children) {
   return el;
 }
 
+// replaceChildren() would turn a null child into the text "null": drop absent children first.
+function fill(el, ...children) {
+  el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}
+
 function view(...children) {
   const root = document.getElementById("view");
-  root.replaceChildren(...children);
+  fill(root, ...children);
   document.getElementById("main").focus({ preventScroll: true });
 }
 
@@ -433,7 +438,7 @@ async function runCommand(uuid, commandLine, out) {
     await api("POST", `/endpoints/${uuid}/command`, { "command-line": commandLine, timeout: 30e9 });
     const result = await api("GET", `/endpoints/${uuid}/command?wait=true`);
     const stdout = result.json !== null && result.json !== undefined ? JSON.stringify(result.json, null, 2) : b64decode(result.stdout);
-    out.replaceChildren(
+    fill(out,
       result.error ? errorBox(new Error(result.error)) : h("p", { className: "muted", role: "status" }, `${commandLine}: done`),
       h("pre", { "aria-label": "command output" }, stdout || "(no output)"),
       result.stderr ? h("pre", { "aria-label": "command errors" }, b64decode(result.stderr)) : null,
@@ -560,7 +565,7 @@ async function rulesView() {
       setTimeout(rulesView, 800);
     } catch (err) {
       const errors = Array.isArray(err.data) ? err.data : [];
-      result.replaceChildren(
+      fill(result,
         h("p", { className: "error", role: "alert" }, `Rejected: ${err.message}`),
         errors.length ? h("ul", { "aria-label": "rule errors" }, errors.map((e) => h("li", { className: "error" },
           typeof e === "string" ? e : [e.rule && `rule ${e.rule}`, e.line && `line ${e.line}`, e.statement && `statement ${e.statement}`, e.message].filter(Boolean).join(": ")))) : null,
