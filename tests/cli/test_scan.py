@@ -152,7 +152,10 @@ def test_evtx_without_reader_is_a_clear_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     rules, _ = setup
+    import vigil.events
+
     monkeypatch.setitem(sys.modules, "vigil.events.evtx", None)  # as if the EVTX reader were absent
+    monkeypatch.delattr(vigil.events, "evtx", raising=False)
     f = tmp_path / "x.evtx"
     f.write_bytes(b"ElfFile\x00")
     code, _, err = scan(capfd, "--rules", str(rules), str(f))
@@ -168,11 +171,15 @@ def test_evtx_inputs_go_to_the_evtx_reader(
     import types
 
     rules, _ = setup
+    import vigil.events
+
     fake = types.ModuleType("vigil.events.evtx")
-    fake.read_evtx = lambda path: iter([ev("/bin/sh")])  # type: ignore[attr-defined]
+    fake.iter_evtx = lambda path: iter([ev("/bin/sh"), ValueError(f"{path}: corrupt record at 0x1000")])  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "vigil.events.evtx", fake)
-    _, out, _ = scan(capfd, "--rules", str(rules), str(tmp_path / "y.EVTX"))
-    assert out[0]["Event"]["GeneInfo"]["Signature"] == ["Shell"]
+    monkeypatch.setattr(vigil.events, "evtx", fake, raising=False)
+    code, out, err = scan(capfd, "--rules", str(rules), str(tmp_path / "y.EVTX"))
+    assert code == 0 and out[0]["Event"]["GeneInfo"]["Signature"] == ["Shell"]
+    assert "corrupt record at 0x1000" in err and "errors: 1" in err
 
 
 def test_parallel_blocks_cut_between_objects_and_keep_line_numbers() -> None:

@@ -190,12 +190,14 @@ def _events(path: str, stack: contextlib.ExitStack) -> Iterator[Any]:
     """Events (and LineErrors) of one input; files are closed by ``stack``."""
     if path.lower().endswith(".evtx"):
         try:
-            from vigil.events.evtx import read_evtx  # type: ignore[import-not-found,unused-ignore]
+            from vigil.events import evtx  # type: ignore[attr-defined,unused-ignore]
         except ImportError:
-            raise OSError(
-                f"{path}: EVTX support (vigil.events.evtx) is not available in this build"
-            ) from None
-        return iter(read_evtx(path))
+            evtx = None
+        if evtx is None:
+            raise OSError(f"{path}: EVTX support (vigil.events.evtx) is not available in this build")
+        # iter_evtx yields corrupt records as errors in the stream (reported, the scan goes on).
+        reader = getattr(evtx, "iter_evtx", None) or evtx.read_evtx
+        return iter(reader(path))
     from vigil.events.jsonl import iter_stream
 
     if path == "-":
@@ -250,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             for path in args.inputs:
                 _run_one(scanner, path, out_stream, stats, progress)
-    except OSError as err:
+    except (OSError, ValueError) as err:
         print(f"vigil scan: {err}", file=sys.stderr)
         return 2
     finally:
