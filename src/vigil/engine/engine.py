@@ -166,7 +166,7 @@ class Engine:
                 raws.append(RawGeneRule(source, raw.line, decode_rule(raw.data)))
             except DecodeError as err:
                 errors.append(RuleError(source, raw.line, rule_name(raw.data), None, f"json: {err}"))
-        self._commit(self._build(raws, [], errors))
+        self._commit(self._build(list(raws), errors))
 
     def load_path(self, path: str | Path) -> None:
         """Load a rule file or a directory the way gene does; RuleLoadError lists every error."""
@@ -203,27 +203,29 @@ class Engine:
             if f.suffix == ".toml":
                 read_templates(f, self.templates, errors)
         files = [root] if root.is_file() else list(walk(root))
-        raws: list[RawGeneRule] = []
-        others: list[RuleIR] = []
+        items: list[RawGeneRule | RuleIR] = []  # in walk order, whatever the front end
         for f in files:
             if f.suffix in GENE_EXTENSIONS:
-                raws.extend(read_gene_file(f, errors))
+                items.extend(read_gene_file(f, errors))
             elif f.suffix != ".toml":
                 loader = loader_for(f.suffix)
                 if loader is not None:
                     rules, errs = loader(f)
-                    others.extend(rules)
+                    items.extend(rules)
                     errors.extend(errs)
                 elif root.is_file():
                     errors.append(RuleError(str(f), 0, None, None, f"no loader for {f.suffix!r} files"))
-        return self._build(raws, others, errors)
+        return self._build(items, errors)
 
     def _build(
-        self, raws: list[RawGeneRule], others: list[RuleIR], errors: list[RuleError]
+        self, items: list[RawGeneRule | RuleIR], errors: list[RuleError]
     ) -> list[tuple[RuleIR, str | None, dict[str, Any] | None]]:
         built: list[tuple[RuleIR, str | None, dict[str, Any] | None]] = []
         names = set(self._names)
-        for raw in raws:
+        for raw in items:
+            if isinstance(raw, RuleIR):
+                self._build_other(raw, names, built, errors)
+                continue
             rule = raw.rule
             name = rule["Name"]
             if rule["Meta"]["Disable"]:
@@ -241,18 +243,28 @@ class Engine:
                 continue
             names.add(name)
             built.append((compiled.ir, compiled.disabled, compiled.raw))
-        for ir in others:
-            if ir.name in names:
-                src = ir.source or SourceLocation("<rule>")
-                errors.append(
-                    RuleError(src.file, src.line, ir.name, None, f'Rule "{ir.name}" already exists')
-                )
-                continue
-            names.add(ir.name)
-            built.append((ir, None, None))
         if errors:
             raise RuleLoadError(errors)
         return built
+
+    @staticmethod
+    def _build_other(
+        ir: RuleIR,
+        names: set[str],
+        built: list[tuple[RuleIR, str | None, dict[str, Any] | None]],
+        errors: list[RuleError],
+    ) -> None:
+        """A rule from another front end: unique name, and a condition that compiles."""
+        src = ir.source or SourceLocation("<rule>")
+        if ir.name in names:
+            errors.append(RuleError(src.file, src.line, ir.name, None, f'Rule "{ir.name}" already exists'))
+            return
+        problem = check_ir(ir.condition)
+        if problem is not None:
+            errors.append(RuleError(src.file, src.line, ir.name, None, problem))
+            return
+        names.add(ir.name)
+        built.append((ir, None, None))
 
     def _commit(
         self, built: list[tuple[RuleIR, str | None, dict[str, Any] | None]], check_names: bool = False
