@@ -9,8 +9,8 @@ from __future__ import annotations
 import io
 import itertools
 import json
-import math
 import logging
+import math
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
