@@ -269,20 +269,71 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_one(scanner: Scanner, path: str, out_stream: IO[bytes], stats: Stats, progress: Progress) -> None:
     with contextlib.ExitStack() as stack:
-        events = _events(path, stack)
-        while True:
-            batch = list(itertools.islice(events, BATCH))
-            if not batch:
-                return
-            out: list[bytes] = []
-            errors: list[str] = []
-            scanner.process(batch, out, stats, errors)
-            for e in errors:
-                print(f"vigil scan: {e}", file=sys.stderr)
-            if out:
-                out.append(b"")
-                out_stream.write(b"\n".join(out))
-            progress.update(stats)
+        if path.lower().endswith(".evtx"):
+            _run_events(scanner, _events(path, stack), out_stream, stats, progress)
+            return
+        if path == "-":
+            stream, name = sys.stdin.buffer, "<stdin>"
+        else:
+            stream, name = stack.enter_context(open(path, "rb", buffering=1 << 20)), path
+        _run_jsonl(scanner, stream, name=name, out_stream=out_stream, stats=stats, progress=progress)
+
+
+def _emit(
+    scanner: Scanner, batch: list[Any], out_stream: IO[bytes], stats: Stats, progress: Progress
+) -> None:
+    out: list[bytes] = []
+    errors: list[str] = []
+    scanner.process(batch, out, stats, errors)
+    for e in errors:
+        print(f"vigil scan: {e}", file=sys.stderr)
+    if out:
+        out.append(b"")
+        out_stream.write(b"\n".join(out))
+    progress.update(stats)
+
+
+def _run_events(
+    scanner: Scanner, events: Iterator[Any], out_stream: IO[bytes], stats: Stats, progress: Progress
+) -> None:
+    while True:
+        batch = list(itertools.islice(events, BATCH))
+        if not batch:
+            return
+        _emit(scanner, batch, out_stream, stats, progress)
+
+
+def _run_jsonl(
+    scanner: Scanner, stream: IO[bytes], *, name: str, out_stream: IO[bytes], stats: Stats, progress: Progress
+) -> None:
+    """One JSON object a line, decoded inline; from the first other line on, the full reader takes over."""
+    from vigil.events.jsonl import iter_stream
+
+    loads = orjson.loads
+    decode_error = orjson.JSONDecodeError
+    first = 1
+    while True:
+        lines = stream.readlines(1 << 18)
+        if not lines:
+            return
+        batch: list[Any] = []
+        append = batch.append
+        for i, line in enumerate(lines):
+            try:
+                obj = loads(line)
+            except decode_error:
+                if not line.strip(b" \t\r\n"):
+                    continue
+                obj = None
+            if obj.__class__ is dict:
+                append(obj)
+                continue
+            _emit(scanner, batch, out_stream, stats, progress)
+            rest = iter_stream(itertools.chain(lines[i:], stream), name, first + i)  # type: ignore[arg-type]
+            _run_events(scanner, rest, out_stream, stats, progress)
+            return
+        first += len(lines)
+        _emit(scanner, batch, out_stream, stats, progress)
 
 
 def _run_parallel(
