@@ -192,3 +192,20 @@ def test_parallel_blocks_cut_between_objects_and_keep_line_numbers() -> None:
         assert block.startswith(b"{")
         assert data.split(b"\n")[first - 1] == block.split(b"\n")[0]
     assert [b for _, b in blocks if b.startswith(b"{\n")] == [b'{\n "b": 2\n}\n']
+
+
+def test_fast_reader_hands_over_mid_file(
+    setup: tuple[Path, Path], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    rules, _ = setup
+    f = tmp_path / "mixed.jsonl"
+    good = json.dumps(ev("/bin/sh"))
+    pretty = json.dumps(ev("/bin/zsh"), indent=2)
+    f.write_text("\n".join([good] * 3000 + [pretty, "{oops", good]) + "\n")
+    code, out, err = scan(capfd, "--rules", str(rules), str(f))
+    assert code == 0
+    assert len(out) == 3002
+    assert out[3000]["Event"]["EventData"]["Image"] == "/bin/zsh"
+    pretty_lines = pretty.count("\n") + 1
+    assert f"{f}:{3000 + pretty_lines + 1}: invalid JSON" in err
+    assert "events: 3002" in err and "errors: 1" in err
