@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import io
 import itertools
 import logging
 import sys
@@ -160,7 +159,6 @@ _WORKER: Scanner | None = None
 
 def _work(job: tuple[str, int, bytes | tuple[int, int]]) -> tuple[bytes, Stats, list[str]]:
     """Scan one block: its bytes, or (offset, size) in the named file, read by the worker itself."""
-    from vigil.events.jsonl import iter_stream
 
     name, first, data = job
     if isinstance(data, tuple):
@@ -171,10 +169,33 @@ def _work(job: tuple[str, int, bytes | tuple[int, int]]) -> tuple[bytes, Stats, 
     out: list[bytes] = []
     stats = Stats()
     errors: list[str] = []
-    _WORKER.process(list(iter_stream(io.BytesIO(data), name, first)), out, stats, errors)
+    _WORKER.process(_decode_block(data, name, first), out, stats, errors)
     if out:
         out.append(b"")
     return b"\n".join(out), stats, errors
+
+
+def _decode_block(data: bytes, name: str, first: int) -> list[Any]:
+    """Events (and LineErrors) of a block of lines: orjson per line, the full reader after a miss."""
+    from vigil.events.jsonl import iter_stream
+
+    loads = orjson.loads
+    lines = io.BytesIO(data).readlines()  # split on \n only, like reading the file
+    out: list[Any] = []
+    append = out.append
+    for i, line in enumerate(lines):
+        try:
+            obj = loads(line)
+        except orjson.JSONDecodeError:
+            if not line.strip(b" \t\r\n"):
+                continue
+            obj = None
+        if obj.__class__ is dict:
+            append(obj)
+            continue
+        out.extend(iter_stream(iter(lines[i:]), name, first + i))  # type: ignore[arg-type]
+        break
+    return out
 
 
 def _jobs(
