@@ -212,14 +212,12 @@ def _events(path: str, stack: contextlib.ExitStack) -> Iterator[Any]:
     """Events (and LineErrors) of one input; files are closed by ``stack``."""
     if path.lower().endswith(".evtx"):
         try:
-            from vigil.events import evtx  # type: ignore[attr-defined,unused-ignore]
+            from vigil.events.evtx import iter_evtx
         except ImportError:
-            evtx = None
-        if evtx is None:
-            raise OSError(f"{path}: EVTX support (vigil.events.evtx) is not available in this build")
-        # iter_evtx yields corrupt records as errors in the stream (reported, the scan goes on).
-        reader = getattr(evtx, "iter_evtx", None) or evtx.read_evtx
-        return iter(reader(path))
+            raise OSError(
+                f"{path}: EVTX support (vigil.events.evtx) is not available in this build"
+            ) from None
+        return iter_evtx(path)  # bad chunks and records come as errors in the stream
     from vigil.events.jsonl import iter_stream
 
     if path == "-":
