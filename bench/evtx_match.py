@@ -35,7 +35,7 @@ def main() -> None:
     with open(DATA / "evtx/manifest.tsv", encoding="utf-8") as f:
         rows = list(csv.reader(f, delimiter="\t"))[1:]
     t0 = time.process_time()
-    events = [ev for r in rows for ev in iter_evtx(str(DATA / "evtx" / r[0])) if isinstance(ev, dict)]
+    events = [ev for r in rows for ev in iter_evtx(str(DATA / "evtx/evtx" / r[0])) if isinstance(ev, dict)]
     decode_s = time.process_time() - t0
     gc.disable()
     passes = []
