@@ -25,7 +25,7 @@ from vigil.engine.ir import And, Node, Not, Or, RuleIR, SourceLocation
 from vigil.engine.sigma.errors import SigmaFrontEndError, SigmaParseError, UnsupportedConstruct
 from vigil.engine.sigma.logsources import Producer, map_logsource
 from vigil.engine.sigma.meta import attack_of, criticality_of, tags_of
-from vigil.engine.sigma.optimize import hoist_event_ids, merge_keywords
+from vigil.engine.sigma.optimize import hoist_event_ids, merge_keywords, merge_string_tests
 from vigil.engine.sigma.values import CompileOptions, field_value_node, keyword_node
 
 __all__ = ["CompiledRule", "compile_condition", "compile_rule"]
@@ -103,7 +103,9 @@ def compile_rule(
             conditions.append(compile_condition(tree, opts, tuple(c for c, _ in mapping.events)))
         if not conditions:
             raise SigmaParseError("rule has no condition")
-        condition = merge_keywords(conditions[0] if len(conditions) == 1 else Or(_flatten(Or, conditions)))
+        condition = merge_string_tests(
+            merge_keywords(conditions[0] if len(conditions) == 1 else Or(_flatten(Or, conditions)))
+        )
     except SigmaFrontEndError as e:
         raise e.located(path=path, rule_id=rule_id, title=rule.title) from None
     except SigmaError as e:

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from vigil.engine.ir import And, KeywordMatch, Node, Not, Or, StrMatch
+from vigil.engine.ir import And, KeywordMatch, Node, Not, Or, RegexMatch, StrMatch
 from vigil.engine.sigma.fields import SYSTEM_FIELDS
 from vigil.engine.sigma.logsources import EventFilter
 from vigil.engine.sigma.values import escape_regex
@@ -89,5 +89,43 @@ def merge_keywords(node: Node) -> Node:
                         out.append(KeywordMatch("regex", pattern, ignore_case=False, scope=child.scope))
                 elif not isinstance(child, KeywordMatch):
                     out.append(child)
+            return out[0] if len(out) == 1 else Or(tuple(out))
+    return node
+
+
+def merge_string_tests(node: Node) -> Node:
+    """Turn each ``Or`` of two or more ``contains`` tests on one field into one RE2 alternation.
+
+    The engine searches all the regexes of a field in one pass (an RE2 set), so a list of
+    ``contains`` values costs one pass over the field instead of one per value. Equality and
+    prefix/suffix tests stay string tests: they do not scan the field, and measured faster so.
+    """
+    match node:
+        case Not(child=child):
+            return Not(merge_string_tests(child))
+        case And(children=children):
+            return And(tuple(merge_string_tests(c) for c in children))
+        case Or(children=children):
+            kids = [merge_string_tests(c) for c in children]
+            groups: dict[tuple[tuple[str, ...], bool], list[StrMatch]] = {}
+            for kid in kids:
+                if isinstance(kid, StrMatch) and kid.op == "contains":
+                    groups.setdefault((kid.field, kid.ignore_case), []).append(kid)
+            out: list[Node] = []
+            done: set[tuple[tuple[str, ...], bool]] = set()
+            for kid in kids:
+                if (
+                    not isinstance(kid, StrMatch)
+                    or kid.op != "contains"
+                    or len(groups[(kid.field, kid.ignore_case)]) < 2
+                ):
+                    out.append(kid)
+                    continue
+                key = (kid.field, kid.ignore_case)
+                if key in done:
+                    continue
+                done.add(key)
+                body = "|".join(escape_regex(m.value) for m in groups[key])
+                out.append(RegexMatch(kid.field, f"(?{'i' if kid.ignore_case else ''}s:{body})"))
             return out[0] if len(out) == 1 else Or(tuple(out))
     return node
