@@ -21,7 +21,9 @@ COMMAND_MODULES = ("scan", "rules", "manager", "agent", "up", "simulate")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vigil", description="vigil: Linux EDR, rule engine and fleet manager")
+    parser = argparse.ArgumentParser(
+        prog="vigil", description="vigil: Linux EDR, rule engine and fleet manager"
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:

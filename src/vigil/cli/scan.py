@@ -1,17 +1,289 @@
-"""`vigil scan`: placeholder until its issue lands (see the issue tracker)."""
+"""`vigil scan`: match JSON-lines or EVTX events against rules, print what gene v2.3.0 prints.
+
+Output (``--format gene``) is byte for byte gene's: each printed event as Go ``json.Marshal`` with its
+``GeneInfo``. gene prints an event when it matched an alert rule or a filter rule, and its
+criticality is at least ``--min-criticality`` (filtered events always pass); ``--all`` prints every
+event; ``--no-filter`` drops events that only a filter rule matched. Bad JSON lines are reported on
+stderr with file:line and skipped (gene stops reading the file there).
+"""
 
 from __future__ import annotations
 
 import argparse
+import io
+import logging
 import sys
-from typing import Any
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+logger = logging.getLogger(__name__)
+
+CHUNK_LINES = 2000
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("scan", help="(not built yet)")
-    parser.set_defaults(handler=_not_built)
+    p = subparsers.add_parser(
+        "scan",
+        help="match events (JSON lines, EVTX) against Gene/Sigma rules",
+        description="Match events against rules and print the matching events as gene v2.3.0 does.",
+    )
+    p.add_argument("--rules", required=True, action="append", metavar="PATH", help="rule file or directory")
+    p.add_argument("--all", action="store_true", help="print every event (gene -all)")
+    p.add_argument("--attack", action="store_true", help="include ATT&CK in GeneInfo (gene -a)")
+    p.add_argument("--min-criticality", type=int, default=0, metavar="N", help="gene -c")
+    p.add_argument(
+        "--no-filter", action="store_true", help="do not print filter-only events (gene -no-filter)"
+    )
+    p.add_argument("--format", choices=("gene",), default="gene", help="output format (default: gene)")
+    p.add_argument(
+        "--container",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="load an IoC container (one a line)",
+    )
+    p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (output order kept)")
+    p.add_argument("--output", metavar="FILE", help="write events here instead of stdout")
+    p.add_argument("--summary", action="store_true", help="print per-rule counts at the end (stderr)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help=".evtx file, JSON-lines file, or - for stdin")
+    p.set_defaults(handler=run)
 
 
-def _not_built(args: argparse.Namespace) -> int:
-    print("vigil scan: not built yet in this version", file=sys.stderr)
-    return 2
+@dataclass
+class Stats:
+    events: int = 0
+    positives: int = 0
+    printed: int = 0
+    errors: int = 0
+    rules: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: Stats) -> None:
+        self.events += other.events
+        self.positives += other.positives
+        self.printed += other.printed
+        self.errors += other.errors
+        self.rules.update(other.rules)
+
+
+class Scanner:
+    """The matching and printing half of a scan, shared by the main process and the workers."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from vigil.engine import Engine
+        from vigil.events.gojson import dumps
+
+        self.engine = Engine(show_attack=args.attack)
+        for spec in args.container:
+            name, sep, path = spec.partition("=")
+            if not sep or not name:
+                raise ValueError(f"--container {spec!r}: expected NAME=FILE")
+            self.engine.load_container_file(name, path)
+        for path in args.rules:
+            self.engine.load_path(path)
+        self.engine.compile()
+        self.dumps = dumps
+        self.all = args.all
+        self.min_crit = args.min_criticality
+        self.no_filter = args.no_filter
+
+    def process(self, items: Iterable[Any], out: list[bytes], stats: Stats, errors: list[str]) -> None:
+        match = self.engine.match
+        dumps = self.dumps
+        show_attack = self.engine.show_attack
+        everything, min_crit, no_filter = self.all, self.min_crit, self.no_filter
+        for ev in items:
+            if ev.__class__ is not dict:
+                stats.errors += 1
+                errors.append(str(ev))
+                continue
+            stats.events += 1
+            res = match(ev)
+            sig = res.signature
+            if sig:
+                stats.positives += 1
+                stats.rules.update(sig)
+            elif not res.filtered and not everything:
+                continue
+            alert_or_none = sig or not res.filtered
+            if not everything:
+                filtered = res.filtered and not no_filter  # --no-filter: filter matches do not count
+                if not ((sig or filtered) and (res.criticality >= min_crit or filtered)):
+                    continue
+            if alert_or_none:
+                e = ev.get("Event")
+                if e.__class__ is dict:
+                    e["GeneInfo"] = res.gene_info(show_attack, False)
+            out.append(dumps(ev))
+            stats.printed += 1
+
+
+def _chunks(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    """Blocks of about CHUNK_LINES lines, cut only before a line starting a new object at column 0."""
+    buf: list[bytes] = []
+    first = 1
+    for lineno, line in enumerate(stream, 1):
+        if len(buf) >= CHUNK_LINES and line[:1] == b"{":
+            yield first, b"".join(buf)
+            buf = []
+            first = lineno
+        buf.append(line)
+    if buf:
+        yield first, b"".join(buf)
+
+
+_WORKER: Scanner | None = None
+
+
+def _work(job: tuple[str, int, bytes]) -> tuple[bytes, Stats, list[str]]:
+    from vigil.events.jsonl import iter_stream
+
+    name, first, data = job
+    assert _WORKER is not None
+    out: list[bytes] = []
+    stats = Stats()
+    errors: list[str] = []
+    _WORKER.process(iter_stream(io.BytesIO(data), name, first), out, stats, errors)
+    return b"".join(o + b"\n" for o in out), stats, errors
+
+
+def _events(path: str) -> Iterator[Any]:
+    if path.lower().endswith(".evtx"):
+        try:
+            from vigil.events.evtx import read_evtx  # type: ignore[import-not-found,unused-ignore]
+        except ImportError:
+            raise OSError(
+                f"{path}: EVTX support (vigil.events.evtx) is not available in this build"
+            ) from None
+        yield from read_evtx(path)
+        return
+    from vigil.events.jsonl import read_jsonl
+
+    yield from read_jsonl(path)
+
+
+class Progress:
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.start = time.monotonic()
+        self.last = self.start
+
+    def update(self, stats: Stats) -> None:
+        now = time.monotonic()
+        if self.enabled and now - self.last >= 0.5:
+            self.last = now
+            rate = stats.events / max(now - self.start, 1e-9)
+            print(
+                f"\r{stats.events} events, {stats.positives} positives, {rate:,.0f} ev/s",
+                end="",
+                file=sys.stderr,
+            )
+
+    def done(self) -> None:
+        if self.enabled:
+            print(file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vigil.engine import RuleLoadError
+
+    started = time.monotonic()
+    try:
+        scanner = Scanner(args)
+    except RuleLoadError as err:
+        for e in err.errors:
+            print(f"vigil scan: {e}", file=sys.stderr)
+        return 2
+    except (OSError, ValueError) as err:
+        print(f"vigil scan: {err}", file=sys.stderr)
+        return 2
+    out_stream: IO[bytes] = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
+    stats = Stats()
+    progress = Progress(sys.stderr.isatty())
+    try:
+        if args.jobs > 1:
+            _run_parallel(scanner, args, out_stream, stats, progress)
+        else:
+            for path in args.inputs:
+                _run_one(scanner, path, out_stream, stats, progress)
+    except OSError as err:
+        print(f"vigil scan: {err}", file=sys.stderr)
+        return 2
+    finally:
+        progress.done()
+        if args.output:
+            out_stream.close()
+        else:
+            out_stream.flush()
+    _summary(stats, time.monotonic() - started, args.summary)
+    return 0
+
+
+def _run_one(scanner: Scanner, path: str, out_stream: IO[bytes], stats: Stats, progress: Progress) -> None:
+    events = _events(path)
+    while True:
+        batch = []
+        for ev in events:
+            batch.append(ev)
+            if len(batch) >= CHUNK_LINES:
+                break
+        if not batch:
+            return
+        out: list[bytes] = []
+        errors: list[str] = []
+        scanner.process(batch, out, stats, errors)
+        for e in errors:
+            print(f"vigil scan: {e}", file=sys.stderr)
+        if out:
+            out_stream.write(b"".join(o + b"\n" for o in out))
+        progress.update(stats)
+
+
+def _run_parallel(
+    scanner: Scanner, args: argparse.Namespace, out_stream: IO[bytes], stats: Stats, progress: Progress
+) -> None:
+    import multiprocessing
+
+    global _WORKER
+    _WORKER = scanner  # inherited by the forked workers
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(args.jobs) as pool:
+        for path in args.inputs:
+            if path.lower().endswith(".evtx"):
+                _run_one(scanner, path, out_stream, stats, progress)
+                continue
+            stream: IO[bytes] = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
+            name = "<stdin>" if path == "-" else path
+            try:
+                jobs = ((name, first, data) for first, data in _chunks(stream))
+                for data, part, errors in pool.imap(_work, jobs, chunksize=1):
+                    for e in errors:
+                        print(f"vigil scan: {e}", file=sys.stderr)
+                    out_stream.write(data)
+                    stats.add(part)
+                    progress.update(stats)
+            finally:
+                if stream is not sys.stdin.buffer:
+                    stream.close()
+
+
+def _summary(stats: Stats, seconds: float, per_rule: bool) -> None:
+    rate = stats.events / seconds if seconds > 0 else 0.0
+    lines = [
+        f"events: {stats.events}",
+        f"positives: {stats.positives}",
+        f"printed: {stats.printed}",
+        f"errors: {stats.errors}",
+        f"seconds: {seconds:.3f}",
+        f"events/s: {rate:,.0f}",
+    ]
+    if per_rule:
+        lines.append("per rule:")
+        width = max((len(n) for n in stats.rules), default=0)
+        lines.extend(
+            f"  {name:<{width}}  {count}"
+            for name, count in sorted(stats.rules.items(), key=lambda x: (-x[1], x[0]))
+        )
+    print("\n".join(lines), file=sys.stderr)

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
-    "Attack",
     "And",
+    "Attack",
     "CidrMatch",
     "Const",
     "ContainerMatch",
@@ -99,7 +99,7 @@ class FieldRefMatch:
 
 @dataclass(frozen=True, slots=True)
 class ContainerMatch:
-    """Gene ``extract('re', F) in C``: group ``group`` of the first match of ``pattern`` is in set ``container``."""
+    """Gene ``extract('re', F) in C``: group ``group`` of ``pattern``'s first match is in ``container``."""
 
     field: FieldPath
     pattern: str

@@ -1,0 +1,255 @@
+"""Compile a rule set's IR into generated Python, one function per (channel, EventID) bucket.
+
+Each bucket function receives the event, its ``Event.EventData`` object and its computer name, reads
+each field it needs once, and returns the indices (load order) of the rules whose meta filter and
+condition hold. Regexes on the same field of a bucket are searched together with one RE2 Set.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from vigil.engine import runtime
+from vigil.engine.ir import (
+    And,
+    CidrMatch,
+    Const,
+    ContainerMatch,
+    Exists,
+    FieldPath,
+    FieldRefMatch,
+    FlagMatch,
+    KeywordMatch,
+    Node,
+    Not,
+    NumCmp,
+    Or,
+    RegexMatch,
+    RuleIR,
+    StrMatch,
+)
+from vigil.events.fields import go_str
+
+__all__ = ["Bucket", "CompiledRules", "compile_rules"]
+
+logger = logging.getLogger(__name__)
+
+BucketFn = Callable[[Any, Any, str], list[int]]
+_EVENT_DATA = ("Event", "EventData")
+
+
+@dataclass
+class _Gen:
+    """Code generation state of one bucket function."""
+
+    ns: dict[str, Any]
+    shared: dict[Any, str]
+    fields: dict[FieldPath, str] = field(default_factory=dict)
+    lowered: dict[FieldPath, str] = field(default_factory=dict)
+    sets: dict[FieldPath, list[str]] = field(default_factory=dict)
+    set_vars: dict[FieldPath, str] = field(default_factory=dict)
+
+    def const(self, key: Any, make: Callable[[], Any], prefix: str) -> str:
+        """A namespace name for a shared object (matcher, constant), created once per rule set."""
+        name = self.shared.get(key)
+        if name is None:
+            name = f"_{prefix}{len(self.shared)}"
+            self.shared[key] = name
+            self.ns[name] = make()
+        return name
+
+    def var(self, path: FieldPath) -> str:
+        name = self.fields.get(path)
+        if name is None:
+            name = self.fields[path] = f"f{len(self.fields)}"
+        return name
+
+    def low(self, path: FieldPath) -> str:
+        self.var(path)
+        name = self.lowered.get(path)
+        if name is None:
+            name = self.lowered[path] = f"l{len(self.lowered)}"
+        return name
+
+
+def _literal(gen: _Gen, value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, float) and (math.isinf(value) or math.isnan(value)):
+        return gen.const(("float", repr(value)), lambda: value, "k")
+    return repr(value)
+
+
+def _str_test(subject: str, op: str, needle: str) -> str:
+    if op == "eq":
+        return f"({subject} == {needle})"
+    if op == "contains":
+        return f"({subject} is not None and {needle} in {subject})"
+    return f"({subject} is not None and {subject}.{op}({needle}))"
+
+
+def _expr(node: Node, gen: _Gen) -> str:
+    if isinstance(node, And):
+        return "(" + " and ".join(_expr(c, gen) for c in node.children) + ")" if node.children else "True"
+    if isinstance(node, Or):
+        return "(" + " or ".join(_expr(c, gen) for c in node.children) + ")" if node.children else "False"
+    if isinstance(node, Not):
+        return f"(not {_expr(node.child, gen)})"
+    if isinstance(node, Const):
+        return "True" if node.value else "False"
+    if isinstance(node, StrMatch):
+        if node.ignore_case:
+            return _str_test(gen.low(node.field), node.op, repr(node.value.lower()))
+        return _str_test(gen.var(node.field), node.op, repr(node.value))
+    if isinstance(node, RegexMatch):
+        v = gen.var(node.field)
+        if runtime.program_size(node.pattern) > runtime.BIG_PROGRAM:
+            fn = gen.const(("single", node.pattern), lambda: runtime.SingleRegex(node.pattern), "x")
+            return f"{fn}({v})"
+        patterns = gen.sets.setdefault(node.field, [])
+        if node.pattern not in patterns:
+            patterns.append(node.pattern)
+        idx = patterns.index(node.pattern)
+        r = gen.set_vars.setdefault(node.field, f"r{len(gen.set_vars)}")
+        return f"({idx} in ({r} if {r} is not None else ({r} := _RS_{r}({v}))))"
+    if isinstance(node, NumCmp):
+        fn = "_num_go" if node.syntax == "go" else "_num_plain"
+        return f"({fn}({gen.var(node.field)}) {node.op} {_literal(gen, node.value)})"
+    if isinstance(node, FlagMatch):
+        return f"_flag({gen.var(node.field)}, {node.mask!r})"
+    if isinstance(node, FieldRefMatch):
+        if node.ignore_case:
+            a, b = gen.low(node.field), gen.low(node.other)
+        else:
+            a, b = gen.var(node.field), gen.var(node.other)
+        if node.op == "eq":
+            return f"({a} is not None and {a} == {b})"
+        return f"({b} is not None and {_str_test(a, node.op, b)})"
+    if isinstance(node, ContainerMatch):
+        key: tuple[Any, ...] = ("container", node.pattern, node.group, node.container)
+        containers = gen.ns["_containers"]
+        fn = gen.const(
+            key, lambda: runtime.container_matcher(node.pattern, node.group, node.container, containers), "c"
+        )
+        return f"{fn}({gen.var(node.field)})"
+    if isinstance(node, Exists):
+        return f"({gen.var(node.field)} is {'not ' if node.present else ''}None)"
+    if isinstance(node, CidrMatch):
+        fn = gen.const(("cidr", node.networks), lambda: runtime.cidr_matcher(node.networks), "n")
+        return f"{fn}({gen.var(node.field)})"
+    if isinstance(node, KeywordMatch):
+        key = ("kw", node.op, node.value, node.ignore_case, node.scope)
+        fn = gen.const(
+            key, lambda: runtime.keyword_matcher(node.op, node.value, node.ignore_case, node.scope), "w"
+        )
+        return f"{fn}(ev)"
+    raise TypeError(f"unknown IR node {node!r}")
+
+
+def _fetch(path: FieldPath, var: str) -> list[str]:
+    if path[:2] == _EVENT_DATA and len(path) == 3:
+        return [
+            f"    {var} = ed.get({path[2]!r}, _M)",
+            f"    if {var}.__class__ is not str:",
+            f"        {var} = None if {var} is _M else _S({var})",
+        ]
+    if path[:2] == _EVENT_DATA:
+        return [f"    {var} = _field(ed, {path[2:]!r})"]
+    return [f"    {var} = _field(ev, {path!r})"]
+
+
+def _bucket_source(name: str, rules: Sequence[tuple[int, RuleIR]], gen: _Gen) -> str:
+    body: list[str] = ["    out = []"]
+    for index, rule in rules:
+        test = _expr(rule.condition, gen)
+        if rule.computers:
+            cs = gen.const(("computers", rule.computers), lambda r=rule: frozenset(r.computers), "h")  # type: ignore[misc]
+            test = f"cm in {cs} and {test}"
+        body.append(f"    if {test}:")
+        body.append(f"        out.append({index})")
+    head: list[str] = [f"def {name}(ev, ed, cm):"]
+    for path, var in gen.fields.items():
+        head.extend(_fetch(path, var))
+    for path, low in gen.lowered.items():
+        var = gen.fields[path]
+        head.append(f"    {low} = None if {var} is None else {var}.lower()")
+    for path, r in gen.set_vars.items():
+        patterns = gen.sets[path]
+        setname = gen.const(("set", tuple(patterns)), lambda p=patterns: runtime.RegexSet(p), "s")  # type: ignore[misc]
+        head.append(f"    {r} = None")
+        body = [line.replace(f"_RS_{r}(", f"{setname}(") for line in body]
+    return "\n".join([*head, *body, "    return out", ""])
+
+
+@dataclass
+class Bucket:
+    """The rules one (channel, EventID) combination can match, in load order, and their function."""
+
+    indices: tuple[int, ...]
+    fn: BucketFn
+    source: str
+
+
+@dataclass
+class CompiledRules:
+    """Dispatch tables: exact (channel, id), channel only, and everything else."""
+
+    by_key: dict[tuple[str, int], Bucket]
+    by_channel: dict[str, Bucket]
+    default: Bucket
+    uses_computer: bool
+
+    def bucket(self, channel: str, event_id: int) -> Bucket:
+        b = self.by_key.get((channel, event_id))
+        if b is None:
+            b = self.by_channel.get(channel, self.default)
+        return b
+
+
+def compile_rules(rules: Sequence[RuleIR | None], containers: Mapping[str, set[str]]) -> CompiledRules:
+    """Compile the enabled rules (``None`` = disabled slot, keeps indices aligned with load order)."""
+    ns: dict[str, Any] = {
+        "_M": runtime.MISSING,
+        "_S": go_str,
+        "_field": runtime.field,
+        "_num_go": runtime.num_go,
+        "_num_plain": runtime.num_plain,
+        "_flag": runtime.flag,
+        "_containers": containers,
+    }
+    shared: dict[Any, str] = {}
+    everywhere: list[int] = []
+    any_id: dict[str, list[int]] = {}
+    exact: dict[tuple[str, int], list[int]] = {}
+    for i, rule in enumerate(rules):
+        if rule is None:
+            continue
+        if not rule.events:
+            everywhere.append(i)
+        for channel, ids in rule.events:
+            if not ids:
+                any_id.setdefault(channel, []).append(i)
+            for eid in ids:
+                exact.setdefault((channel, eid), []).append(i)
+    cache: dict[tuple[int, ...], Bucket] = {}
+
+    def bucket(indices: list[int]) -> Bucket:
+        key = tuple(sorted(set(indices)))
+        b = cache.get(key)
+        if b is None:
+            name = f"_bucket{len(cache)}"
+            gen = _Gen(ns, shared)
+            src = _bucket_source(name, [(i, rules[i]) for i in key], gen)  # type: ignore[misc]
+            exec(compile(src, f"<vigil rules {name}>", "exec"), ns)  # noqa: S102 - our own generated code
+            b = cache[key] = Bucket(key, ns[name], src)
+        return b
+
+    default = bucket(everywhere)
+    by_channel = {ch: bucket(ids + everywhere) for ch, ids in any_id.items()}
+    by_key = {k: bucket(ids + any_id.get(k[0], []) + everywhere) for k, ids in exact.items()}
+    uses_computer = any(r is not None and r.computers for r in rules)
+    return CompiledRules(by_key, by_channel, default, uses_computer)

@@ -1,0 +1,353 @@
+"""The rule engine: load rules (gene files, other front ends), compile them, match events.
+
+Matching follows gene v2.3.0's ``MatchOrFilter`` (spec §5): every rule whose meta filter and
+condition hold, in load order; Criticality summed and capped at 10; ATT&CK de-duplicated by ID;
+actions as an insertion-ordered set completed by the default actions of the final criticality.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vigil.engine.compiler import CompiledRules, compile_rules
+from vigil.engine.errors import RuleError, RuleLoadError
+from vigil.engine.gene.decode import DecodeError, decode_rule, iter_objects, rule_name
+from vigil.engine.gene.rules import RuleCompileError, compile_rule
+from vigil.engine.ir import Attack, RuleIR, SourceLocation
+from vigil.engine.loader import GENE_EXTENSIONS, RawGeneRule, loader_for, read_gene_file, read_templates, walk
+from vigil.events.fields import go_lower, go_str, parse_event_id
+from vigil.events.gojson import GoStruct
+
+__all__ = ["Engine", "MatchResult", "RuleInfo", "check_path"]
+
+logger = logging.getLogger(__name__)
+_MISSING: Any = object()
+_NO_DATA: dict[str, Any] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class RuleInfo:
+    """A loaded rule and its meta. ``disabled`` says why it never matches (gene: unknown container)."""
+
+    name: str
+    tags: tuple[str, ...]
+    criticality: int
+    attack: tuple[Attack, ...]
+    actions: tuple[str, ...]
+    filter: bool
+    source: SourceLocation | None
+    disabled: str | None
+    ir: RuleIR
+    raw: dict[str, Any] | None = None  # gene rule as decoded (after templates), for ``rules dump``
+
+
+class MatchResult:
+    """What matching one event gave. Treat as read-only (results may be shared)."""
+
+    __slots__ = ("actions", "attack", "criticality", "filtered", "signature")
+
+    def __init__(
+        self, signature: list[str], criticality: int, attack: list[Attack], actions: list[str], filtered: bool
+    ) -> None:
+        self.signature = signature
+        self.criticality = criticality
+        self.attack = attack
+        self.actions = actions
+        self.filtered = filtered
+
+    @property
+    def matched(self) -> bool:
+        """At least one rule (alert or filter) matched."""
+        return bool(self.signature) or self.filtered
+
+    @property
+    def alert(self) -> bool:
+        return bool(self.signature)
+
+    def gene_info(self, show_attack: bool = True, show_actions: bool = False) -> GoStruct:
+        """gene's ``GeneInfo`` object (field order as gene's struct)."""
+        info = GoStruct(Signature=list(self.signature), Criticality=self.criticality)
+        if show_attack and self.attack:
+            info["ATTACK"] = [_attack_json(a) for a in self.attack]
+        if show_actions:
+            info["Actions"] = list(self.actions)
+        return info
+
+    def to_whids(self) -> dict[str, Any] | None:
+        """WHIDS ``Detection`` (agent/manager form) or None when there is nothing to report."""
+        if not (self.criticality > 0 or self.signature or self.attack or self.actions):
+            return None
+        out: dict[str, Any] = {"Signature": list(self.signature), "Criticality": self.criticality}
+        if self.actions:
+            out["Actions"] = list(self.actions)
+        if self.attack:
+            out["ATTACK"] = [dict(_attack_json(a)) for a in self.attack]
+        return out
+
+    def __repr__(self) -> str:
+        return (
+            f"MatchResult(signature={self.signature!r}, criticality={self.criticality}, "
+            f"filtered={self.filtered}, actions={self.actions!r})"
+        )
+
+
+def _attack_json(a: Attack) -> GoStruct:
+    item = GoStruct(ID=a.id, Tactic=a.tactic)
+    if a.description:
+        item["Description"] = a.description
+    item["Reference"] = a.reference
+    return item
+
+
+class Engine:
+    """Load rules, then ``match``/``scan`` events. Containers must be added before the rules using them."""
+
+    def __init__(
+        self,
+        *,
+        show_attack: bool = True,
+        show_actions: bool = False,
+        default_actions: dict[int, list[str]] | None = None,
+    ) -> None:
+        self.show_attack = show_attack
+        self.show_actions = show_actions
+        self.default_actions: dict[int, list[str]] = dict(default_actions or {})
+        self.rules: list[RuleInfo] = []
+        self.templates: dict[str, str] = {}
+        self.containers: dict[str, set[str]] = {}
+        self.scanned = 0
+        self.positives = 0
+        self._names: set[str] = set()
+        self._compiled: CompiledRules | None = None
+        self._table: list[tuple[bool, int, str, tuple[Attack, ...], tuple[str, ...]]] = []
+        self._nomatch: MatchResult | None = None
+
+    # ------------------------------------------------------------------ containers
+    def add_container(self, name: str, values: Any) -> None:
+        """Add values (lower-cased the Go way) to the named container, creating it if needed."""
+        container = self.containers.setdefault(name, set())
+        container.update(go_lower(v) for v in values)
+
+    def load_container_file(self, name: str, path: str | Path) -> None:
+        """One value per line (``\\n`` or ``\\r\\n``; empty lines count), like gene ``LoadContainer``."""
+        text = Path(path).read_bytes().decode("utf-8", "replace")
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        self.add_container(name, (line[:-1] if line.endswith("\r") else line for line in lines))
+
+    # ------------------------------------------------------------------ loading
+    def load_text(self, text: str, source: str = "<text>") -> None:
+        """Load gene rules from a string (a stream of JSON objects)."""
+        errors: list[RuleError] = []
+        raws: list[RawGeneRule] = []
+        for raw in iter_objects(text):
+            if raw.error is not None or raw.data is None:
+                errors.append(RuleError(source, raw.line, None, None, raw.error or "not a rule object"))
+                continue
+            try:
+                raws.append(RawGeneRule(source, raw.line, decode_rule(raw.data)))
+            except DecodeError as err:
+                errors.append(RuleError(source, raw.line, rule_name(raw.data), None, f"json: {err}"))
+        self._commit(self._build(raws, [], errors))
+
+    def load_path(self, path: str | Path) -> None:
+        """Load a rule file or a directory the way gene does; RuleLoadError lists every error."""
+        self._commit(self._collect(Path(path)))
+
+    def check(self, path: str | Path) -> list[RuleError]:
+        """Every error ``load_path`` would report, without loading anything."""
+        try:
+            self._collect(Path(path))
+        except RuleLoadError as err:
+            return err.errors
+        return []
+
+    def add_rule(self, rule: RuleIR) -> None:
+        """Add one rule from another front end (e.g. Sigma); a duplicate name is a RuleLoadError."""
+        self._commit([(rule, None, None)], check_names=True)
+
+    def _collect(self, path: Path) -> list[tuple[RuleIR, str | None, dict[str, Any] | None]]:
+        errors: list[RuleError] = []
+        try:
+            root = path.resolve(strict=True)
+        except OSError as err:
+            raise RuleLoadError([RuleError(str(path), 0, None, None, f"cannot open: {err}")]) from None
+        template_root = root.parent if root.is_file() else root
+        for f in walk(template_root):
+            if f.suffix == ".toml":
+                read_templates(f, self.templates, errors)
+        files = [root] if root.is_file() else list(walk(root))
+        raws: list[RawGeneRule] = []
+        others: list[RuleIR] = []
+        for f in files:
+            if f.suffix in GENE_EXTENSIONS:
+                raws.extend(read_gene_file(f, errors))
+            elif f.suffix != ".toml":
+                loader = loader_for(f.suffix)
+                if loader is not None:
+                    rules, errs = loader(f)
+                    others.extend(rules)
+                    errors.extend(errs)
+                elif root.is_file():
+                    errors.append(RuleError(str(f), 0, None, None, f"no loader for {f.suffix!r} files"))
+        return self._build(raws, others, errors)
+
+    def _build(
+        self, raws: list[RawGeneRule], others: list[RuleIR], errors: list[RuleError]
+    ) -> list[tuple[RuleIR, str | None, dict[str, Any] | None]]:
+        built: list[tuple[RuleIR, str | None, dict[str, Any] | None]] = []
+        names = set(self._names)
+        for raw in raws:
+            rule = raw.rule
+            name = rule["Name"]
+            if rule["Meta"]["Disable"]:
+                logger.info('Rule "%s" has been disabled', name)
+                continue
+            try:
+                compiled = compile_rule(
+                    rule, self.templates, self.containers, SourceLocation(raw.file, raw.line)
+                )
+            except RuleCompileError as err:
+                errors.append(RuleError(raw.file, raw.line, name, err.statement, str(err)))
+                continue
+            if name in names:
+                errors.append(RuleError(raw.file, raw.line, name, None, f'Rule "{name}" already exists'))
+                continue
+            names.add(name)
+            built.append((compiled.ir, compiled.disabled, compiled.raw))
+        for ir in others:
+            if ir.name in names:
+                src = ir.source or SourceLocation("<rule>")
+                errors.append(
+                    RuleError(src.file, src.line, ir.name, None, f'Rule "{ir.name}" already exists')
+                )
+                continue
+            names.add(ir.name)
+            built.append((ir, None, None))
+        if errors:
+            raise RuleLoadError(errors)
+        return built
+
+    def _commit(
+        self, built: list[tuple[RuleIR, str | None, dict[str, Any] | None]], check_names: bool = False
+    ) -> None:
+        if check_names:
+            dups = [ir for ir, _, _ in built if ir.name in self._names]
+            if dups:
+                ir = dups[0]
+                src = ir.source or SourceLocation("<rule>")
+                raise RuleLoadError(
+                    [RuleError(src.file, src.line, ir.name, None, f'Rule "{ir.name}" already exists')]
+                )
+        for ir, disabled, raw in built:
+            self._names.add(ir.name)
+            self.rules.append(
+                RuleInfo(
+                    ir.name,
+                    ir.tags,
+                    ir.criticality,
+                    ir.attack,
+                    ir.actions,
+                    ir.filter,
+                    ir.source,
+                    disabled,
+                    ir,
+                    raw,
+                )
+            )
+        self._compiled = None
+
+    # ------------------------------------------------------------------ matching
+    def compile(self) -> CompiledRules:
+        """(Re)build the generated matcher; done automatically on the first match after a change."""
+        self._compiled = compile_rules([None if r.disabled else r.ir for r in self.rules], self.containers)
+        self._table = [(r.filter, r.criticality, r.name, r.attack, r.actions) for r in self.rules]
+        self._nomatch = self._finish([], 0, [], {}, False)
+        return self._compiled
+
+    def _finish(
+        self, sig: list[str], crit: int, attack: list[Attack], actions: dict[str, None], filtered: bool
+    ) -> MatchResult:
+        if self.show_actions:
+            for action in self.default_actions.get(crit, ()):
+                actions.pop(action, None)
+                actions[action] = None
+        return MatchResult(sig, crit, attack, list(actions), filtered)
+
+    def match(self, event: Any) -> MatchResult:
+        """Match one decoded event (dict); never raises on odd event shapes."""
+        compiled = self._compiled or self.compile()
+        ev = event.get("Event") if event.__class__ is dict else None
+        if ev.__class__ is dict:
+            system = ev.get("System")
+            ed = ev.get("EventData", _NO_DATA)
+            if ed.__class__ is not dict:
+                ed = _NO_DATA
+        else:
+            system = None
+            ed = _NO_DATA
+        if system.__class__ is dict:
+            channel = system.get("Channel", "")
+            if channel.__class__ is not str:
+                channel = go_str(channel)
+            eid_raw = system.get("EventID", _MISSING)
+            eid = 0 if eid_raw is _MISSING else parse_event_id(eid_raw)
+            computer = system.get("Computer", "") if compiled.uses_computer else ""
+            if computer.__class__ is not str:
+                computer = go_str(computer)
+        else:
+            channel, eid, computer = "", 0, ""
+        hits = compiled.bucket(channel, eid).fn(event, ed, computer)
+        if not hits:
+            return self._nomatch  # type: ignore[return-value]
+        return self._aggregate(hits)
+
+    def _aggregate(self, hits: list[int]) -> MatchResult:
+        table = self._table
+        sig: list[str] = []
+        crit = 0
+        attack: list[Attack] = []
+        seen: set[str] = set()
+        actions: dict[str, None] = {}
+        filtered = False
+        for i in hits:
+            is_filter, rcrit, name, rattack, ractions = table[i]
+            if is_filter:
+                filtered = True
+                continue
+            crit = min(crit + rcrit, 10)
+            if self.show_attack:
+                for a in rattack:
+                    if a.id not in seen:
+                        seen.add(a.id)
+                        attack.append(a)
+            if self.show_actions:
+                for action in ractions:
+                    actions.pop(action, None)
+                    actions[action] = None
+            sig.append(name)
+        if not sig:
+            return MatchResult([], 0, [], [], True)
+        return self._finish(sig, crit, attack, actions, filtered)
+
+    def scan(self, event: Any) -> MatchResult:
+        """Match, count, and attach ``GeneInfo`` to the event exactly where and when gene does."""
+        result = self.match(event)
+        self.scanned += 1
+        if result.signature:
+            self.positives += 1
+        elif result.filtered:
+            return result  # only filter rules matched: gene leaves the event untouched
+        ev = event.get("Event") if event.__class__ is dict else None
+        if ev.__class__ is dict:
+            ev["GeneInfo"] = result.gene_info(self.show_attack, self.show_actions)
+        return result
+
+
+def check_path(path: str | Path) -> list[RuleError]:
+    """Every error of the rule set at ``path`` (empty list when it loads)."""
+    return Engine().check(path)

@@ -1,0 +1,114 @@
+"""Rule files on disk: gene's directory walk order, TOML templates, per-extension loaders.
+
+gene loads ``*.toml`` templates first, then rule files, both in the order of its directory walker:
+a directory's files sorted by name, then its sub-directories depth-first, the last one first
+(spec §1.1). Other front ends (Sigma) plug in with ``register_loader`` for their extensions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tomllib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vigil.engine.errors import RuleError
+from vigil.engine.gene.decode import DecodeError, decode_rule, iter_objects, rule_name
+from vigil.engine.ir import RuleIR
+
+__all__ = [
+    "GENE_EXTENSIONS",
+    "RawGeneRule",
+    "RuleFileLoader",
+    "loader_for",
+    "read_gene_file",
+    "read_templates",
+    "register_loader",
+    "walk",
+]
+
+logger = logging.getLogger(__name__)
+
+GENE_EXTENSIONS = (".gen", ".gene")
+
+#: A loader for another rule format: returns the rules of one file and every error found in it.
+RuleFileLoader = Callable[[Path], tuple[list[RuleIR], list[RuleError]]]
+_LOADERS: dict[str, RuleFileLoader] = {}
+_LAZY_FRONT_ENDS = {".yml": "vigil.engine.sigma", ".yaml": "vigil.engine.sigma"}
+
+
+def register_loader(extension: str, loader: RuleFileLoader) -> None:
+    """Make ``Engine.load_path`` load files ending with ``extension`` (e.g. ``.yml``) with ``loader``."""
+    _LOADERS[extension.lower()] = loader
+
+
+def loader_for(extension: str) -> RuleFileLoader | None:
+    ext = extension.lower()
+    if ext not in _LOADERS and ext in _LAZY_FRONT_ENDS:
+        try:
+            __import__(_LAZY_FRONT_ENDS[ext])
+        except ImportError as err:
+            logger.debug("no loader for %s files: %s", ext, err)
+    return _LOADERS.get(ext)
+
+
+def walk(root: Path) -> Iterator[Path]:
+    """Files under ``root`` in gene's walk order."""
+    stack = [root]
+    while stack:
+        directory = stack.pop()
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: os.fsencode(e.name))
+        except OSError as err:
+            logger.warning("cannot list %s: %s", directory, err)
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(Path(entry.path))
+            else:
+                yield Path(entry.path)
+
+
+def read_templates(path: Path, templates: dict[str, str], errors: list[RuleError]) -> None:
+    """Add the ``name = 'regex'`` pairs of one TOML file (later files override earlier names)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        errors.append(RuleError(str(path), 0, None, None, f"template file: {err}"))
+        return
+    for name, value in data.items():
+        if not isinstance(value, str):
+            errors.append(RuleError(str(path), 0, None, name, f"{name} template is not a string"))
+            continue
+        templates[name] = value
+
+
+@dataclass(frozen=True, slots=True)
+class RawGeneRule:
+    file: str
+    line: int
+    rule: dict[str, Any]
+
+
+def read_gene_file(path: Path, errors: list[RuleError]) -> list[RawGeneRule]:
+    """Decode every rule object of a gene file; syntax and type errors go to ``errors``."""
+    try:
+        text = path.read_bytes().decode("utf-8", "replace")
+    except OSError as err:
+        errors.append(RuleError(str(path), 0, None, None, f"cannot read: {err}"))
+        return []
+    out: list[RawGeneRule] = []
+    for raw in iter_objects(text):
+        if raw.error is not None or raw.data is None:
+            errors.append(RuleError(str(path), raw.line, None, None, raw.error or "not a rule object"))
+            continue
+        try:
+            rule = decode_rule(raw.data)
+        except DecodeError as err:
+            errors.append(RuleError(str(path), raw.line, rule_name(raw.data), None, f"json: {err}"))
+            continue
+        out.append(RawGeneRule(str(path), raw.line, rule))
+    return out
