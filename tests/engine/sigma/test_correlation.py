@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.engine.sigma.reference import matches
+from tests.engine.sigma.matching import matches
 from vigil.engine.sigma import CorrelationEngine, SigmaRuleSet, load_sigma_text
 
 BASE = """title: Failed logon

@@ -74,3 +74,41 @@ def test_sigmahq_windows_and_linux_rules_compile_at_99_percent() -> None:
     assert sorted(Path(r.path).parent.name for r in result.rejections) == ["file_access"] * 7 + [
         "file_rename"
     ]
+
+
+def test_engine_loads_sigma_next_to_gene_and_reports_malformed_rules(tmp_path: Path, caplog: object) -> None:
+    from vigil.engine import Engine, RuleLoadError
+
+    (tmp_path / "good.yml").write_text(GOOD)
+    (tmp_path / "gene.gen").write_text(
+        '{"Name": "GeneRule", "Meta": {"Events": {"Microsoft-Windows-Sysmon/Operational": [1]}, '
+        '"Criticality": 5, "Schema": "2.0.0"}, "Matches": ["$a: Image ~= \'good\'"], "Condition": "$a"}\n'
+    )
+    (tmp_path / "aws.yaml").write_text(
+        GOOD.replace("Good", "Cloud").replace("0030", "0034").replace("product: windows", "product: aws")
+    )
+    engine = Engine()
+    engine.load_path(tmp_path)
+    assert sorted(r.name for r in engine.rules) == ["GeneRule", "Good"]
+    event = {
+        "Event": {
+            "System": {"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": "1"},
+            "EventData": {"Image": "C:\\good.exe"},
+        }
+    }
+    result = engine.match(event)
+    assert sorted(result.signature) == ["GeneRule", "Good"]
+    assert result.sigma_ids == ["5f0c3cb8-7c3c-4a53-9c1f-000000000030"]
+    detection = result.to_whids()
+    assert detection is not None and detection["SigmaIDs"] == ["5f0c3cb8-7c3c-4a53-9c1f-000000000030"]
+    # The skipped rule is reported with its reason, not dropped silently.
+    assert "Cloud" in caplog.text and "aws" in caplog.text  # type: ignore[attr-defined]
+
+    (tmp_path / "broken.yml").write_text(GOOD.replace("condition: sel", "condition: sel and nope"))
+    try:
+        Engine().load_path(tmp_path)
+    except RuleLoadError as err:
+        (error,) = err.errors
+        assert error.file.endswith("broken.yml") and error.rule == "Good" and "nope" in error.message
+    else:
+        raise AssertionError("a malformed Sigma rule must fail the load")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.engine.sigma.reference import matches
+from tests.engine.sigma.matching import matches
 from tests.engine.sigma.ruletext import compile_one
 from vigil.engine.ir import KeywordMatch, Or, StrMatch
 from vigil.engine.sigma.optimize import hoist_event_ids, merge_keywords, required_event_ids
