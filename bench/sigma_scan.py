@@ -35,9 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args(argv)
 
+    from vigil.events.evtx import read_evtx
+
     from vigil.engine import Engine
     from vigil.engine.sigma import load_sigma
-    from vigil.events.evtx import read_evtx
 
     t0 = time.perf_counter()
     ruleset = load_sigma([args.rules])

@@ -56,6 +56,7 @@ class MatchResult:
         attack: list[Attack],
         actions: list[str],
         filtered: bool,
+        *,
         sigma_ids: list[str] | None = None,
     ) -> None:
         self.signature = signature
@@ -278,7 +279,7 @@ class Engine:
         self._table = [
             (r.filter, r.criticality, r.name, r.attack, r.actions, r.ir.sigma_id) for r in self.rules
         ]
-        self._nomatch = self._finish([], 0, [], {}, False, [])
+        self._nomatch = self._finish([], 0, [], {}, False, sigma_ids=[])
         return self._compiled
 
     def _finish(
@@ -288,13 +289,14 @@ class Engine:
         attack: list[Attack],
         actions: dict[str, None],
         filtered: bool,
+        *,
         sigma_ids: list[str],
     ) -> MatchResult:
         if self.show_actions:
             for action in self.default_actions.get(crit, ()):
                 actions.pop(action, None)
                 actions[action] = None
-        return MatchResult(sig, crit, attack, list(actions), filtered, sigma_ids)
+        return MatchResult(sig, crit, attack, list(actions), filtered, sigma_ids=sigma_ids)
 
     def match(self, event: Any) -> MatchResult:
         """Match one decoded event (dict); never raises on odd event shapes."""
@@ -353,7 +355,7 @@ class Engine:
                 sigma_ids.append(sigma_id)
         if not sig:
             return MatchResult([], 0, [], [], True)
-        return self._finish(sig, crit, attack, actions, filtered, sigma_ids)
+        return self._finish(sig, crit, attack, actions, filtered, sigma_ids=sigma_ids)
 
     def scan(self, event: Any) -> MatchResult:
         """Match, count, and attach ``GeneInfo`` to the event exactly where and when gene does."""
