@@ -12,6 +12,7 @@ except ImportError as e:  # pragma: no cover - depends on the installation
     raise ImportError("the Sigma front end needs pySigma: pip install 'vigil[sigma]'") from e
 
 from vigil.engine.sigma.compiler import CompiledRule, compile_condition, compile_rule
+from vigil.engine.sigma.correlate import correlation_engine_for, event_timestamp, hit_record
 from vigil.engine.sigma.correlation import (
     CorrelationEngine,
     CorrelationHit,
@@ -61,7 +62,10 @@ __all__ = [
     "compile_condition",
     "compile_correlation",
     "compile_rule",
+    "correlation_engine_for",
+    "event_timestamp",
     "field_paths",
+    "hit_record",
     "load_sigma",
     "load_sigma_file",
     "load_sigma_text",

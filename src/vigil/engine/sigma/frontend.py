@@ -5,7 +5,8 @@ A malformed rule (bad YAML, unknown identifier in the condition...) is a :class:
 a malformed gene rule. A well-formed rule vigil cannot run (a log source it does not produce, a
 construct its IR cannot express) is skipped and reported with a warning naming the file, rule, id
 and reason: a SigmaHQ checkout then loads, and nothing is dropped silently. Correlation rules do
-not run in the engine; they are reported and run by :class:`CorrelationEngine` (``load_sigma``).
+not run in the engine: ``correlation_engine_for`` loads them across files for a
+:class:`CorrelationEngine`, which reports its own errors.
 Results are cached per file (path, size, mtime) so checking then loading parses a file once.
 """
 
@@ -48,17 +49,12 @@ def load_sigma_file(path: Path) -> tuple[list[RuleIR], list[RuleError]]:
     result, fresh = _compiled(path)
     errors: list[RuleError] = []
     for rej in result.rejections:
+        if rej.correlation:
+            continue  # resolved across files and reported by correlation_engine_for
         if rej.kind == "parse":
             errors.append(RuleError(rej.path, rej.line, rej.title, None, f"sigma: {rej.reason}"))
         elif fresh:
             logger.warning("sigma rule skipped: %s", rej)
-    if fresh:
-        for corr in result.correlations:
-            logger.warning(
-                "sigma correlation %r (%s) is not a single-event rule: it runs in CorrelationEngine",
-                corr.name,
-                path,
-            )
     return [rule.ir for rule in result.rules], errors
 
 

@@ -44,6 +44,8 @@ class Rejection:
     title: str | None
     kind: str
     reason: str
+    #: the rejected rule is a correlation rule.
+    correlation: bool = False
 
     def __str__(self) -> str:
         rule = f" rule {self.title!r}" if self.title else ""
@@ -156,7 +158,9 @@ def _compile_collections(parsed: Sequence[_Parsed], opts: CompileOptions | None)
                 )
             except SigmaError as e:
                 rid = str(rule.id) if rule.id else None
-                result.rejections.append(Rejection(path, line, rid, rule.title, "parse", str(e)))
+                result.rejections.append(
+                    Rejection(path, line, rid, rule.title, "parse", str(e), correlation=True)
+                )
     return result
 
 
