@@ -112,3 +112,31 @@ def test_engine_loads_sigma_next_to_gene_and_reports_malformed_rules(tmp_path: P
         assert error.file.endswith("broken.yml") and error.rule == "Good" and "nope" in error.message
     else:
         raise AssertionError("a malformed Sigma rule must fail the load")
+
+
+def test_bad_documents_are_reported_with_their_line() -> None:
+    cases = {
+        "- a\n- b\n": (1, "is a list, not a Sigma rule"),
+        "title: a\n---\nhello\n": (3, "is a str, not a Sigma rule"),
+        "title: X\nlogsource:\n  product: windows\n": (1, "must have a detection"),
+        "title: X\nlogsource:\n  product: windows\ndetection:\n  sel:\n    a|nosuch: b\n  condition: sel\n": (
+            1,
+            "Unknown modifier 'nosuch'",
+        ),
+        "title: X\nlogsource:\n  product: windows\ndetection:\n  sel:\n    a|cidr: 10.0.0.300/8\n  condition: sel\n": (
+            1,
+            "Invalid CIDR",
+        ),
+    }
+    for text, (line, words) in cases.items():
+        (rej,) = load_sigma_text(text, "x.yml").rejections
+        assert (rej.line, rej.kind) == (line, "parse") and words in rej.reason, (text, str(rej))
+        assert "/" not in rej.reason.replace("10.0.0.300/8", "")  # no absolute path of pySigma's
+
+
+def test_yaml_alias_bombs_are_refused() -> None:
+    bomb = "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
+        f"{n}: &{n} [{', '.join(['*' + p] * 9)}]\n" for p, n in zip("abcd", "bcde", strict=True)
+    )
+    (rej,) = load_sigma_text(bomb, "bomb.yml").rejections
+    assert "aliases" in rej.reason
