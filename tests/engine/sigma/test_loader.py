@@ -140,3 +140,28 @@ def test_yaml_alias_bombs_are_refused() -> None:
     )
     (rej,) = load_sigma_text(bomb, "bomb.yml").rejections
     assert "aliases" in rej.reason
+
+
+def test_engine_loader_uses_the_configured_placeholders(tmp_path: Path) -> None:
+    from vigil.engine import Engine
+    from vigil.engine.sigma import CompileOptions, configure
+
+    (tmp_path / "admins.yml").write_text(
+        GOOD.replace("Image|endswith: '\\good.exe'", "User|expand: '%Admins%'")
+    )
+    event = {
+        "Event": {
+            "System": {"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": "1"},
+            "EventData": {"User": "root"},
+        }
+    }
+    engine = Engine()
+    engine.load_path(tmp_path)
+    assert not engine.rules  # skipped: %Admins% has no values
+    try:
+        configure(CompileOptions(placeholders={"Admins": ["root", "Administrator"]}))
+        engine = Engine()
+        engine.load_path(tmp_path)
+        assert engine.match(event).signature == ["Good"]
+    finally:
+        configure(CompileOptions())

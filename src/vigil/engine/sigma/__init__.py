@@ -26,7 +26,7 @@ from vigil.engine.sigma.errors import (
     UnsupportedLogSource,
 )
 from vigil.engine.sigma.fields import SYSTEM_FIELDS, field_paths
-from vigil.engine.sigma.frontend import load_sigma_file
+from vigil.engine.sigma.frontend import configure, load_sigma_file
 from vigil.engine.sigma.loader import SIGMA_SUFFIXES, Rejection, SigmaRuleSet, load_sigma, load_sigma_text
 from vigil.engine.sigma.logsources import (
     AUDIT_CHANNEL,
@@ -62,6 +62,7 @@ __all__ = [
     "compile_condition",
     "compile_correlation",
     "compile_rule",
+    "configure",
     "correlation_engine_for",
     "event_timestamp",
     "field_paths",

@@ -19,13 +19,22 @@ from vigil.engine.errors import RuleError
 from vigil.engine.ir import RuleIR
 from vigil.engine.loader import register_loader
 from vigil.engine.sigma.loader import SIGMA_SUFFIXES, SigmaRuleSet, load_sigma
+from vigil.engine.sigma.values import CompileOptions
 
-__all__ = ["load_sigma_file"]
+__all__ = ["configure", "load_sigma_file"]
 
 logger = logging.getLogger(__name__)
 
 _CACHE: dict[tuple[str, int, int], SigmaRuleSet] = {}
 _CACHE_SIZE = 8192
+_OPTIONS = CompileOptions()
+
+
+def configure(options: CompileOptions) -> None:
+    """Options for the Sigma files the engine loads (e.g. ``expand`` placeholder values)."""
+    global _OPTIONS
+    _OPTIONS = options
+    _CACHE.clear()
 
 
 def _compiled(path: Path) -> tuple[SigmaRuleSet, bool]:
@@ -33,11 +42,11 @@ def _compiled(path: Path) -> tuple[SigmaRuleSet, bool]:
         st = path.stat()
         key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
     except OSError:
-        return load_sigma([path]), True
+        return load_sigma([path], _OPTIONS), True
     cached = _CACHE.get(key)
     if cached is not None:
         return cached, False
-    result = load_sigma([path])
+    result = load_sigma([path], _OPTIONS)
     if len(_CACHE) >= _CACHE_SIZE:
         _CACHE.clear()
     _CACHE[key] = result
