@@ -93,39 +93,40 @@ def merge_keywords(node: Node) -> Node:
     return node
 
 
-def merge_string_tests(node: Node) -> Node:
-    """Turn each ``Or`` of two or more ``contains`` tests on one field into one RE2 alternation.
+def _contains_regex(field: tuple[str, ...], ignore_case: bool, values: list[str]) -> RegexMatch:
+    body = "|".join(escape_regex(v) for v in values)
+    return RegexMatch(field, f"(?{'i' if ignore_case else ''}s:{body})")
 
-    The engine searches all the regexes of a field in one pass (an RE2 set), so a list of
-    ``contains`` values costs one pass over the field instead of one per value. Equality and
-    prefix/suffix tests stay string tests: they do not scan the field, and measured faster so.
+
+def merge_string_tests(node: Node) -> Node:
+    """Turn ``contains`` tests into RE2 searches, one alternation per field of each ``Or``.
+
+    The engine searches all the regexes of a field in one pass (an RE2 set, with a per-value
+    cache), so the substring tests of every rule on ``CommandLine`` cost one pass over it instead
+    of one per value and rule. Equality and prefix/suffix tests stay string tests: they do not scan
+    the field. Case-insensitive tests then use RE2's case folding instead of ``str.lower``; the two
+    agree on ASCII.
     """
     match node:
+        case StrMatch(op="contains"):
+            return _contains_regex(node.field, node.ignore_case, [node.value])
         case Not(child=child):
             return Not(merge_string_tests(child))
         case And(children=children):
             return And(tuple(merge_string_tests(c) for c in children))
         case Or(children=children):
-            kids = [merge_string_tests(c) for c in children]
-            groups: dict[tuple[tuple[str, ...], bool], list[StrMatch]] = {}
-            for kid in kids:
+            groups: dict[tuple[tuple[str, ...], bool], list[str]] = {}
+            for kid in children:
                 if isinstance(kid, StrMatch) and kid.op == "contains":
-                    groups.setdefault((kid.field, kid.ignore_case), []).append(kid)
+                    groups.setdefault((kid.field, kid.ignore_case), []).append(kid.value)
             out: list[Node] = []
-            done: set[tuple[tuple[str, ...], bool]] = set()
-            for kid in kids:
-                if (
-                    not isinstance(kid, StrMatch)
-                    or kid.op != "contains"
-                    or len(groups[(kid.field, kid.ignore_case)]) < 2
-                ):
-                    out.append(kid)
+            for kid in children:
+                if not (isinstance(kid, StrMatch) and kid.op == "contains"):
+                    out.append(merge_string_tests(kid))
                     continue
                 key = (kid.field, kid.ignore_case)
-                if key in done:
-                    continue
-                done.add(key)
-                body = "|".join(escape_regex(m.value) for m in groups[key])
-                out.append(RegexMatch(kid.field, f"(?{'i' if kid.ignore_case else ''}s:{body})"))
+                values = groups.pop(key, None)
+                if values is not None:  # first test of its group: the whole group goes here
+                    out.append(_contains_regex(kid.field, kid.ignore_case, values))
             return out[0] if len(out) == 1 else Or(tuple(out))
     return node
