@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from tests.engine.sigma import reference
-from tests.engine.sigma.evtx_shape import read_evtx
 from vigil.engine import Engine
+from vigil.events.evtx import read_evtx
 
 SIGMA = Path("../shared/data/sigma")
 CASES = sorted(SIGMA.joinpath("regression_data").rglob("info.yml"))
