@@ -82,3 +82,40 @@ def test_vigil_scan_reports_correlation_hits(tmp_path: Path, capsys: pytest.Capt
             ],
         }
     ]
+
+
+def test_agent_detector_adds_completed_correlations_to_the_detection(tmp_path: Path) -> None:
+    from vigil.agent.detection import Detector
+    from vigil.engine import Engine
+
+    (tmp_path / "base.yml").write_text(BASE)
+    (tmp_path / "corr.yml").write_text(EVENT_COUNT)
+    engine = Engine()
+    engine.load_path(tmp_path)
+    detector = Detector(engine, threshold=8, correlation=correlation_engine_for([tmp_path]))
+
+    def failed(i: int) -> dict[str, object]:
+        return {
+            "Event": {
+                "System": {
+                    "Channel": "Security",
+                    "EventID": "4625",
+                    "TimeCreated": {"SystemTime": f"2024-01-01T00:00:{i:02d}Z"},
+                },
+                "EventData": {"TargetUserName": "bob"},
+            }
+        }
+
+    verdicts, events = [], []
+    for i in range(3):
+        events.append(failed(i))
+        verdicts.append(detector.inspect(events[-1]))
+    assert [v.alert for v in verdicts] == [False, False, True]  # the base rule has no level: criticality 0
+    detection = events[-1]["Event"]["Detection"]  # type: ignore[index]
+    assert detection["Signature"] == ["Failed logon", "Brute force"]
+    assert detection["SigmaIDs"] == [
+        "11111111-1111-4111-8111-111111111111",
+        "33333333-3333-4333-8333-333333333333",
+    ]
+    assert detection["Criticality"] == 8
+    assert detection["Correlations"][0]["Group"] == {"TargetUserName": "bob"}
