@@ -48,16 +48,25 @@ class RuleInfo:
 class MatchResult:
     """What matching one event gave. Treat as read-only (results may be shared)."""
 
-    __slots__ = ("_json", "actions", "attack", "criticality", "filtered", "signature")
+    __slots__ = ("_json", "actions", "attack", "criticality", "filtered", "sigma_ids", "signature")
 
     def __init__(
-        self, signature: list[str], criticality: int, attack: list[Attack], actions: list[str], filtered: bool
+        self,
+        signature: list[str],
+        criticality: int,
+        attack: list[Attack],
+        actions: list[str],
+        filtered: bool,
+        *,
+        sigma_ids: list[str] | None = None,
     ) -> None:
         self.signature = signature
         self.criticality = criticality
         self.attack = attack
         self.actions = actions
         self.filtered = filtered
+        #: ids of the Sigma rules among ``signature`` (RuleIR.sigma_id), in the same order.
+        self.sigma_ids: list[str] = sigma_ids if sigma_ids is not None else []
         self._json: dict[tuple[bool, bool], bytes] = {}
 
     @property
@@ -95,6 +104,8 @@ class MatchResult:
             out["Actions"] = list(self.actions)
         if self.attack:
             out["ATTACK"] = [dict(_attack_json(a)) for a in self.attack]
+        if self.sigma_ids:
+            out["SigmaIDs"] = list(self.sigma_ids)
         return out
 
     def __repr__(self) -> str:
@@ -132,7 +143,7 @@ class Engine:
         self.positives = 0
         self._names: set[str] = set()
         self._compiled: CompiledRules | None = None
-        self._table: list[tuple[bool, int, str, tuple[Attack, ...], tuple[str, ...]]] = []
+        self._table: list[tuple[bool, int, str, tuple[Attack, ...], tuple[str, ...], str | None]] = []
         self._nomatch: MatchResult | None = None
         self._key_fn: dict[tuple[str, int], Any] = {}
         self._chan_fn: dict[str, Any] = {}
@@ -305,8 +316,10 @@ class Engine:
         self._chan_fn = {k: b.fn for k, b in compiled.by_channel.items()}
         self._default_fn = compiled.default.fn
         self._uses_computer = compiled.uses_computer
-        self._table = [(r.filter, r.criticality, r.name, r.attack, r.actions) for r in self.rules]
-        self._nomatch = self._finish([], 0, [], {}, False)
+        self._table = [
+            (r.filter, r.criticality, r.name, r.attack, r.actions, r.ir.sigma_id) for r in self.rules
+        ]
+        self._nomatch = self._finish([], 0, [], {}, False, sigma_ids=[])
         return self._compiled
 
     @property
@@ -317,13 +330,20 @@ class Engine:
         return self._nomatch  # type: ignore[return-value]
 
     def _finish(
-        self, sig: list[str], crit: int, attack: list[Attack], actions: dict[str, None], filtered: bool
+        self,
+        sig: list[str],
+        crit: int,
+        attack: list[Attack],
+        actions: dict[str, None],
+        filtered: bool,
+        *,
+        sigma_ids: list[str],
     ) -> MatchResult:
         if self.show_actions:
             for action in self.default_actions.get(crit, ()):
                 actions.pop(action, None)
                 actions[action] = None
-        return MatchResult(sig, crit, attack, list(actions), filtered)
+        return MatchResult(sig, crit, attack, list(actions), filtered, sigma_ids=sigma_ids)
 
     def match(self, event: Any) -> MatchResult:
         """Match one decoded event (dict); never raises on odd event shapes."""
@@ -391,8 +411,9 @@ class Engine:
         seen: set[str] = set()
         actions: dict[str, None] = {}
         filtered = False
+        sigma_ids: list[str] = []
         for i in hits:
-            is_filter, rcrit, name, rattack, ractions = table[i]
+            is_filter, rcrit, name, rattack, ractions, sigma_id = table[i]
             if is_filter:
                 filtered = True
                 continue
@@ -407,9 +428,11 @@ class Engine:
                     actions.pop(action, None)
                     actions[action] = None
             sig.append(name)
+            if sigma_id is not None:
+                sigma_ids.append(sigma_id)
         if not sig:
             return MatchResult([], 0, [], [], True)
-        return self._finish(sig, crit, attack, actions, filtered)
+        return self._finish(sig, crit, attack, actions, filtered, sigma_ids=sigma_ids)
 
     def scan(self, event: Any) -> MatchResult:
         """Match, count, and attach ``GeneInfo`` to the event exactly where and when gene does."""
