@@ -433,11 +433,24 @@ def test_canary_opened_by_a_process_alerts_and_kills_it(tmp_path: Path) -> None:
                     thief.kill()
                     thief.wait()
             alerts = wait_for(lambda: read_jsonl(data / "logs" / "alerts.jsonl"), timeout=20, proc=proc)
+
+            def kill_reported() -> list[dict[str, Any]]:
+                return [
+                    e
+                    for e in read_jsonl(data / "logs" / "events.jsonl")
+                    if e["Event"]["System"]["EventID"] == 103 and e["Event"]["EventData"]["Action"] == "kill"
+                ]
+
+            # the runner's own account of the kill is reported too (as a filter match, not an alert)
+            [killed] = wait_for(kill_reported, timeout=20, proc=proc)
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=30) == 0
         finally:
             stop(proc)
             fcntl.flock(lock, fcntl.LOCK_UN)
+    assert killed["Event"]["EventData"]["ProcessId"] == str(thief.pid)
+    assert killed["Event"]["EventData"]["Result"] == "success"
+    assert "Detection" not in killed["Event"]
     [alert] = [a for a in alerts if a["Event"]["System"]["Channel"] == "Vigil/Operational"]
     assert alert["Event"]["EventData"]["ProcessId"] == str(thief.pid)
     assert alert["Event"]["EventData"]["TargetFilename"] == str(decoys / "passwords.txt")
