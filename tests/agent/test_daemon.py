@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.agent.fakes import proc_event
 
+from tests.agent.fakes import proc_event
 from vigil.agent.config import AgentConfig
 from vigil.agent.config_loader import load_config
 from vigil.agent.daemon import Agent

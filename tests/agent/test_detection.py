@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 from tests.agent.fakes import proc_event
-
 from vigil.agent.config_loader import load_config
 from vigil.agent.detection import Detector, build_engine, load_containers
 

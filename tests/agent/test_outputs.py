@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 
 from tests.agent.fakes import proc_event
-
 from vigil.agent.outputs import JsonlOutput, Output
 
 

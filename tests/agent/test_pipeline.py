@@ -10,8 +10,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from tests.agent.fakes import MemoryOutput, RecordingRunner, engine_with, proc_event
 
+from tests.agent.fakes import MemoryOutput, RecordingRunner, engine_with, proc_event
 from vigil.agent.config import AgentConfig
 from vigil.agent.detection import Detector
 from vigil.agent.pipeline import Pipeline, SelfFilter

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.agent.fakes import proc_event
 
+from tests.agent.fakes import proc_event
 from vigil.agent.replay import ReplaySource
 
 
