@@ -596,37 +596,3 @@ def test_managed_mode_forwards_reported_events_to_the_manager(tmp_path: Path, tl
     assert not (tmp_path / "data" / "logs" / "alerts.jsonl").exists()  # nothing written locally
     assert agent.pipeline is not None
     assert agent.pipeline.out["manager"].emitted == 1
-
-
-def test_managed_agent_detection_is_searchable_on_a_real_manager(tmp_path: Path) -> None:
-    from datetime import UTC, datetime
-
-    from vigil.manager.testing import LiveManager
-    from vigil.manager.tls import public_key_fingerprint
-
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    replay = tmp_path / "events.jsonl"
-    with replay.open("w") as f:
-        for i in range(20):
-            event = proc_event(200_000 + i, "/tmp/vigil-test/evil" if i == 5 else "/usr/bin/ls")
-            event["Event"]["System"]["TimeCreated"] = {"SystemTime": now}
-            f.write(json.dumps(event) + "\n")
-    with LiveManager(tmp_path / "manager") as live:
-        config = config_for(
-            tmp_path,
-            f"sensors.replay={replay}",
-            f"manager.url={live.endpoint_url}",
-            f"manager.uuid={live.endpoint_uuid}",
-            f"manager.key={live.endpoint_key}",
-            f"manager.fingerprint={public_key_fingerprint(live.cert.read_bytes())}",
-            "manager.server_key=vigil-test-server-key",
-        )
-        agent = Agent(config, registry=default_registry(plugins=False))
-        agent.startup()
-        try:
-            with live.admin() as admin:
-                [found] = wait_for(lambda: admin.detections(live.endpoint_uuid, last="1h"), timeout=30)
-        finally:
-            agent.shutdown()
-    assert found["Event"]["EventData"]["ProcessId"] == "200005"
-    assert found["Event"]["Detection"]["Signature"] == ["TestMalware"]
