@@ -563,36 +563,3 @@ def test_agent_stops_with_status_2_when_neither_config_starts_any_more(tmp_path:
         agent.request_stop()
         thread.join(timeout=30)
     assert codes == [2]
-
-
-def test_managed_mode_forwards_reported_events_to_the_manager(tmp_path: Path, tls_server: Any) -> None:
-    import ssl
-
-    from vigil.agent.link.tls import spki_fingerprint
-
-    fingerprint = spki_fingerprint(ssl.PEM_cert_to_DER_cert(tls_server.cert.read_text()))
-    replay = write_replay(tmp_path / "events.jsonl", 50, evil_at=7)
-    uuid = "03e31275-2277-d8e0-bb5f-480fac7ee4ef"
-    config = config_for(
-        tmp_path,
-        f"sensors.replay={replay}",
-        f"manager.url={tls_server.url}",
-        f"manager.uuid={uuid}",
-        "manager.key=endpoint-key",
-        f"manager.fingerprint={fingerprint}",
-    )
-    agent = Agent(config, registry=default_registry(plugins=False))
-    agent.startup()
-    try:
-        wait_for(lambda: tls_server.sink.lines, timeout=30)
-        assert agent.event_sources[0].wait(30)
-    finally:
-        assert agent.shutdown() == 0
-    [line] = tls_server.sink.lines  # only the alert is reported (log_all is off)
-    alert = json.loads(line)
-    assert alert["Event"]["EventData"]["ProcessId"] == "100007"
-    assert alert["Event"]["Detection"]["Signature"] == ["TestMalware"]
-    assert tls_server.sink.headers[0]["X-Endpoint-Uuid"] == uuid
-    assert not (tmp_path / "data" / "logs" / "alerts.jsonl").exists()  # nothing written locally
-    assert agent.pipeline is not None
-    assert agent.pipeline.out["manager"].emitted == 1

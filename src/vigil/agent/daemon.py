@@ -310,28 +310,16 @@ class Agent:
 
     def _build_outputs(self) -> list[Output]:
         c = self.config
-        ext = self.registry.get("output", "jsonl" if c.standalone else "manager")
-        if ext.name == "manager" and ext.factory is None:  # the built-in one needs the agent's callbacks
-            from vigil.agent.managed import ManagerOutput
-
-            try:
-                # new rules or IoCs from the manager: restart in-process to rebuild the engine
-                output = ManagerOutput(
-                    c, on_update=lambda: self.request_restart(self.config), processes=self._processes
-                )
-            except Exception as e:  # the spool cannot open, the URL is unusable
-                raise AgentError("manager", str(e)) from None
-            return [output]
+        name = "jsonl" if c.standalone else "manager"
+        try:
+            ext = self.registry.get("output", name)
+        except KeyError:
+            if c.standalone:
+                raise
+            logger.warning("manager.url is set but no manager output is registered: writing alerts locally")
+            ext = self.registry.get("output", "jsonl")
         assert ext.factory is not None
         return [ext.factory(c)]
-
-    def _processes(self) -> list[dict[str, Any]]:
-        """The tracked processes for the manager's ``processes`` command."""
-        tracker = getattr(self.sensor, "tracker", None)
-        if tracker is None:
-            return []
-        fields = ("pid", "ppid", "guid", "image", "command_line", "cwd", "user", "hashes", "threat_score")
-        return [{f: getattr(p, f, None) for f in fields} for p in tracker.snapshot()]
 
     def _check_sources(self) -> None:
         known = set(self.registry.names("source"))

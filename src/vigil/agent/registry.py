@@ -154,18 +154,6 @@ def _jsonl_requirements(config: AgentConfig) -> list[str]:
     return _writable(config.output.dir, "output.dir")
 
 
-def _manager_requirements(config: AgentConfig) -> list[str]:
-    unmet = []
-    if config.standalone:
-        unmet.append("manager.url is empty (standalone mode)")
-    for module in ("httpx", "cryptography"):
-        try:
-            __import__(module)
-        except ImportError:
-            unmet.append(f"{module} is missing: pip install 'vigil[agent]'")
-    return unmet + _writable(config.spool.dir, "spool.dir")
-
-
 def _writable(path: str, key: str) -> list[str]:
     probe = path
     while not os.path.exists(probe):
@@ -293,13 +281,6 @@ def register_builtins(registry: Registry) -> None:
     _kernel_source_entries(registry)
     for name in ACTION_NAMES:
         registry.add("action", name, None, help=_ACTION_HELP[name], requirements=_action_requirements(name))
-    registry.add(
-        "output",
-        "manager",
-        None,  # built by the agent (vigil.agent.managed.ManagerOutput): it needs the agent's callbacks
-        help="managed mode: durable spool, forwarder to manager.url, commands, rule/IoC sync, uploads",
-        requirements=_manager_requirements,
-    )
     registry.add(
         "output",
         "jsonl",
