@@ -43,10 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.linux:
         return linux(args.repeat)
 
-    from vigil.events.evtx import read_evtx
-
     from vigil.engine import Engine
     from vigil.engine.sigma import load_sigma
+    from vigil.events.evtx import read_evtx
 
     t0 = time.perf_counter()
     ruleset = load_sigma([args.rules])
