@@ -16,12 +16,25 @@ from vigil import __version__
 from vigil.manager.api import admin, content, endpoint
 from vigil.manager.api.common import BodyGuard, install_error_handlers
 from vigil.manager.api.fastpath import EndpointFastPath
+from vigil.manager.console import PUBLIC_CONSOLE_PATHS
+from vigil.manager.console import router as console_router
 from vigil.manager.state import Manager
 
 __all__ = ["PUBLIC_PATHS", "create_admin_app", "create_endpoint_app", "iter_routes"]
 
-#: Routes served without a key: the API description only (no data).
-PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect"})
+#: Routes served without a key: the API description and the console's page, assets and login
+#: form (no data; the console then authenticates every API call with its session cookie).
+PUBLIC_PATHS = frozenset(
+    {
+        "/openapi.json",
+        "/docs",
+        "/docs/oauth2-redirect",
+        *PUBLIC_CONSOLE_PATHS,
+        "/ui/static/{name}",
+        "/ui/session",
+        "/ui/logout",
+    }
+)
 
 _SECURITY = {"ApiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-Api-Key"}}
 
@@ -54,7 +67,7 @@ def create_admin_app(manager: Manager, extra_routers: Sequence[APIRouter] = ()) 
         manager,
         "vigil manager admin API",
         "WHIDS-compatible admin API: every response is {data, message, error}; authenticate with X-Api-Key.",
-        [content.router, admin.router, *extra_routers],
+        [content.router, admin.router, console_router, *extra_routers],
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import Request, WebSocket
 from starlette.concurrency import run_in_threadpool
 
+from vigil.manager.console.router import ConsoleForbidden, console_user
 from vigil.manager.errors import Forbidden, Unauthorized
 from vigil.manager.keys import hash_key, keys_match
 from vigil.manager.state import Manager
@@ -36,6 +37,13 @@ def admin_user(conn: Request | WebSocket, accept_api_key_header: bool = False) -
     if not key and accept_api_key_header:
         key = conn.headers.get("api-key")
     if not key:
+        # The web console authenticates with a session cookie instead (CSRF- and origin-checked).
+        try:
+            session_user = console_user(conn)
+        except ConsoleForbidden as exc:
+            raise Forbidden(str(exc)) from exc
+        if session_user is not None:
+            return session_user
         raise Unauthorized("Not Authorized: missing X-Api-Key")
     user = _manager(conn).store.user_by_key_hash(hash_key(key))
     if user is None:
