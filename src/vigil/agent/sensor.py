@@ -216,6 +216,11 @@ class Sensor:
         if typ == "exec":
             self._on_exec(rec)
             return
+        if typ == "socket_closed":
+            self.sockets.pop(rec["inode"], None)
+            return
+        if typ == "exit":
+            self._audit_seen.pop(pid, None)  # a cn_proc exec that never came is not awaited
         if typ == "hashed":
             pending = self._pending.get(pid)
             if pending is not None and pending[1].get("_await_hash"):
