@@ -119,8 +119,8 @@ class EventBuilder:
 
     def _exit(self, rec: RawRecord) -> Built | None:
         info = self.tracker.on_exit(rec["pid"], rec.get("status"))
-        if info is None or not (info.execed or info.ppid > 0):
-            return None
+        if info is None or info.forked_only:
+            return None  # a fork that never exec'd had no ProcessCreate: no ProcessTerminate either
         data = {**self._proc_fields(info), "User": info.user}
         return self._sysmon(PROCESS_TERMINATE, data, rec), info
 

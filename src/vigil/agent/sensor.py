@@ -323,7 +323,13 @@ class Sensor:
         try:
             exe = os.readlink(f"/proc/{pid}/exe").removesuffix(" (deleted)")
         except OSError:
-            return not os.path.exists(f"/proc/{pid}/stat")  # gone (not a kernel thread or zombie)
+            # gone or a zombie: its exec may be in flight; a kernel thread (no exe) never execs
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:
+                return True
+            return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"Z"
         if exe == info.image:
             info.from_fork = False
             return False
