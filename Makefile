@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/vigil scan --rules examples/rules examples/events/linux-sample.jsonl --summary
+	$(BIN)/vigil up --data var/vigil
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

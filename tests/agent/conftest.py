@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from tests.agent.sensor_helpers import AUDIT_LOCK, Collector
 from tests.agent.tls_server import LogSink, TLSServer, start_tls_server
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-from tests.agent.tls_server import LogSink, TLSServer, start_tls_server
 
+from tests.agent.tls_server import LogSink, TLSServer, start_tls_server
 from vigil.agent.forwarder import Forwarder
 from vigil.agent.link.client import EndpointClient, Fatal, ManagerAddress
 from vigil.agent.link.tls import spki_fingerprint

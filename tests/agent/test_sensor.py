@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.agent.sensor_helpers import Collector, audit_rules_with, needs_root
 
+from tests.agent.sensor_helpers import Collector, audit_rules_with, needs_root
 from vigil.agent.sensor import Sensor
 
 PY = os.path.realpath(sys.executable)

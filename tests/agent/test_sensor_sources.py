@@ -6,8 +6,8 @@ import subprocess
 import time
 
 import pytest
-from tests.agent.sensor_helpers import Collector, needs_root
 
+from tests.agent.sensor_helpers import Collector, needs_root
 from vigil.agent.sensor import Sensor
 from vigil.agent.sources.base import EventSource, SourceUnavailable
 from vigil.agent.sources.registry import create_source

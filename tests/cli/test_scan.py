@@ -169,7 +169,19 @@ def test_evtx_inputs_go_to_the_evtx_reader(
 
     rules, _ = setup
     fake = types.ModuleType("vigil.events.evtx")
-    fake.read_evtx = lambda path: iter([ev("/bin/sh")])  # type: ignore[attr-defined]
+    fake.iter_evtx = lambda path: iter([ev("/bin/sh")])  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "vigil.events.evtx", fake)
     _, out, _ = scan(capfd, "--rules", str(rules), str(tmp_path / "y.EVTX"))
     assert out[0]["Event"]["GeneInfo"]["Signature"] == ["Shell"]
+
+
+def test_parallel_blocks_cut_between_objects_and_keep_line_numbers() -> None:
+    from vigil.cli.scan import _chunks
+
+    data = b'{"a":1}\n{\n "b": 2\n}\n{"c":3}\n\n{"d":4}\n'
+    blocks = list(_chunks(io.BytesIO(data), size=5))
+    assert b"".join(b for _, b in blocks) == data
+    for first, block in blocks:
+        assert block.startswith(b"{")
+        assert data.split(b"\n")[first - 1] == block.split(b"\n")[0]
+    assert [b for _, b in blocks if b.startswith(b"{\n")] == [b'{\n "b": 2\n}\n']

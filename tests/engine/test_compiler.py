@@ -296,3 +296,71 @@ def test_meta_filter_by_channel_and_event_id() -> None:
     assert sig({"Channel": "C", "EventID": " 1"}) == ["anyid", "all", "zero"]
     assert sig({"Channel": "c", "EventID": "1"}) == ["all"]  # channels are case-sensitive
     assert engine.match("not an event").signature == ["all"]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "node",
+    [
+        RegexMatch(f("Image"), "a{1001}"),
+        RegexMatch(f("Image"), "(?<=x)y"),
+        And((T, Not(RegexMatch(f("Image"), "(")))),
+        KeywordMatch("regex", "["),
+        ContainerMatch(f("Hashes"), "MD5=(?P<md5>.*)", "sha1", "c"),
+        CidrMatch(f("Ip4"), ("10.0.0.0/33",)),
+    ],
+)
+def test_add_rule_rejects_nodes_that_cannot_compile(node: Node) -> None:
+    from vigil.engine import RuleLoadError
+    from vigil.engine.ir import SourceLocation
+
+    engine = Engine()
+    with pytest.raises(RuleLoadError) as info:
+        engine.add_rule(RuleIR(name="bad", condition=node, source=SourceLocation("x.yml", 3)))
+    err = info.value.errors[0]
+    assert (err.file, err.line, err.rule) == ("x.yml", 3, "bad")
+    assert engine.rules == []
+    assert engine.match(EVENT).signature == []
+
+
+def test_add_rule_duplicate_name() -> None:
+    from vigil.engine import RuleLoadError
+
+    engine = Engine()
+    engine.add_rule(RuleIR(name="r", condition=Const(True)))
+    with pytest.raises(RuleLoadError, match="already exists"):
+        engine.add_rule(RuleIR(name="r", condition=Const(True)))
+
+
+def test_required_regexes() -> None:
+    from vigil.engine.compiler import required_regexes
+
+    a, b, c = (RegexMatch(f("Image"), p) for p in ("a", "b", "c"))
+    assert required_regexes(a) == {(f("Image"), "a")}
+    assert required_regexes(And((T, a, Or((b, c))))) == {(f("Image"), "a")}
+    assert required_regexes(Or((a, And((b, T))))) == {(f("Image"), "a"), (f("Image"), "b")}
+    assert required_regexes(Or((a, T))) is None
+    assert required_regexes(Not(a)) is None
+    assert required_regexes(And((T, Not(a)))) is None
+
+
+def test_deeply_nested_trees_compile() -> None:
+    """Python's parser allows 200 nested parentheses: deep sub-trees become helper functions."""
+    node: Node = RegexMatch(f("Image"), "cmd")
+    for i in range(600):
+        node = And((Not(node), Const(True))) if i % 2 else Or((Not(node), Const(False)))
+    assert matches(node)  # 600 negations
+    assert not matches(Not(node))
+
+
+def test_deeply_nested_gene_condition() -> None:
+    import json
+
+    engine = Engine()
+    cond = "!(" * 151 + "$a" + ")" * 151
+    engine.load_text(
+        json.dumps(
+            {"Name": "deep", "Meta": {"Schema": "2.0.0"}, "Matches": ["$a: A = '1'"], "Condition": cond}
+        )
+    )
+    assert engine.match({"Event": {"EventData": {"A": "1"}}}).signature == []
+    assert engine.match({"Event": {"EventData": {"A": "0"}}}).signature == ["deep"]

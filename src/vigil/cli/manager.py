@@ -1,17 +1,197 @@
-"""`vigil manager`: placeholder until its issue lands (see the issue tracker)."""
+"""`vigil manager`: initialize, run and administer the fleet manager."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("manager", help="(not built yet)")
-    parser.set_defaults(handler=_not_built)
+    parser = subparsers.add_parser("manager", help="run and administer the fleet manager")
+    sub = parser.add_subparsers(dest="manager_command", metavar="ACTION")
+    parser.set_defaults(handler=lambda args: (parser.print_help(sys.stderr), 2)[1])
+
+    init = sub.add_parser("init", help="create config, TLS certificate, database and the first admin user")
+    init.add_argument("--data", required=True, type=Path, help="data directory")
+    init.add_argument("--hostname", action="append", default=[], help="extra certificate name (repeatable)")
+    init.add_argument("--no-tls", action="store_true", help="configure plain HTTP (no certificate)")
+    init.add_argument("--admin", default="admin", help="identifier of the first admin user")
+    init.set_defaults(handler=_init)
+
+    run = sub.add_parser("run", help="serve the endpoint and admin APIs")
+    run.add_argument("--data", required=True, type=Path, help="data directory")
+    run.add_argument("--admin-port", type=int, help="admin API port (default 1520)")
+    run.add_argument("--endpoint-port", type=int, help="endpoint API port (default 1519)")
+    run.add_argument("--host", help="listen address of both APIs")
+    run.set_defaults(handler=_run)
+
+    user = sub.add_parser("user", help="admin users")
+    user_sub = user.add_subparsers(dest="user_command", metavar="ACTION")
+    user_add = user_sub.add_parser("add", help="create an admin user and print its key")
+    user_add.add_argument("name")
+    user_add.add_argument("--data", required=True, type=Path, help="data directory")
+    user_add.set_defaults(handler=_user_add)
+    user.set_defaults(handler=lambda args: (user.print_help(sys.stderr), 2)[1])
+
+    endpoint = sub.add_parser("endpoint", help="endpoints")
+    endpoint_sub = endpoint.add_subparsers(dest="endpoint_command", metavar="ACTION")
+    endpoint_add = endpoint_sub.add_parser("add", help="enroll an endpoint and print its uuid and key")
+    endpoint_add.add_argument("--data", required=True, type=Path, help="data directory")
+    endpoint_add.set_defaults(handler=_endpoint_add)
+    endpoint.set_defaults(handler=lambda args: (endpoint.print_help(sys.stderr), 2)[1])
+
+    openapi = sub.add_parser("openapi", help="print the OpenAPI document")
+    openapi.add_argument("--api", choices=("admin", "endpoint"), default="admin")
+    openapi.add_argument("--markdown", action="store_true", help="print the Markdown reference of both APIs")
+    openapi.set_defaults(handler=_openapi)
+
+    fingerprint = sub.add_parser("fingerprint", help="print the pinning fingerprint of a certificate")
+    fingerprint.add_argument("cert", type=Path)
+    fingerprint.set_defaults(handler=_fingerprint)
 
 
-def _not_built(args: argparse.Namespace) -> int:
-    print("vigil manager: not built yet in this version", file=sys.stderr)
-    return 2
+def _load(data: Path) -> Any:
+    from vigil.manager.config import ManagerConfig
+    from vigil.manager.errors import ManagerError
+
+    if not (data / "manager.toml").is_file():
+        print(
+            f"vigil manager: {data} is not initialized (run `vigil manager init --data {data}`)",
+            file=sys.stderr,
+        )
+        return None
+    try:
+        return ManagerConfig.load(data)
+    except ManagerError as exc:
+        print(f"vigil manager: {exc.message}", file=sys.stderr)
+        return None
+
+
+def _init(args: argparse.Namespace) -> int:
+    from vigil.manager.api.admin import create_user
+    from vigil.manager.config import CONFIG_FILE, ManagerConfig
+    from vigil.manager.state import Manager
+    from vigil.manager.tls import generate_self_signed, public_key_fingerprint
+
+    data: Path = args.data
+    if (data / CONFIG_FILE).exists():
+        print(f"vigil manager: {data} is already initialized", file=sys.stderr)
+        return 1
+    data.mkdir(parents=True, exist_ok=True)
+    data.chmod(0o700)
+    config = ManagerConfig(data_dir=data, tls=not args.no_tls)
+    (data / CONFIG_FILE).write_text(config.to_toml())
+    if config.tls:
+        config.cert_path.parent.mkdir(parents=True, exist_ok=True)
+        fp = generate_self_signed(config.cert_path, config.key_path, ("localhost", *args.hostname))
+        print(f"certificate: {config.cert_path}")
+        print(f"fingerprint (sha256 of the DER certificate): {fp}")
+        pk = public_key_fingerprint(config.cert_path.read_bytes())
+        print(f"public-key fingerprint (WHIDS server-fingerprint): {pk}")
+    manager = Manager.open(config)
+    try:
+        user = create_user(manager, args.admin)
+    finally:
+        manager.close()
+    print(f"admin user: {user['identifier']} ({user['uuid']})")
+    print(f"admin key (shown once): {user['key']}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from vigil.manager.errors import ManagerError
+    from vigil.manager.server import ManagerServer
+
+    config = _load(args.data)
+    if config is None:
+        return 1
+    config = config.replace(
+        admin_port=args.admin_port,
+        endpoint_port=args.endpoint_port,
+        admin_host=args.host,
+        endpoint_host=args.host,
+    )
+    try:
+        server = ManagerServer(config)
+        server.run(
+            lambda: print(f"ready endpoint={server.endpoint_port} admin={server.admin_port}", flush=True)
+        )
+    except ManagerError as exc:
+        print(f"vigil manager: {exc.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _user_add(args: argparse.Namespace) -> int:
+    from vigil.manager.api.admin import create_user
+    from vigil.manager.errors import ManagerError
+    from vigil.manager.state import Manager
+
+    config = _load(args.data)
+    if config is None:
+        return 1
+    manager = Manager.open(config)
+    try:
+        user = create_user(manager, args.name)
+    except ManagerError as exc:
+        print(f"vigil manager: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        manager.close()
+    print(json.dumps(user, indent=2))
+    return 0
+
+
+def _endpoint_add(args: argparse.Namespace) -> int:
+    from vigil.manager.api.admin import create_endpoint
+    from vigil.manager.state import Manager
+
+    config = _load(args.data)
+    if config is None:
+        return 1
+    manager = Manager.open(config)
+    try:
+        endpoint = create_endpoint(manager)
+    finally:
+        manager.close()
+    print(json.dumps({"uuid": endpoint["uuid"], "key": endpoint["key"]}, indent=2))
+    return 0
+
+
+def openapi_document(api: str = "admin") -> dict[str, Any]:
+    from vigil.manager.app import create_admin_app, create_endpoint_app
+    from vigil.manager.config import ManagerConfig
+    from vigil.manager.state import Manager
+
+    with tempfile.TemporaryDirectory() as tmp:
+        manager = Manager.open(ManagerConfig(data_dir=Path(tmp)))
+        try:
+            app = create_admin_app(manager) if api == "admin" else create_endpoint_app(manager)
+            return app.openapi()
+        finally:
+            manager.close()
+
+
+def _openapi(args: argparse.Namespace) -> int:
+    if args.markdown:
+        from vigil.manager.apidoc import render_markdown
+
+        print(render_markdown(openapi_document("admin"), openapi_document("endpoint")), end="")
+        return 0
+    print(json.dumps(openapi_document(args.api), indent=2))
+    return 0
+
+
+def _fingerprint(args: argparse.Namespace) -> int:
+    from vigil.manager.tls import certificate_fingerprint
+
+    try:
+        print(certificate_fingerprint(args.cert.read_bytes()))
+    except (OSError, ValueError) as exc:
+        print(f"vigil manager: {args.cert}: {exc}", file=sys.stderr)
+        return 1
+    return 0

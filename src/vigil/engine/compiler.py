@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +35,7 @@ from vigil.engine.ir import (
 )
 from vigil.events.fields import go_str
 
-__all__ = ["Bucket", "CompiledRules", "compile_rules"]
+__all__ = ["Bucket", "CompiledRules", "check_ir", "compile_rules"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,13 +93,24 @@ def _str_test(subject: str, op: str, needle: str) -> str:
     return f"({subject} is not None and {subject}.{op}({needle}))"
 
 
-def _expr(node: Node, gen: _Gen) -> str:
+#: Sub-trees nested deeper than this become helper functions (Python's parser allows 200 parentheses).
+MAX_DEPTH = 40
+
+
+def _expr(node: Node, gen: _Gen, depth: int = 0) -> str:
+    if depth >= MAX_DEPTH and isinstance(node, (And, Or, Not)):
+        return _helper_call(node, gen)
+    depth += 1
     if isinstance(node, And):
-        return "(" + " and ".join(_expr(c, gen) for c in node.children) + ")" if node.children else "True"
+        return (
+            "(" + " and ".join(_expr(c, gen, depth) for c in node.children) + ")" if node.children else "True"
+        )
     if isinstance(node, Or):
-        return "(" + " or ".join(_expr(c, gen) for c in node.children) + ")" if node.children else "False"
+        return (
+            "(" + " or ".join(_expr(c, gen, depth) for c in node.children) + ")" if node.children else "False"
+        )
     if isinstance(node, Not):
-        return f"(not {_expr(node.child, gen)})"
+        return f"(not {_expr(node.child, gen, depth)})"
     if isinstance(node, Const):
         return "True" if node.value else "False"
     if isinstance(node, StrMatch):
@@ -150,6 +162,18 @@ def _expr(node: Node, gen: _Gen) -> str:
     raise TypeError(f"unknown IR node {node!r}")
 
 
+def _helper_call(node: Node, gen: _Gen) -> str:
+    """Compile a deep sub-tree as its own function (same arguments as a bucket) and call it."""
+    name = gen.shared.get(("helper", node))
+    if name is None:
+        name = f"_h{len(gen.shared)}"
+        gen.shared[("helper", node)] = name
+        sub = _Gen(gen.ns, gen.shared)
+        src = _finish_source(name, [f"    return bool({_expr(node, sub)})"], sub, "")
+        exec(compile(src, f"<vigil helper {name}>", "exec"), gen.ns)  # noqa: S102 - our own generated code
+    return f"{name}(ev, ed, cm)"
+
+
 def _fetch(path: FieldPath, var: str) -> list[str]:
     if path[:2] == _EVENT_DATA and len(path) == 3:
         return [
@@ -162,15 +186,16 @@ def _fetch(path: FieldPath, var: str) -> list[str]:
     return [f"    {var} = _field(ev, {path!r})"]
 
 
-def _bucket_source(name: str, rules: Sequence[tuple[int, RuleIR]], gen: _Gen) -> str:
-    body: list[str] = ["    out = []"]
-    for index, rule in rules:
-        test = _expr(rule.condition, gen)
-        if rule.computers:
-            cs = gen.const(("computers", rule.computers), lambda r=rule: frozenset(r.computers), "h")  # type: ignore[misc]
-            test = f"cm in {cs} and {test}"
-        body.append(f"    if {test}:")
-        body.append(f"        out.append({index})")
+def _rule_test(rule: RuleIR, gen: _Gen) -> str:
+    test = _expr(rule.condition, gen)
+    if rule.computers:
+        cs = gen.const(("computers", rule.computers), lambda r=rule: frozenset(r.computers), "h")  # type: ignore[misc]
+        test = f"cm in {cs} and {test}"
+    return test
+
+
+def _finish_source(name: str, body: list[str], gen: _Gen, tail: str) -> str:
+    """Function header fetching the fields ``body`` uses, then ``body``, then ``tail``."""
     head: list[str] = [f"def {name}(ev, ed, cm):"]
     for path, var in gen.fields.items():
         head.extend(_fetch(path, var))
@@ -182,7 +207,70 @@ def _bucket_source(name: str, rules: Sequence[tuple[int, RuleIR]], gen: _Gen) ->
         setname = gen.const(("set", tuple(patterns)), lambda p=patterns: runtime.RegexSet(p), "s")  # type: ignore[misc]
         head.append(f"    {r} = None")
         body = [line.replace(f"_RS_{r}(", f"{setname}(") for line in body]
-    return "\n".join([*head, *body, "    return out", ""])
+    return "\n".join([*head, *body, tail, ""])
+
+
+def _bucket_source(name: str, rules: Sequence[tuple[int, RuleIR]], gen: _Gen) -> str:
+    """Linear bucket: every rule's condition inline, in load order."""
+    body: list[str] = ["    out = []"]
+    for index, rule in rules:
+        body.append(f"    if {_rule_test(rule, gen)}:")
+        body.append(f"        out.append({index})")
+    return _finish_source(name, body, gen, "    return out")
+
+
+def _rule_source(name: str, rule: RuleIR, gen: _Gen) -> str:
+    """One rule as a function returning whether it matches (used by indexed buckets)."""
+    return _finish_source(name, [f"    return bool({_rule_test(rule, gen)})"], gen, "")
+
+
+Required = frozenset[tuple[FieldPath, str]]
+
+
+def required_regexes(node: Node) -> Required | None:
+    """Regex leaves of which at least one must match for ``node`` to hold (None: no such set)."""
+    if isinstance(node, RegexMatch):
+        return frozenset({(node.field, node.pattern)})
+    if isinstance(node, And):
+        options = [r for r in (required_regexes(c) for c in node.children) if r is not None]
+        return min(options, key=len) if options else None
+    if isinstance(node, Or):
+        out: set[tuple[FieldPath, str]] = set()
+        for c in node.children:
+            r = required_regexes(c)
+            if r is None:
+                return None
+            out |= r
+        return frozenset(out) if node.children else None
+    return None
+
+
+def _indexed_source(
+    name: str, rules: Sequence[tuple[int, RuleIR]], gen: _Gen, rule_fn: Callable[[int], str]
+) -> str:
+    """Indexed bucket: one RE2 Set per field gives the rules worth testing; only those are tested."""
+    always: list[int] = []
+    index: dict[FieldPath, dict[str, list[int]]] = {}
+    for i, rule in rules:
+        req = required_regexes(rule.condition)
+        if req is None or any(runtime.program_size(p) > runtime.BIG_PROGRAM for _, p in req):
+            always.append(i)
+            continue
+        for path, pattern in req:
+            index.setdefault(path, {}).setdefault(pattern, []).append(i)
+    body = [f"    cand = set({gen.const(('always', tuple(always)), lambda: frozenset(always), 'a')})"]
+    for path, by_pattern in index.items():
+        var = gen.var(path)
+        patterns = list(by_pattern)
+        rset = gen.const(("set", tuple(patterns)), lambda p=patterns: runtime.RegexSet(p), "s")  # type: ignore[misc]
+        table = [tuple(by_pattern[p]) for p in patterns]
+        tname = gen.const(("table", name, path), lambda t=table: t, "t")  # type: ignore[misc]
+        body.append(f"    for i in {rset}({var}):")
+        body.append(f"        cand.update({tname}[i])")
+    funcs = {i: rule_fn(i) for i, _ in rules}
+    fmap = gen.const(("funcs", name), lambda: {i: gen.ns[f] for i, f in funcs.items()}, "m")
+    body.append(f"    return [i for i in sorted(cand) if {fmap}[i](ev, ed, cm)]")
+    return _finish_source(name, body, gen, "")
 
 
 @dataclass
@@ -210,8 +298,65 @@ class CompiledRules:
         return b
 
 
-def compile_rules(rules: Sequence[RuleIR | None], containers: Mapping[str, set[str]]) -> CompiledRules:
-    """Compile the enabled rules (``None`` = disabled slot, keeps indices aligned with load order)."""
+def check_ir(node: Node) -> str | None:
+    """Why ``node`` cannot compile (first problem found), or None."""
+    import ipaddress
+
+    import re2
+
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        try:
+            if isinstance(n, (And, Or)):
+                stack.extend(n.children)
+            elif isinstance(n, Not):
+                stack.append(n.child)
+            elif isinstance(n, RegexMatch):
+                re2.compile(n.pattern)
+            elif isinstance(n, KeywordMatch) and n.op == "regex":
+                re2.compile(n.value)
+            elif isinstance(n, ContainerMatch):
+                if n.group not in re2.compile(n.pattern).groupindex:
+                    return f"extract regex {n.pattern!r} has no group {n.group!r}"
+            elif isinstance(n, CidrMatch):
+                for net in n.networks:
+                    ipaddress.ip_network(net, strict=False)
+            elif not isinstance(n, (StrMatch, NumCmp, FlagMatch, FieldRefMatch, Exists, Const, KeywordMatch)):
+                return f"unknown IR node {type(n).__name__}"
+        except re2.error as err:
+            msg = err.args[0].decode() if err.args and isinstance(err.args[0], bytes) else str(err)
+            return f"invalid regular expression in {n!r}: {msg}"
+        except ValueError as err:
+            return f"invalid network in {n!r}: {err}"
+    return None
+
+
+#: Buckets with at least this many rules are indexed by their required regexes (see _indexed_source).
+INDEX_MIN = 200
+
+
+def compile_rules(
+    rules: Sequence[RuleIR | None], containers: Mapping[str, set[str]], index_min: int | None = None
+) -> CompiledRules:
+    """Compile the enabled rules (``None`` = disabled slot, keeps indices aligned with load order).
+
+    Small buckets evaluate every rule inline; buckets of ``index_min`` rules or more first search
+    the regexes each rule requires (one RE2 Set per field) and test only the rules that can match.
+    """
+    if index_min is None:
+        index_min = INDEX_MIN
+    old_limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old_limit, 20000))  # deep IR trees recurse in _expr
+    try:
+        return _compile_rules(rules, containers, index_min)
+    finally:
+        sys.setrecursionlimit(old_limit)
+
+
+def _compile_rules(
+    rules: Sequence[RuleIR | None], containers: Mapping[str, set[str]], index_min: int
+) -> CompiledRules:
     ns: dict[str, Any] = {
         "_M": runtime.MISSING,
         "_S": go_str,
@@ -236,6 +381,15 @@ def compile_rules(rules: Sequence[RuleIR | None], containers: Mapping[str, set[s
             for eid in ids:
                 exact.setdefault((channel, eid), []).append(i)
     cache: dict[tuple[int, ...], Bucket] = {}
+    rule_fns: dict[int, str] = {}
+
+    def rule_fn(i: int) -> str:
+        fname = rule_fns.get(i)
+        if fname is None:
+            fname = rule_fns[i] = f"_rule{i}"
+            src = _rule_source(fname, rules[i], _Gen(ns, shared))  # type: ignore[arg-type]
+            exec(compile(src, f"<vigil rule {i}>", "exec"), ns)  # noqa: S102 - our own generated code
+        return fname
 
     def bucket(indices: list[int]) -> Bucket:
         key = tuple(sorted(set(indices)))
@@ -243,7 +397,11 @@ def compile_rules(rules: Sequence[RuleIR | None], containers: Mapping[str, set[s
         if b is None:
             name = f"_bucket{len(cache)}"
             gen = _Gen(ns, shared)
-            src = _bucket_source(name, [(i, rules[i]) for i in key], gen)  # type: ignore[misc]
+            members = [(i, rules[i]) for i in key]
+            if len(key) >= index_min:
+                src = _indexed_source(name, members, gen, rule_fn)  # type: ignore[arg-type]
+            else:
+                src = _bucket_source(name, members, gen)  # type: ignore[arg-type]
             exec(compile(src, f"<vigil rules {name}>", "exec"), ns)  # noqa: S102 - our own generated code
             b = cache[key] = Bucket(key, ns[name], src)
         return b

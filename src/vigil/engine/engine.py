@@ -12,20 +12,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vigil.engine.compiler import CompiledRules, compile_rules
+from vigil.engine.compiler import CompiledRules, check_ir, compile_rules
 from vigil.engine.errors import RuleError, RuleLoadError
 from vigil.engine.gene.decode import DecodeError, decode_rule, iter_objects, rule_name
 from vigil.engine.gene.rules import RuleCompileError, compile_rule
 from vigil.engine.ir import Attack, RuleIR, SourceLocation
 from vigil.engine.loader import GENE_EXTENSIONS, RawGeneRule, loader_for, read_gene_file, read_templates, walk
 from vigil.events.fields import go_lower, go_str, parse_event_id
-from vigil.events.gojson import GoStruct
+from vigil.events.gojson import GoStruct, dumps
 
 __all__ = ["Engine", "MatchResult", "RuleInfo", "check_path"]
 
 logger = logging.getLogger(__name__)
 _MISSING: Any = object()
 _NO_DATA: dict[str, Any] = {}
+_EID_CACHE: dict[str, int] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,7 @@ class RuleInfo:
 class MatchResult:
     """What matching one event gave. Treat as read-only (results may be shared)."""
 
-    __slots__ = ("actions", "attack", "criticality", "filtered", "signature")
+    __slots__ = ("_json", "actions", "attack", "criticality", "filtered", "signature")
 
     def __init__(
         self, signature: list[str], criticality: int, attack: list[Attack], actions: list[str], filtered: bool
@@ -57,6 +58,7 @@ class MatchResult:
         self.attack = attack
         self.actions = actions
         self.filtered = filtered
+        self._json: dict[tuple[bool, bool], bytes] = {}
 
     @property
     def matched(self) -> bool:
@@ -75,6 +77,14 @@ class MatchResult:
         if show_actions:
             info["Actions"] = list(self.actions)
         return info
+
+    def gene_info_json(self, show_attack: bool = True, show_actions: bool = False) -> bytes:
+        """``gene_info`` as Go-marshalled JSON bytes (memoised: the no-match result is shared)."""
+        key = (show_attack, show_actions)
+        out = self._json.get(key)
+        if out is None:
+            out = self._json[key] = dumps(self.gene_info(show_attack, show_actions))
+        return out
 
     def to_whids(self) -> dict[str, Any] | None:
         """WHIDS ``Detection`` (agent/manager form) or None when there is nothing to report."""
@@ -124,6 +134,10 @@ class Engine:
         self._compiled: CompiledRules | None = None
         self._table: list[tuple[bool, int, str, tuple[Attack, ...], tuple[str, ...]]] = []
         self._nomatch: MatchResult | None = None
+        self._key_fn: dict[tuple[str, int], Any] = {}
+        self._chan_fn: dict[str, Any] = {}
+        self._default_fn: Any = None
+        self._uses_computer = False
 
     # ------------------------------------------------------------------ containers
     def add_container(self, name: str, values: Any) -> None:
@@ -167,7 +181,15 @@ class Engine:
         return []
 
     def add_rule(self, rule: RuleIR) -> None:
-        """Add one rule from another front end (e.g. Sigma); a duplicate name is a RuleLoadError."""
+        """Add one rule from another front end (e.g. Sigma).
+
+        RuleLoadError for a duplicate name or a node that cannot compile (a regex RE2 rejects, an
+        invalid CIDR network, an extract group missing from its regex).
+        """
+        problem = check_ir(rule.condition)
+        if problem is not None:
+            src = rule.source or SourceLocation("<rule>")
+            raise RuleLoadError([RuleError(src.file, src.line, rule.name, None, problem)])
         self._commit([(rule, None, None)], check_names=True)
 
     def _collect(self, path: Path) -> list[tuple[RuleIR, str | None, dict[str, Any] | None]]:
@@ -264,10 +286,23 @@ class Engine:
     # ------------------------------------------------------------------ matching
     def compile(self) -> CompiledRules:
         """(Re)build the generated matcher; done automatically on the first match after a change."""
-        self._compiled = compile_rules([None if r.disabled else r.ir for r in self.rules], self.containers)
+        self._compiled = compiled = compile_rules(
+            [None if r.disabled else r.ir for r in self.rules], self.containers
+        )
+        self._key_fn = {k: b.fn for k, b in compiled.by_key.items()}
+        self._chan_fn = {k: b.fn for k, b in compiled.by_channel.items()}
+        self._default_fn = compiled.default.fn
+        self._uses_computer = compiled.uses_computer
         self._table = [(r.filter, r.criticality, r.name, r.attack, r.actions) for r in self.rules]
         self._nomatch = self._finish([], 0, [], {}, False)
         return self._compiled
+
+    @property
+    def no_match(self) -> MatchResult:
+        """The shared result ``match`` returns when no rule matched (compare with ``is``)."""
+        if self._compiled is None:
+            self.compile()
+        return self._nomatch  # type: ignore[return-value]
 
     def _finish(
         self, sig: list[str], crit: int, attack: list[Attack], actions: dict[str, None], filtered: bool
@@ -280,28 +315,58 @@ class Engine:
 
     def match(self, event: Any) -> MatchResult:
         """Match one decoded event (dict); never raises on odd event shapes."""
-        compiled = self._compiled or self.compile()
-        ev = event.get("Event") if event.__class__ is dict else None
-        if ev.__class__ is dict:
-            system = ev.get("System")
+        if self._compiled is None:
+            self.compile()
+        try:  # fast path: the usual Windows-event shape
+            ev = event["Event"]
+            system = ev["System"]
+            channel = system["Channel"]
+            eid_raw = system["EventID"]
             ed = ev.get("EventData", _NO_DATA)
-            if ed.__class__ is not dict:
-                ed = _NO_DATA
+        except (KeyError, TypeError, AttributeError, IndexError):
+            return self._match_odd(event)
+        if channel.__class__ is not str or system.__class__ is not dict or ev.__class__ is not dict:
+            return self._match_odd(event)
+        if eid_raw.__class__ is str:
+            eid = _EID_CACHE.get(eid_raw)
+            if eid is None:
+                eid = parse_event_id(eid_raw)
+                if len(_EID_CACHE) < 4096:
+                    _EID_CACHE[eid_raw] = eid
         else:
-            system = None
+            eid = parse_event_id(eid_raw)
+        if ed.__class__ is not dict:
             ed = _NO_DATA
+        fn = self._key_fn.get((channel, eid)) or self._chan_fn.get(channel) or self._default_fn
+        computer = ""
+        if self._uses_computer:
+            computer = system.get("Computer", "")
+            if computer.__class__ is not str:
+                computer = go_str(computer)
+        hits = fn(event, ed, computer)
+        if not hits:
+            return self._nomatch  # type: ignore[return-value]
+        return self._aggregate(hits)
+
+    def _match_odd(self, event: Any) -> MatchResult:
+        """Any other shape: missing or non-object parts read as gene does (empty channel, EventID 0)."""
+        ev = event.get("Event") if event.__class__ is dict else None
+        system = ev.get("System") if ev.__class__ is dict else None
+        ed = ev.get("EventData", _NO_DATA) if ev.__class__ is dict else _NO_DATA
+        if ed.__class__ is not dict:
+            ed = _NO_DATA
+        channel, eid, computer = "", 0, ""
         if system.__class__ is dict:
             channel = system.get("Channel", "")
             if channel.__class__ is not str:
                 channel = go_str(channel)
             eid_raw = system.get("EventID", _MISSING)
             eid = 0 if eid_raw is _MISSING else parse_event_id(eid_raw)
-            computer = system.get("Computer", "") if compiled.uses_computer else ""
+            computer = system.get("Computer", "")
             if computer.__class__ is not str:
                 computer = go_str(computer)
-        else:
-            channel, eid, computer = "", 0, ""
-        hits = compiled.bucket(channel, eid).fn(event, ed, computer)
+        fn = self._key_fn.get((channel, eid)) or self._chan_fn.get(channel) or self._default_fn
+        hits = fn(event, ed, computer)
         if not hits:
             return self._nomatch  # type: ignore[return-value]
         return self._aggregate(hits)

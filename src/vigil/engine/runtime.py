@@ -111,8 +111,24 @@ class SingleRegex:
         return result
 
 
+_PROGRAM_SIZES: dict[str, int] = {}
+
+
+def note_program_size(pattern: str, size: int) -> None:
+    """Remember a size measured elsewhere (the Gene front end compiles every regex at load)."""
+    if len(_PROGRAM_SIZES) < 65536:
+        _PROGRAM_SIZES[pattern] = size
+
+
 def program_size(pattern: str) -> int:
-    return int(re2.compile(pattern)._regexp.ProgramSize())
+    """RE2 program size of ``pattern`` (memoised: rule sets repeat patterns)."""
+    size = _PROGRAM_SIZES.get(pattern)
+    if size is None:
+        size = int(re2.compile(pattern)._regexp.ProgramSize())
+        if len(_PROGRAM_SIZES) >= 65536:
+            _PROGRAM_SIZES.clear()
+        _PROGRAM_SIZES[pattern] = size
+    return size
 
 
 _NUM_CACHE: dict[str, float] = {}

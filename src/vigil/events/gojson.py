@@ -9,7 +9,6 @@ orjson would print differently are wrapped as ``orjson.Fragment`` first.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import orjson
@@ -19,7 +18,6 @@ from vigil.events.fields import go_json_float
 __all__ = ["GoStruct", "dumps", "go_escape"]
 
 _OPTS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
-_SHORT_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\([bf])")
 _SAFE_INT = 1 << 53
 
 
@@ -56,13 +54,20 @@ def _has_odd_number(obj: Any) -> bool:
     """True if ``obj`` holds a float or an int that Go would print differently than orjson."""
     cls = obj.__class__
     if cls is dict:
-        return any(_has_odd_number(v) for v in obj.values())
-    if cls is list:
-        return any(_has_odd_number(v) for v in obj)
-    if cls is float:
-        return True
-    if cls is int:
-        return not -_SAFE_INT <= obj <= _SAFE_INT
+        values = obj.values()
+    elif cls is list:
+        values = obj
+    else:
+        return cls is float or (cls is int and not -_SAFE_INT <= obj <= _SAFE_INT)
+    for v in values:
+        c = v.__class__
+        if c is str:
+            continue
+        if c is dict or c is list:
+            if _has_odd_number(v):
+                return True
+        elif c is float or (c is int and not -_SAFE_INT <= v <= _SAFE_INT):
+            return True
     return False
 
 
@@ -80,10 +85,6 @@ def _go_numbers(obj: Any) -> Any:
     return obj
 
 
-def _short(m: re.Match[bytes]) -> bytes:
-    return m.group(1) + (b"\\u0008" if m.group(2) == b"b" else b"\\u000c")
-
-
 def dumps(obj: Any, *, sort_keys: bool = True) -> bytes:
     """Go ``json.Marshal(obj)`` for a JSON-decoded value (dict/list/str/int/float/bool/None).
 
@@ -91,15 +92,17 @@ def dumps(obj: Any, *, sort_keys: bool = True) -> bytes:
     """
     if isinstance(obj, GoStruct):
         return go_escape(_struct_bytes(obj))
-    if _has_odd_number(obj):
-        obj = _go_numbers(obj)
     obj = _with_structs(obj)
     opts = _OPTS if sort_keys else orjson.OPT_NON_STR_KEYS
     try:
         out = orjson.dumps(obj, option=opts)
     except TypeError:
         # Lone surrogates (from \\ud800 escapes): Go writes U+FFFD for invalid UTF-8.
-        out = orjson.dumps(_fix_surrogates(obj), option=opts)
+        obj = _fix_surrogates(obj)
+        out = orjson.dumps(obj, option=opts)
+    # Only floats and integers beyond 2**53 print differently from Go: re-render if there are any.
+    if _has_odd_number(obj):
+        out = orjson.dumps(_go_numbers(obj), option=opts)
     return go_escape(out)
 
 
@@ -114,7 +117,12 @@ def go_escape(out: bytes) -> bytes:
     if b"\xe2\x80" in out:
         out = out.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
     if b"\\b" in out or b"\\f" in out:
-        out = _SHORT_ESCAPE.sub(_short, out)
+        # A literal backslash is always written "\\\\"; hide those pairs (NUL never appears raw in
+        # JSON output) so the remaining "\\b" / "\\f" are orjson's escapes, which Go writes as \\u00XX.
+        hidden = out.replace(b"\\\\", b"\x00\x00")
+        if b"\\b" in hidden or b"\\f" in hidden:
+            hidden = hidden.replace(b"\\b", b"\\u0008").replace(b"\\f", b"\\u000c")
+            out = hidden.replace(b"\x00\x00", b"\\\\")
     return out
 
 

@@ -7,6 +7,7 @@ the reason) and goes on with the next one (a documented improvement, docs/rules.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
 import sys
@@ -108,56 +109,55 @@ def iter_stream(stream: IO[bytes], name: str, first_line: int = 1) -> Iterator[d
     at the next line that starts with ``{`` after it, so one broken value never hides the rest.
     """
     loads = orjson.loads
+    src: Iterator[tuple[int, bytes]] = enumerate(stream, first_line)
     pending: list[tuple[int, bytes]] = []
-    lines: Iterator[tuple[int, bytes]] = enumerate(stream, first_line)
-    replay: list[tuple[int, bytes]] = []
     resync = False
     while True:
-        if replay:
-            lineno, raw = replay.pop()
-        else:
-            item = next(lines, None)
-            if item is None:
-                break
-            lineno, raw = item
-        if resync:
-            if raw[:1] != b"{":
-                continue  # still inside the broken multi-line value
-            resync = False
-        if not pending:
-            try:
-                obj = loads(raw)
-                if obj.__class__ is dict:
-                    yield obj
+        replay: list[tuple[int, bytes]] = []
+        for lineno, raw in src:
+            if not pending:
+                if resync:
+                    if raw[:1] != b"{":
+                        continue  # still inside the broken multi-line value
+                    resync = False
+                try:
+                    obj = loads(raw)
+                    if obj.__class__ is dict:
+                        yield obj
+                        continue
+                except orjson.JSONDecodeError:
+                    if not raw.strip(_WS):
+                        continue
+                else:
+                    yield LineError(name, lineno, f"not a JSON object (top-level {type(obj).__name__})")
                     continue
-            except orjson.JSONDecodeError:
-                if not raw.strip(_WS):
-                    continue
+            pending.append((lineno, raw))
+            text = b"".join(r for _, r in pending).decode("utf-8", "replace")
+            values: list[dict[str, Any] | LineError]
+            if len(text) > MAX_PENDING:
+                values, rest = [LineError(name, pending[0][0], "JSON value too large or never closed")], "x"
             else:
-                yield LineError(name, lineno, f"not a JSON object (top-level {type(obj).__name__})")
-                continue
-        pending.append((lineno, raw))
-        text = b"".join(r for _, r in pending).decode("utf-8", "replace")
-        values: list[dict[str, Any] | LineError]
-        if len(text) > MAX_PENDING:
-            values, rest = [LineError(name, pending[0][0], "JSON value too large or never closed")], "x"
+                values, rest, _ = _decode_pending(text, pending[0][0], name)
+            yield from values
+            if values and isinstance(values[-1], LineError):
+                replay = _resume(pending[1:])
+                resync = len(pending) > 1 and not replay
+                pending = []
+                if replay:
+                    break
+            elif not rest:
+                pending = []
+            elif values:
+                pending = _tail(pending, rest)
         else:
-            values, rest, _ = _decode_pending(text, pending[0][0], name)
-        failed = bool(values) and isinstance(values[-1], LineError)
-        yield from values
-        if failed:
-            again = _resume(pending[1:])
-            replay.extend(reversed(again))
-            resync = len(pending) > 1 and not again and not replay
-            pending = []
-        elif not rest:
-            pending = []
-        elif values:
-            pending = _tail(pending, rest)
+            break
+        src = itertools.chain(replay, src)
     if pending:
         yield LineError(name, pending[0][0], "invalid JSON: unexpected end of data")
-        replay.extend(reversed(_resume(pending[1:])))
-        yield from iter_replay(replay, name)
+        again = _resume(pending[1:])
+        if again:
+            data = b"".join(raw if raw.endswith(b"\n") else raw + b"\n" for _, raw in again)
+            yield from iter_stream(io.BytesIO(data), name, again[0][0])
 
 
 def _resume(lines: list[tuple[int, bytes]]) -> list[tuple[int, bytes]]:
@@ -178,17 +178,6 @@ def _tail(pending: list[tuple[int, bytes]], rest: str) -> list[tuple[int, bytes]
             skip = size - len(rest)
             return [(pending[i][0], head[skip:].encode()), *pending[i + 1 :]]
     return pending
-
-
-def iter_replay(lines: list[tuple[int, bytes]], name: str) -> Iterator[dict[str, Any] | LineError]:
-    """Read lines put back after a value left open at the end of the input."""
-    while lines:
-        chunk = list(reversed(lines))
-        lines.clear()
-        first = chunk[0][0]
-        data = b"".join(raw if raw.endswith(b"\n") else raw + b"\n" for _, raw in chunk)
-        # Line numbers stay right only for consecutive lines, which replayed lines are.
-        yield from iter_stream(io.BytesIO(data), name, first)
 
 
 def read_jsonl(source: str | Path) -> Iterator[dict[str, Any] | LineError]:

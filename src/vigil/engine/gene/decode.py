@@ -50,8 +50,11 @@ _DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_constant=_reject_con
 def iter_objects(text: str) -> Iterator[RawRule]:
     """Yield each top-level value of a JSON stream; stops after a syntax error (reported as RawRule.error)."""
     pos = _WS.match(text, 0).end()  # type: ignore[union-attr]
+    line = 1
+    counted = 0  # text[:counted] has line - 1 newlines
     while pos < len(text):
-        line = text.count("\n", 0, pos) + 1
+        line += text.count("\n", counted, pos)
+        counted = pos
         try:
             obj, end = _DECODER.raw_decode(text, pos)
         except (json.JSONDecodeError, ValueError) as err:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import re2
 
+from vigil.engine import runtime
 from vigil.engine.ir import (
     ContainerMatch,
     FieldPath,
@@ -63,7 +64,9 @@ def event_data_path(operand: str) -> FieldPath:
 
 def check_regex(pattern: str) -> re2._Regexp:
     try:
-        return re2.compile(pattern)
+        regex = re2.compile(pattern)
+        runtime.note_program_size(pattern, int(regex._regexp.ProgramSize()))
+        return regex
     except re2.error as err:
         msg = err.args[0].decode() if err.args and isinstance(err.args[0], bytes) else str(err)
         raise MatchError(f"invalid regular expression {pattern!r}: {msg}") from None

@@ -1,0 +1,109 @@
+"""Shared by the manager benchmarks: a real `vigil manager run` subprocess on loopback (TLS on)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+SAMPLE = (
+    Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "events" / "whids-sample-events.jsonl"
+)
+
+
+def vigil(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "vigil", "manager", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return result.stdout
+
+
+class ManagerProcess:
+    """``vigil manager init`` + ``endpoint add`` + ``run`` in a temporary data directory."""
+
+    def __init__(self, data: Path | None = None, sync_full: bool = True) -> None:
+        self._tmp = None if data else tempfile.TemporaryDirectory(prefix="vigil-bench-")
+        self.data = data or Path(self._tmp.name) / "manager"  # type: ignore[union-attr]
+        self.sync_full = sync_full
+        self.proc: subprocess.Popen[str] | None = None
+
+    def init(self) -> dict[str, Any]:
+        out = vigil("init", "--data", str(self.data))
+        self.admin_key = out.split("admin key (shown once): ")[1].split()[0]
+        if not self.sync_full:
+            toml = (self.data / "manager.toml").read_text().replace("sync_full = true", "sync_full = false")
+            (self.data / "manager.toml").write_text(toml)
+        self.endpoint = json.loads(vigil("endpoint", "add", "--data", str(self.data)))
+        return self.endpoint
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "vigil",
+                "manager",
+                "run",
+                "--data",
+                str(self.data),
+                "--host",
+                "127.0.0.1",
+                "--admin-port",
+                "0",
+                "--endpoint-port",
+                "0",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith("ready"):
+            raise RuntimeError(f"manager did not start: {line!r}")
+        ports = dict(part.split("=") for part in line.split()[1:])
+        self.endpoint_url = f"https://127.0.0.1:{ports['endpoint']}"
+        self.admin_url = f"https://127.0.0.1:{ports['admin']}"
+
+    @property
+    def cert(self) -> str:
+        return str(self.data / "tls" / "cert.pem")
+
+    def peak_rss_mb(self) -> float:
+        if self.proc is None:
+            return 0.0
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+        return 0.0
+
+    def cpu_seconds(self) -> float:
+        if self.proc is None:
+            return 0.0
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=60)
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+def sample_events() -> list[dict[str, Any]]:
+    with SAMPLE.open("rb") as handle:
+        return [orjson.loads(line) for line in handle if line.strip()]

@@ -1,0 +1,373 @@
+"""EVTX reader: renders every record in the JSON shape of gene v2.3.0's EVTX reader.
+
+The Windows event log format (``.evtx``) is a file header, 64 KiB chunks, and records whose body is
+BinXML: a token stream of elements, attributes and template instances whose values are typed
+substitutions.  We parse BinXML ourselves instead of going through a library's XML or JSON output
+because gene's shape depends on facts those outputs drop: the type of each substitution value (a
+GUID is rendered without braces, HexInt32 zero-padded to 4 digits, an empty binary is ``null``, a
+string array stays a list), FILETIME at 100 ns precision, and whether an element had no content at
+all (``{}``) or an empty value (``""``).  Measurements and the choice are in ``docs/scan.md``.
+
+Shape rules (observed on the golden renderings in ``../shared/data/evtx``):
+
+* every scalar is a string; attributes are merged into their element's object;
+* an element whose only attribute is ``Name`` is stored under that name (``<Data Name="x">v`` gives
+  ``"x": "v"``; ``<Provider Name="VSS"/>`` gives ``"VSS": ""``);
+* an element with attributes and text gives ``{"<attr>": ..., "Value": "<text>"}``;
+* an element without attributes, children or content gives ``{}``;
+* a repeated key is suffixed with its rank: ``Data``, ``Data1``, ``Data2``...;
+* the root ``Event`` element's attributes (``xmlns``) are dropped.
+
+Templates are parsed once per chunk and cached, so a record costs one pass over its substitution
+values.
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import struct
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from vigil.events._binxml import (
+    CHUNK_HEADER_SIZE,
+    CHUNK_MAGIC,
+    CHUNK_SIZE,
+    FILE_HEADER_SIZE,
+    FILE_MAGIC,
+    RECORD_HEADER_SIZE,
+    RECORD_MAGIC,
+    Chunk,
+    CorruptError,
+    Element,
+    Instance,
+    Renderer,
+    Subst,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["EvtxError", "iter_evtx", "read_evtx"]
+
+_U32 = struct.Struct("<I")
+_RECORD_HEAD = struct.Struct("<4sIQQ")  # magic, size, record id, written time
+
+# What decoding corrupt bytes can raise; translated into EvtxError at the record boundary.
+_DECODE_ERRORS = (CorruptError, struct.error, IndexError, ValueError, OverflowError, RecursionError)
+
+
+class EvtxError(ValueError):
+    """A file that is not EVTX, or a chunk or record that cannot be parsed.
+
+    ``path`` is the file, ``record`` the record id when known, ``offset`` the file offset.
+    """
+
+    def __init__(self, path: str, reason: str, *, record: int | None = None, offset: int | None = None):
+        self.path = path
+        self.reason = reason
+        self.record = record
+        self.offset = offset
+        where = path
+        if record is not None:
+            where += f": record {record}"
+        if offset is not None:
+            where += f" (offset {offset:#x})"
+        super().__init__(f"{where}: {reason}")
+
+
+# --- rendering into gene's shape ----------------------------------------------------------------
+#
+# Each template element is compiled once into a closure ``render(values) -> (key, value)``; the
+# closures of a template are cached on its elements, so a record only runs closures.
+
+
+def _attribute_value(parts: list[str | Subst], values: list[Any]) -> str | None:
+    texts: list[str] = []
+    for part in parts:
+        if isinstance(part, str):
+            texts.append(part)
+            continue
+        value = values[part.index] if part.index < len(values) else None
+        if value is None:
+            if part.optional:
+                return None
+            continue
+        texts.append(_flatten(value))
+    return "".join(texts)
+
+
+def _flatten(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return ""
+
+
+def _unique(out: dict[str, Any], key: str) -> str:
+    """gene suffixes a repeated key with its rank: Data, Data1, Data2..."""
+    rank = 1
+    while f"{key}{rank}" in out:
+        rank += 1
+    return f"{key}{rank}"
+
+
+def renderer(element: Element, *, root: bool = False) -> Renderer:
+    """The compiled renderer of ``element`` (cached on it)."""
+    if root:
+        if element.root_render is None:
+            element.root_render = _compile(element, root=True)
+        return element.root_render
+    if element.render is None:
+        element.render = _compile(element, root=False)
+    return element.render
+
+
+def _compile(element: Element, *, root: bool) -> Renderer:
+    """Specialised closures for the common element forms; anything else goes to ``_general``."""
+    attrs = [] if root else element.attrs
+    name = element.name
+    content = element.content
+    children = [renderer(part) if isinstance(part, Element) else part for part in content]
+    general = _general(name, attrs, children)
+    if any(len(parts) != 1 for _, parts in attrs):
+        return general
+    slots = [(attr, parts[0]) for attr, parts in attrs]
+    if content and all(isinstance(part, Element) for part in content):
+        if any(isinstance(part, Subst) for _, part in slots):
+            return general
+        static = {attr: part for attr, part in slots}
+        fns: list[Renderer] = children  # type: ignore[assignment]
+
+        def container(values: list[Any]) -> tuple[str, Any]:
+            out = dict(static)
+            for fn in fns:
+                key, value = fn(values)
+                out[_unique(out, key) if key in out else key] = value
+            return name, out
+
+        return container
+    if len(content) == 1 and isinstance(content[0], Subst):
+        index = content[0].index
+
+        def leaf(values: list[Any]) -> tuple[str, Any]:
+            value = values[index] if index < len(values) else None
+            out = _fill(slots, values) if value.__class__ is str else None
+            if out is None:
+                return general(values)
+            if not out:
+                return name, value
+            if len(out) == 1 and "Name" in out:
+                return out["Name"], value
+            out["Value"] = value
+            return name, out
+
+        return leaf
+    if not content:
+
+        def attributes(values: list[Any]) -> tuple[str, Any]:
+            out = _fill(slots, values)
+            if out is None:
+                return general(values)
+            if len(out) == 1 and "Name" in out:
+                return out["Name"], ""
+            return name, out
+
+        return attributes
+    return general
+
+
+def _fill(slots: list[tuple[str, str | Subst]], values: list[Any]) -> dict[str, Any] | None:
+    """Attributes whose values are plain strings (None when the general path is needed)."""
+    out: dict[str, Any] = {}
+    for attr, part in slots:
+        if isinstance(part, str):
+            out[attr] = part
+            continue
+        value = values[part.index] if part.index < len(values) else None
+        if value.__class__ is str:
+            out[attr] = value
+        elif value is not None or not part.optional:
+            return None
+    return out
+
+
+def _general(name: str, attrs: list[tuple[str, list[str | Subst]]], parts: list[Any]) -> Renderer:
+    def render(values: list[Any]) -> tuple[str, Any]:
+        rendered_attrs: dict[str, Any] = {}
+        for attr, attr_parts in attrs:
+            text = _attribute_value(attr_parts, values)
+            if text is not None:
+                rendered_attrs[attr] = text
+        children: list[tuple[str, Any]] = []
+        texts: list[str] = []
+        array: list[str] | None = None
+        null = False
+        for part in parts:
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, Subst):
+                value = values[part.index] if part.index < len(values) else None
+                if isinstance(value, str):
+                    texts.append(value)
+                elif isinstance(value, Instance):
+                    if value.root is not None:
+                        children.append(renderer(value.root)(value.values))
+                elif isinstance(value, list):
+                    array = value
+                else:
+                    null = True
+            else:
+                children.append(part(values))
+        return _shape(name, rendered_attrs, children, texts=texts, array=array, null=null)
+
+    return render
+
+
+def _shape(
+    name: str,
+    attrs: dict[str, Any],
+    children: list[tuple[str, Any]],
+    *,
+    texts: list[str],
+    array: list[str] | None,
+    null: bool,
+) -> tuple[str, Any]:
+    key = name
+    named = not children and len(attrs) == 1 and "Name" in attrs
+    if named:
+        key = attrs.pop("Name")
+    if children:
+        out: dict[str, Any] = attrs
+        for child_key, child_value in children:
+            out[_unique(out, child_key) if child_key in out else child_key] = child_value
+        return key, out
+    scalar: Any
+    if array is not None:
+        scalar = array
+    elif texts:
+        scalar = "".join(texts)
+    elif null:
+        scalar = None
+    elif named:
+        scalar = ""
+    else:
+        return key, attrs
+    if attrs:
+        attrs["Value"] = scalar
+        return key, attrs
+    return key, scalar
+
+
+# --- file walking -----------------------------------------------------------------------------
+
+
+def _chunks(path: str, data: bytes | mmap.mmap) -> Iterator[tuple[int, bytes]]:
+    for offset in range(FILE_HEADER_SIZE, len(data), CHUNK_SIZE):
+        chunk = data[offset : offset + CHUNK_SIZE]
+        if chunk[:8] == CHUNK_MAGIC:
+            if len(chunk) < CHUNK_SIZE:
+                raise EvtxError(path, f"truncated chunk: {len(chunk)} of {CHUNK_SIZE} bytes", offset=offset)
+            yield offset, chunk
+        elif chunk.count(0) != len(chunk):
+            raise EvtxError(path, "bad chunk signature", offset=offset)
+
+
+def read_evtx(
+    path: str | os.PathLike[str], *, on_error: Callable[[EvtxError], None] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Yield every record of the ``.evtx`` file at ``path`` as ``{"Event": {...}}`` in gene's shape.
+
+    A file that is not EVTX raises :class:`EvtxError`.  A corrupt chunk or record raises
+    :class:`EvtxError` naming the file, the record and the offset, unless ``on_error`` is given: then
+    it receives the error and reading goes on with the next record (or chunk) so nothing else is lost.
+    """
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            # Map the file rather than read it: logs can be large and chunks are read one by one.
+            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+    except OSError as exc:
+        raise EvtxError(name, f"cannot read: {exc.strerror or exc}") from exc
+    try:
+        if data[:8] != FILE_MAGIC:
+            raise EvtxError(name, "not an EVTX file (no ElfFile signature)", offset=0)
+        if len(data) < FILE_HEADER_SIZE:
+            raise EvtxError(name, f"truncated file header: {len(data)} bytes", offset=0)
+
+        def fail(error: EvtxError) -> None:
+            if on_error is None:
+                raise error
+            on_error(error)
+
+        chunks = _chunks(name, data)
+        while True:
+            try:
+                chunk_offset, raw = next(chunks)
+            except StopIteration:
+                return
+            except EvtxError as error:
+                fail(error)
+                continue
+            yield from _records(name, chunk_offset, raw, fail)
+    finally:
+        if isinstance(data, mmap.mmap):
+            data.close()
+
+
+def iter_evtx(path: str | os.PathLike[str]) -> Iterator[dict[str, Any] | EvtxError]:
+    """Like :func:`read_evtx`, but every error is yielded in the stream instead of raised.
+
+    For scanners that report bad input and go on (``vigil scan``): a file that cannot be read at
+    all yields one error; a bad chunk or record yields its error between the events around it.
+    """
+    pending: list[EvtxError] = []
+    try:
+        for event in read_evtx(path, on_error=pending.append):
+            if pending:
+                yield from pending
+                pending.clear()
+            yield event
+    except EvtxError as error:
+        pending.append(error)
+    yield from pending
+
+
+def _records(
+    path: str, chunk_offset: int, raw: bytes, fail: Callable[[EvtxError], None]
+) -> Iterator[dict[str, Any]]:
+    chunk = Chunk(raw, chunk_offset)
+    (end,) = _U32.unpack_from(raw, 48)  # free space offset: the records end there
+    trusted = CHUNK_HEADER_SIZE <= end <= CHUNK_SIZE
+    if not trusted:
+        fail(EvtxError(path, f"bad free space offset {end:#x} in chunk header", offset=chunk_offset))
+        end = CHUNK_SIZE  # read records up to the first empty slot instead
+    pos = CHUNK_HEADER_SIZE
+    while pos + RECORD_HEADER_SIZE <= end:
+        magic, size, record_id, _written = _RECORD_HEAD.unpack_from(raw, pos)
+        if magic != RECORD_MAGIC or size < RECORD_HEADER_SIZE + 4 or pos + size > CHUNK_SIZE:
+            if not trusted and magic == b"\x00\x00\x00\x00":
+                return
+            if magic != RECORD_MAGIC:
+                fail(EvtxError(path, "bad record signature", offset=chunk_offset + pos))
+            else:
+                reason = f"bad record size {size}"
+                fail(EvtxError(path, reason, record=record_id, offset=chunk_offset + pos))
+            # Resynchronise on the next record signature so the rest of the chunk is not lost.
+            pos = raw.find(RECORD_MAGIC, pos + 1, end)
+            if pos < 0:
+                return
+            continue
+        try:
+            instance = chunk.instance(pos + RECORD_HEADER_SIZE, pos + size - 4)
+            if instance.root is None:
+                raise CorruptError("record holds no element")
+            _, event = renderer(instance.root, root=True)(instance.values)
+        except _DECODE_ERRORS as exc:
+            fail(EvtxError(path, f"corrupt record: {exc}", record=record_id, offset=chunk_offset + pos))
+        else:
+            yield {"Event": event}
+        pos += size

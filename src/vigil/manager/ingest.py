@@ -1,0 +1,129 @@
+"""From a ``POST /logs`` body (NDJSON of WHIDS events) to rows for the store and stream payloads.
+
+Malformed lines are skipped and counted; every other line is stored. Each event's hash comes from
+``Event.EdrData.Event.Hash`` when the agent set one (vigil agents do, so retried batches are
+stored once); otherwise it is the SHA-1 of the event's canonical JSON (keys sorted, no EdrData).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from vigil.manager.errors import BadRequest
+from vigil.manager.store.base import EventRow
+from vigil.manager.times import format_ns, parse_rfc3339
+
+__all__ = ["ParsedBatch", "attach_edr_data", "edr_data", "parse_ndjson"]
+
+logger = logging.getLogger(__name__)
+
+_HASH = re.compile(r"[0-9a-fA-F]{16,128}\Z")
+#: How many malformed line numbers a response lists (the count is always exact).
+MAX_REPORTED_LINES = 20
+
+
+@dataclass(slots=True)
+class ParsedBatch:
+    rows: list[EventRow] = field(default_factory=list)
+    malformed: int = 0
+    malformed_lines: list[dict[str, Any]] = field(default_factory=list)
+
+    def reject(self, line_no: int, reason: str) -> None:
+        self.malformed += 1
+        if len(self.malformed_lines) < MAX_REPORTED_LINES:
+            self.malformed_lines.append({"line": line_no, "error": reason})
+
+
+def _event_id(system: dict[str, Any]) -> int:
+    value = system.get("EventID", 0)
+    if isinstance(value, dict):
+        value = value.get("Value", 0)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _parse_line(line: bytes, receipt: int) -> EventRow:
+    obj = orjson.loads(line)
+    if not isinstance(obj, dict) or not isinstance(obj.get("Event"), dict):
+        raise BadRequest('not an event object: expected {"Event": {...}}')
+    event: dict[str, Any] = obj["Event"]
+    edr = event.pop("EdrData", None)
+    system = event.get("System")
+    if not isinstance(system, dict):
+        system = {}
+    channel = system.get("Channel", "")
+    if not isinstance(channel, str):
+        channel = str(channel)
+    ts = receipt
+    created = system.get("TimeCreated")
+    if isinstance(created, dict) and isinstance(created.get("SystemTime"), str):
+        try:
+            ts = parse_rfc3339(created["SystemTime"])
+        except BadRequest:
+            ts = receipt
+    signatures: tuple[str, ...] = ()
+    criticality = 0
+    detection = event.get("Detection")
+    if isinstance(detection, dict):
+        sigs = detection.get("Signature")
+        if isinstance(sigs, list):
+            signatures = tuple(dict.fromkeys(str(s) for s in sigs))
+        crit = detection.get("Criticality", 0)
+        if isinstance(crit, int) and not isinstance(crit, bool):
+            criticality = crit
+    body = orjson.dumps({"Event": event})
+    given = None
+    if isinstance(edr, dict) and isinstance(edr.get("Event"), dict):
+        given = edr["Event"].get("Hash")
+    if isinstance(given, str) and _HASH.match(given):
+        digest = given.lower()
+    else:
+        digest = hashlib.sha1(orjson.dumps({"Event": event}, option=orjson.OPT_SORT_KEYS)).hexdigest()  # noqa: S324
+    return EventRow(digest, ts, channel, _event_id(system), criticality, signatures, body)
+
+
+def parse_ndjson(body: bytes, receipt: int) -> ParsedBatch:
+    """Parse every line; a bad line is counted with its 1-based number and the reason."""
+    batch = ParsedBatch()
+    for number, line in enumerate(body.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            batch.rows.append(_parse_line(line, receipt))
+        except orjson.JSONDecodeError as exc:
+            batch.reject(number, f"invalid JSON: {exc}")
+        except BadRequest as exc:
+            batch.reject(number, exc.message)
+    if batch.malformed:
+        logger.warning("skipped %d malformed event line(s)", batch.malformed)
+    return batch
+
+
+def edr_data(endpoint: dict[str, Any], digest: str, detection: bool, receipt: int) -> bytes:
+    """The ``EdrData`` section WHIDS adds on ingest, as compact JSON."""
+    return orjson.dumps(
+        {
+            "Endpoint": {
+                "UUID": endpoint.get("uuid", ""),
+                "IP": endpoint.get("ip", ""),
+                "Hostname": endpoint.get("hostname", ""),
+                "Group": endpoint.get("grp", ""),
+            },
+            "Event": {"Hash": digest, "Detection": detection, "ReceiptTime": format_ns(receipt)},
+        }
+    )
+
+
+def attach_edr_data(body: bytes, edr: bytes) -> bytes:
+    """Splice ``EdrData`` into a stored body (``{"Event":{...}}``) without re-parsing it."""
+    if body.endswith(b"{}}"):
+        return body[:-2] + b'"EdrData":' + edr + b"}}"
+    return body[:-2] + b',"EdrData":' + edr + b"}}"

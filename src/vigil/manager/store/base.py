@@ -1,0 +1,111 @@
+"""The storage interface of the manager.
+
+The APIs talk only to :class:`Store`. Rows are plain dicts whose keys are the column names below;
+the API layer turns them into WHIDS JSON. Implementations: :mod:`vigil.manager.store.sqlite`
+(PostgreSQL later). SQL is kept portable (``ON CONFLICT``, ``RETURNING``, no SQLite-only syntax in
+queries) so the second implementation reuses the statements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from vigil.manager.scoring import ReportState, RuleInfo
+
+__all__ = ["EventRow", "IngestResult", "SearchQuery", "Store"]
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """One event ready to store. ``body`` is the compact JSON of the event without ``EdrData``."""
+
+    hash: str
+    ts: int
+    channel: str
+    event_id: int
+    criticality: int
+    signatures: tuple[str, ...]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    stored: int
+    duplicates: int
+    detections: int
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    endpoint: str
+    start: int
+    stop: int
+    detections_only: bool = False
+    limit: int = 1000
+    skip: int = 0
+    descending: bool = False
+
+
+class Store(Protocol):
+    """Everything the manager persists. Write methods return once the change is durable."""
+
+    # users (admin API keys)
+    def list_users(self) -> list[Row]: ...
+    def get_user(self, uuid: str) -> Row | None: ...
+    def user_by_key_hash(self, key_hash: str) -> Row | None: ...
+    def create_user(self, row: Row) -> Row: ...
+    def update_user(self, uuid: str, changes: Mapping[str, Any]) -> Row: ...
+    def delete_user(self, uuid: str) -> Row: ...
+
+    # endpoints
+    def list_endpoints(self) -> list[Row]: ...
+    def get_endpoint(self, uuid: str) -> Row | None: ...
+    def create_endpoint(self, row: Row) -> Row: ...
+    def update_endpoint(self, uuid: str, changes: Mapping[str, Any]) -> Row: ...
+    def delete_endpoint(self, uuid: str) -> Row: ...
+    def touch_endpoint(self, uuid: str, ip: str, when: int) -> None:
+        """Record a connection; may be batched (not durable on return)."""
+
+    def pin_hostname(self, uuid: str, hostname: str) -> str:
+        """Set the hostname if none is pinned yet; return the pinned hostname."""
+
+    def take_command(self, uuid: str, when: int) -> Row | None:
+        """Return the pending command and mark it sent, atomically; None if nothing is pending."""
+
+    def complete_command(self, uuid: str, result: Mapping[str, Any]) -> bool: ...
+
+    # events, detections and reports
+    def ingest(
+        self, endpoint: str, rows: Sequence[EventRow], rules: Mapping[str, RuleInfo]
+    ) -> IngestResult: ...
+    def search(self, query: SearchQuery) -> list[Row]: ...
+    def report_states(self) -> dict[str, ReportState]: ...
+    def archive_report(self, endpoint: str, report: Mapping[str, Any], when: int) -> bool: ...
+    def archived_reports(self, endpoint: str, start: int, stop: int, limit: int) -> list[Row]: ...
+
+    # IoCs
+    def list_iocs(self, any_of: Mapping[str, str]) -> list[Row]: ...
+    def upsert_iocs(self, rows: Sequence[Row]) -> None: ...
+    def delete_iocs(self, all_of: Mapping[str, str]) -> list[Row]: ...
+    def ioc_values(self) -> list[str]: ...
+
+    # rules
+    def list_rules(self) -> list[Row]: ...
+    def put_rules(self, rows: Sequence[Row], update: bool) -> None: ...
+    def delete_rules(self, name: str) -> list[Row]: ...
+
+    # sysmon configs and tools
+    def get_sysmon_config(self, os_name: str, version: str | None) -> Row | None: ...
+    def put_sysmon_config(self, row: Row) -> None: ...
+    def delete_sysmon_config(self, os_name: str, version: str | None) -> Row | None: ...
+    def get_tool(self, os_name: str, name: str) -> Row | None: ...
+    def list_tools(self, os_name: str) -> list[Row]: ...
+    def put_tool(self, row: Row) -> Row: ...
+    def delete_tool(self, os_name: str, name: str) -> Row | None: ...
+
+    def stats(self) -> dict[str, int]: ...
+    def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""Data package: the default Gene rule files (``*.gen``)."""

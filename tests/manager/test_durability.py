@@ -1,0 +1,141 @@
+"""A manager killed with SIGKILL during ingest loses nothing it answered 200 for."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from vigil.client import AdminClient, pinned_ssl_context
+from vigil.manager.testing import GZIP, make_event, ndjson
+
+pytestmark = pytest.mark.slow
+
+
+def _vigil(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "vigil", "manager", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return result.stdout
+
+
+def _start(data: Path) -> tuple[subprocess.Popen[str], int, int]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vigil",
+            "manager",
+            "run",
+            "--data",
+            str(data),
+            "--host",
+            "127.0.0.1",
+            "--admin-port",
+            "0",
+            "--endpoint-port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("ready"), f"manager did not start: {line!r}"
+    ports = dict(part.split("=") for part in line.split()[1:])
+    return proc, int(ports["endpoint"]), int(ports["admin"])
+
+
+def _stop(proc: subprocess.Popen[str], sig: int) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, sig)
+    proc.wait(timeout=30)
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+def test_sigkill_during_ingest_loses_no_acknowledged_event(tmp_path: Path) -> None:
+    data = tmp_path / "manager"
+    init = _vigil("init", "--data", str(data))
+    admin_key = init.split("admin key (shown once): ")[1].split()[0]
+    enrolled = json.loads(_vigil("endpoint", "add", "--data", str(data)))
+    ssl = pinned_ssl_context(data / "tls" / "cert.pem")
+    proc, endpoint_port, admin_port = _start(data)
+    acked: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def agent(worker: int) -> None:
+        headers = {
+            "X-Endpoint-Uuid": enrolled["uuid"],
+            "X-Api-Key": enrolled["key"],
+            "X-Endpoint-Hostname": "h",
+        }
+        with httpx.Client(
+            base_url=f"https://127.0.0.1:{endpoint_port}", verify=ssl, headers=headers
+        ) as client:
+            batch_no = 0
+            while not stop.is_set():
+                hashes = [f"{worker:04x}{batch_no:08x}{i:04x}".ljust(40, "0") for i in range(200)]
+                events = [
+                    make_event(
+                        i, time="2026-05-01T00:00:00Z", hash_=h, signatures=("Sig",) if i % 50 == 0 else ()
+                    )
+                    for i, h in enumerate(hashes)
+                ]
+                try:
+                    response = client.post("/logs", content=ndjson(events), headers=GZIP)
+                except httpx.HTTPError:
+                    return
+                if response.status_code == 200:
+                    with lock:
+                        acked.extend(hashes)
+                else:
+                    errors.append(response.text)
+                batch_no += 1
+
+    workers = [threading.Thread(target=agent, args=(n,)) for n in range(4)]
+    for worker in workers:
+        worker.start()
+    deadline = time.monotonic() + 30
+    while len(acked) < 4000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _stop(proc, signal.SIGKILL)
+    stop.set()
+    for worker in workers:
+        worker.join(timeout=30)
+    assert errors == []
+    assert len(acked) >= 4000, "ingest made progress before the kill"
+
+    conn = sqlite3.connect(data / "manager.db")
+    try:
+        stored = {row[0] for row in conn.execute("SELECT hash FROM events")}
+        detections = conn.execute("SELECT COUNT(*) FROM detections").fetchone()[0]
+    finally:
+        conn.close()
+    lost = [h for h in acked if h not in stored]
+    assert lost == [], f"{len(lost)} acknowledged events lost"
+
+    # After a restart the report still counts every stored detection (reports survive restarts).
+    proc, endpoint_port, admin_port = _start(data)
+    try:
+        with AdminClient(f"https://127.0.0.1:{admin_port}", admin_key, verify=ssl) as admin:
+            report = admin.report(enrolled["uuid"])
+            assert report is not None and report["alert-count"] == detections
+    finally:
+        _stop(proc, signal.SIGTERM)

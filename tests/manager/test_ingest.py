@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import hashlib
+
+import orjson
+
+from vigil.manager.ingest import attach_edr_data, edr_data, parse_ndjson
+from vigil.manager.testing import make_event
+
+
+def test_fields_hash_and_body() -> None:
+    event = make_event(1, time="2021-10-04T03:47:28.7994921Z", signatures=("A", "B", "A"), criticality=7)
+    event["Event"]["EdrData"] = {"Endpoint": {"UUID": "spoofed"}}
+    batch = parse_ndjson(orjson.dumps(event), receipt=5)
+    [row] = batch.rows
+    assert (row.channel, row.event_id, row.criticality, row.signatures) == (
+        "Microsoft-Windows-Sysmon/Operational",
+        1,
+        7,
+        ("A", "B"),
+    )
+    assert row.ts == 1633319248_799492100
+    assert b"EdrData" not in row.body and b"spoofed" not in row.body, "EdrData is the manager's to set"
+    canonical = orjson.dumps(orjson.loads(row.body), option=orjson.OPT_SORT_KEYS)
+    assert row.hash == hashlib.sha1(canonical).hexdigest()
+
+
+def test_agent_hash_is_kept_and_key_order_does_not_matter() -> None:
+    given = make_event(2, hash_="AB" * 20)
+    assert parse_ndjson(orjson.dumps(given), 0).rows[0].hash == "ab" * 20
+    a = {"Event": {"System": {"EventID": 1, "Channel": "c"}, "EventData": {"x": "1"}}}
+    b = {"Event": {"EventData": {"x": "1"}, "System": {"Channel": "c", "EventID": 1}}}
+    assert parse_ndjson(orjson.dumps(a), 0).rows[0].hash == parse_ndjson(orjson.dumps(b), 0).rows[0].hash
+
+
+def test_evtx_style_event_id_and_missing_time() -> None:
+    event = {"Event": {"System": {"EventID": {"Qualifiers": "16384", "Value": "7045"}, "Channel": "System"}}}
+    [row] = parse_ndjson(orjson.dumps(event), receipt=42).rows
+    assert (row.event_id, row.ts) == (7045, 42)
+
+
+def test_edr_data_splice_gives_valid_json() -> None:
+    edr = edr_data({"uuid": "u", "ip": "1.2.3.4", "hostname": "h", "grp": "g"}, "ff", True, 10**18)
+    for body in (b'{"Event":{"A":1}}', b'{"Event":{}}'):
+        merged = orjson.loads(attach_edr_data(body, edr))
+        assert merged["Event"]["EdrData"]["Endpoint"] == {
+            "UUID": "u",
+            "IP": "1.2.3.4",
+            "Hostname": "h",
+            "Group": "g",
+        }
+        assert merged["Event"]["EdrData"]["Event"] == {
+            "Hash": "ff",
+            "Detection": True,
+            "ReceiptTime": "2001-09-09T01:46:40Z",
+        }
