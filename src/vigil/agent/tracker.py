@@ -61,6 +61,7 @@ class ProcessInfo:
     excluded: bool | None = None  # the agent itself or one of its descendants (decided once)
     from_fork: bool = False  # known from a fork record only: an exec may still be on its way
     forked_only: bool = False  # created by fork and never exec'd (no ProcessCreate was emitted)
+    hash_requested: bool = False  # a background hash of the image was asked for (seeded processes)
 
     @property
     def sha256(self) -> str | None:
@@ -330,6 +331,20 @@ class ProcessTracker:
             self._exec_images.setdefault(pid, []).append((path, key, hashes))
             if len(self._exec_images) > 4096:
                 del self._exec_images[next(iter(self._exec_images))]
+
+    def hash_from_cache(self, info: ProcessInfo) -> bool:
+        """Fill `info.hashes` only if its image is already in the cache (never hashes inline)."""
+        for path in (f"/proc/{info.pid}/exe", info.image):
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            key = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+            found = self.hash_cache.get(key)
+            if found is not None:
+                info.exe_key, info.hashes = key, found
+                return True
+        return False
 
     def has_exec_image(self, pid: int) -> bool:
         with self._lock:
