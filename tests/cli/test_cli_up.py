@@ -41,3 +41,18 @@ def test_banner_as_non_root_says_what_the_agent_cannot_see(
     assert "vigil agent doctor" in out
     assert "admin key: shown at the first run" in out
     assert "vigil manager user add NAME --data /srv/vigil-test/manager" in out
+
+
+def test_banner_names_the_vigil_that_can_be_typed_here(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    script = Path(sys.executable).parent / "vigil"
+    assert script.exists(), "the tests run from an installed environment (make test's .venv)"
+    monkeypatch.setenv("PATH", "/nonexistent")  # as after `make run`: .venv/bin is not on PATH
+    monkeypatch.chdir(script.parent.parent.parent)
+    out = _banner(monkeypatch, capsys, 0, None)
+    typed = f"{script.parent.parent.name}/bin/vigil"  # e.g. .venv/bin/vigil
+    assert f"try it:        {typed} simulate" in out
+    assert f"see `{typed} agent doctor`" in out

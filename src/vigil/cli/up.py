@@ -82,7 +82,22 @@ def _up(args: argparse.Namespace) -> int:
             print("vigil up: stopped", file=sys.stderr)
 
 
+def _vigil_cli() -> str:
+    """How to type ``vigil`` from here: after ``make run`` it is ``.venv/bin/vigil``, not on PATH."""
+    import shutil
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "vigil"
+    if not script.exists() or shutil.which("vigil") == str(script):
+        return "vigil"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
 def _banner(deployment: Any, admin_key: str | None, fingerprint: str) -> None:
+    vigil = _vigil_cli()
     lines = [
         "",
         "vigil is up.",
@@ -95,17 +110,21 @@ def _banner(deployment: Any, admin_key: str | None, fingerprint: str) -> None:
         lines.append(f"  admin key (shown once, keep it): {admin_key}")
     else:
         lines.append(
-            f"  admin key: shown at the first run; new one: vigil manager user add NAME --data {deployment.manager_dir}"
+            f"  admin key: shown at the first run; new one: {vigil} manager user add NAME --data {deployment.manager_dir}"
         )
     if deployment.with_agent:
         if os.geteuid() == 0:
-            lines.append("  local agent: running as root with the kernel sensors (see `vigil agent doctor`)")
+            lines.append(
+                f"  local agent: running as root with the kernel sensors (see `{vigil} agent doctor`)"
+            )
         else:
             lines.append(
                 "  local agent: NOT root: it cannot use the audit, cn_proc, fanotify or packet sockets and falls"
                 " back to polling /proc (no network, DNS, file or module events, no exec blocking). Run as root"
-                " for full visibility; `vigil agent doctor` lists what is missing."
+                f" for full visibility; `{vigil} agent doctor` lists what is missing."
             )
-        lines.append("  try it:        vigil simulate   (harmless activities that trigger the default rules)")
+        lines.append(
+            f"  try it:        {vigil} simulate   (harmless activities that trigger the default rules)"
+        )
     lines.append("  stop:          Ctrl-C")
     print("\n".join(lines), flush=True)
