@@ -99,7 +99,12 @@ def _run(args: argparse.Namespace) -> int:
 
         return load_config(path, overrides=args.overrides, known_actions=registry.names("action"))
 
-    return Agent(config, registry=registry, reload=reload).run()
+    agent = Agent(config, registry=registry, reload=reload)
+    if not config.standalone:
+        from vigil.agent.link.service import ManagerService
+
+        agent.services.append(ManagerService(agent))
+    return agent.run()
 
 
 def _doctor(args: argparse.Namespace) -> int:

@@ -1,0 +1,91 @@
+"""The ``manager`` output: every reported event goes durably into the spool, then to the forwarder.
+
+``write()`` serializes the event once (orjson) and commits it to the :class:`~vigil.agent.spool.Spool`
+before returning, so an event the pipeline handed over survives a crash of the agent; the forwarder
+(started by :class:`vigil.agent.link.service.ManagerService`) is then woken to send it. The pipeline
+already decides what reaches outputs (alerts, filter matches, everything under ``log_all``).
+
+The event is written as is, without ``EdrData``: the manager hashes it (SHA-1 of the sorted-key JSON
+without ``EdrData``), which is also the ``<event-hash>`` directory the actions write artifacts to,
+so an alert links to its artifacts and a batch re-sent after a crash is stored once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from vigil.agent.config import AgentConfig
+from vigil.agent.spool import Spool
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SPOOL_FILE", "ManagerOutput", "manager_output_factory", "manager_output_requirements"]
+
+SPOOL_FILE = "events.db"
+_MIB = 1024 * 1024
+
+
+class ManagerOutput:
+    """Reported events into the spool; ``notify`` (set by the link) wakes the forwarder."""
+
+    name = "manager"
+
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
+        self.notify: Callable[[], None] | None = None
+        self.attached = False  # a running link owns the spool's lifetime then
+        self.written = 0
+        self.errors = 0
+
+    def write(self, event: dict[str, Any], *, alert: bool) -> None:
+        try:
+            body = orjson.dumps(event)
+        except TypeError:
+            self.errors += 1
+            raise
+        self.spool.put((body,))
+        self.written += 1
+        notify = self.notify
+        if notify is not None:
+            notify()
+
+    def flush(self) -> None:
+        """Nothing to do: each write is already committed."""
+
+    def close(self) -> None:
+        if not self.attached:
+            self.spool.close()
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "written": self.written,
+            "errors": self.errors,
+            "spooled": len(self.spool),
+            "spool_bytes": self.spool.size_bytes,
+        }
+
+
+def manager_output_factory(config: AgentConfig) -> ManagerOutput:
+    directory = Path(config.spool.dir)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+    return ManagerOutput(Spool(directory / SPOOL_FILE, max_bytes=config.spool.max_mb * _MIB))
+
+
+def manager_output_requirements(config: AgentConfig) -> list[str]:
+    unmet = []
+    if not config.manager.url:
+        unmet.append("manager.url is empty (standalone mode)")
+    if not config.manager.uuid or not config.manager.key:
+        unmet.append("manager.uuid and manager.key must be set (vigil agent enroll)")
+    probe = config.spool.dir
+    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    if not os.access(probe, os.W_OK | os.X_OK):
+        unmet.append(f"spool.dir {config.spool.dir} is not writable by uid {os.geteuid()}")
+    return unmet
