@@ -123,9 +123,7 @@ class ManagerService:
             rule_sync=RuleSync(client, Path(config.rules.dir), validate=validate_rules, apply=self.reload),
             ioc_sync=IocSync(client, Path(config.rules.containers_dir), apply=self.reload),
             config_sync=ConfigSync(client, current=self._local_config, replace=self._replace_config),
-            uploader=ArtifactUploader(
-                client, Path(config.dump.dir), max_upload_bytes=m.max_upload_mb * _MIB
-            ),
+            uploader=ArtifactUploader(client, Path(config.dump.dir), max_upload_bytes=m.max_upload_mb * _MIB),
             system_info=_system_info,
             intervals=LinkIntervals(rules=interval, uploads=min(60.0, interval)),
         )
@@ -297,5 +295,3 @@ def _drop_none(value: Any) -> Any:
     if isinstance(value, list):
         return [_drop_none(v) for v in value]
     return value
-
-
