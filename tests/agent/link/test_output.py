@@ -42,6 +42,19 @@ def test_write_is_durable_before_it_returns_and_wakes_the_forwarder(tmp_path: Pa
     assert output.stats()["written"] == 1
 
 
+def test_telemetry_is_committed_at_flush_in_one_transaction(tmp_path: Path) -> None:
+    output = ManagerOutput(Spool(tmp_path / "events.db"))
+    for n in range(3):
+        output.write(sysmon_event(n), alert=False)
+    assert len(Spool(tmp_path / "events.db").peek(10)) == 0  # not yet: the pipeline flushes per batch
+    output.flush()
+    rows = Spool(tmp_path / "events.db").peek(10)
+    assert [orjson.loads(r.body)["Event"]["EventData"]["CommandLine"] for r in rows] == ["x 0", "x 1", "x 2"]
+    output.write(sysmon_event(9), alert=False)
+    output.close()  # close flushes what is left
+    assert len(Spool(tmp_path / "events.db").peek(10)) == 4
+
+
 def test_the_manager_hash_is_the_artifact_directory_hash() -> None:
     """Alerts link to their artifacts: the manager's EdrData.Event.Hash equals the actions' hash."""
     event = sysmon_event(7)
@@ -83,7 +96,7 @@ def test_health_event_carries_the_spool_eviction_count_to_the_manager(tmp_path: 
         big = {"Event": {"System": {"Channel": "X"}, "EventData": {"Blob": "a" * 20000}}}
         for i in range(80):
             big["Event"]["EventData"]["N"] = str(i)
-            output.write(big, alert=False)
+            output.write(big, alert=True)
         evicted = output.spool.evicted
         assert evicted > 0
         agent = SimpleNamespace(

@@ -208,7 +208,8 @@ class ManagerService:
         )
         if self.agent.config.hostname:
             event["Event"]["System"]["Computer"] = self.agent.config.hostname
-        output.write(event, alert=False)
+        output.spool.put((orjson.dumps(event),))  # straight to the spool: write() is the pipeline's
+        link.forwarder.notify()
         if self._contained:
             from vigil.agent.containment import heartbeat
 
