@@ -88,13 +88,13 @@ def count(live: LiveManager, kind: str) -> int:
 def throughput(n: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="vigil-bench-link-") as d:
         tmp = Path(d)
-        now = time.strftime("%Y-%m-%dT%H:%M:%S.000000001Z", time.gmtime())
+        now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
         replay = tmp / "replay.jsonl"
         with replay.open("w") as f:
             for i in range(n):
                 f.write(json.dumps({"Event": {
                     "System": {"Channel": "Linux-Sysmon/Operational", "EventID": 1, "Computer": "bench",
-                               "TimeCreated": {"SystemTime": now}},
+                               "TimeCreated": {"SystemTime": f"{now}.{i:09d}Z"}},
                     "EventData": {"Image": f"/usr/bin/tool{i}", "CommandLine": f"tool --n {i}",
                                   "ProcessGuid": "{00000000-0000-0000-0000-000000000000}", "N": str(i)},
                 }}) + "\n")  # fmt: skip

@@ -137,7 +137,8 @@ def stored(live: LiveManager, kind: str = "logs") -> list[dict[str, Any]]:
 
 
 def replay_file(path: Path, n: int, tag: str) -> Path:
-    now = time.strftime("%Y-%m-%dT%H:%M:%S.000000001Z", time.gmtime())
+    # Distinct times: the admin search pages by time, and ties would make skip-paging unstable.
+    now = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
     with path.open("w") as f:
         for i in range(n):
             event = {
@@ -146,7 +147,7 @@ def replay_file(path: Path, n: int, tag: str) -> Path:
                         "Channel": "Linux-Sysmon/Operational",
                         "Computer": "replay-host",
                         "EventID": 1,
-                        "TimeCreated": {"SystemTime": now},
+                        "TimeCreated": {"SystemTime": f"{now}.{i:09d}Z"},
                     },
                     "EventData": {
                         "Image": f"/usr/bin/tool{i}",
@@ -245,7 +246,11 @@ def test_sigkill_while_batches_are_in_flight_loses_and_duplicates_nothing(
         # spool (events still in the in-memory queue at the kill were never handed over).
         spooled = _spooled_numbers(agent.data / "spool" / "events.db")
         assert spooled, "the kill should leave unconfirmed events in the spool"
-        # Restart without the replay: only what the spool kept is sent.
+        # Restart without the replay: only what the spool kept is sent. The first run pushed its
+        # config (with the replay) to the manager, which would otherwise send it back.
+        with live.admin() as admin:
+            assert admin.endpoint_config(live.endpoint_uuid)["sensors"]["replay"] == str(replay)
+            admin.delete_endpoint_config(live.endpoint_uuid)
         agent.config.write_text(agent.config.read_text().replace(f'replay = "{replay}"\n', ""))
         agent.start()
         expected = before | spooled

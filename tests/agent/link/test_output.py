@@ -119,3 +119,31 @@ def test_health_event_carries_the_spool_eviction_count_to_the_manager(tmp_path: 
         data = health[0]["Event"]["EventData"]
         assert int(data["SpoolEvicted"]) == evicted
         assert health[0]["Event"]["System"]["Channel"] == "Vigil/Operational"
+
+
+def test_config_from_the_manager_restarts_the_agent_once_and_keeps_the_local_manager_section(
+    tmp_path: Path,
+) -> None:
+    from vigil.agent.link.sync import config_digest
+
+    local = AgentConfig(
+        data_dir=str(tmp_path),
+        manager=ManagerConfig(url="https://m:1", uuid="03e31275-2277-d8e0-bb5f-480fac7ee4ef", key="k"),
+    ).resolved()
+    restarts: list[AgentConfig] = []
+    agent = SimpleNamespace(config=local, pipeline=None, request_restart=restarts.append)
+    service = ManagerService(agent)
+    remote = shareable_config(local)
+    remote["log_all"] = True
+    remote["manager"] = {"url": "https://evil:1", "uuid": "00000000-0000-0000-0000-000000000000"}
+    assert service._replace_config(remote) == []
+    [new] = restarts
+    assert new.log_all is True
+    assert (new.manager.url, new.manager.key) == ("https://m:1", "k")  # never taken from the manager
+    agent.config = new  # the daemon restarted with it
+    assert config_digest(service._local_config()) == config_digest(remote)  # no pull again
+
+    bad = dict(remote, criticality_threshold=42)
+    errors = service._replace_config(bad)
+    assert errors and "criticality_threshold" in errors[0]
+    assert len(restarts) == 1

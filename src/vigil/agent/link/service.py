@@ -81,7 +81,9 @@ class ManagerService:
         self.link: ManagerLink | None = None
         self.output: ManagerOutput | None = None
         self._contained = False
-        self._last_health = 0.0
+        # The manager's config dict last applied and the AgentConfig built from it: while the agent
+        # runs that config, it is what we compare with the manager's digest (no restart loop).
+        self._applied: tuple[dict[str, Any], AgentConfig] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -158,12 +160,15 @@ class ManagerService:
 
     # -- config ----------------------------------------------------------------------------------
     def _local_config(self) -> dict[str, Any]:
+        if self._applied is not None and self._applied[1] is self.agent.config:
+            return self._applied[0]
         return shareable_config(self.agent.config)
 
     def _replace_config(self, data: dict[str, Any]) -> list[str]:
         from vigil.agent.config_loader import load_config
 
         current: AgentConfig = self.agent.config
+        original = data
         data = dict(data)
         data["manager"] = dataclasses.asdict(current.manager)  # never taken from the manager
         path = Path(current.data_dir) / MANAGER_CONFIG_FILE
@@ -183,6 +188,7 @@ class ManagerService:
         write_atomically(path, text.encode())
         os.chmod(path, 0o600)
         logger.info("configuration from the manager saved to %s: restarting", path)
+        self._applied = (original, new)
         self.agent.request_restart(new)
         return []
 
