@@ -147,3 +147,14 @@ def test_config_from_the_manager_restarts_the_agent_once_and_keeps_the_local_man
     errors = service._replace_config(bad)
     assert errors and "criticality_threshold" in errors[0]
     assert len(restarts) == 1
+
+
+def test_containment_keeps_every_address_of_the_manager_reachable() -> None:
+    from vigil.agent.containment import parse_allowed
+    from vigil.agent.link.service import manager_allowed
+
+    allowed = manager_allowed("https://localhost:41519/")
+    assert "127.0.0.1:41519" in allowed
+    assert all(a.port == 41519 for a in parse_allowed(allowed))  # containment accepts every entry
+    assert manager_allowed("https://[::1]:41519") == ["[::1]:41519"]
+    assert manager_allowed("http://127.0.0.1") == ["127.0.0.1:80"]
