@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.agent.test_containment import Lab, lab  # noqa: F401 - the namespace lab fixture
 
 from vigil.manager.server import ManagerServer
 from vigil.manager.testing import LiveManager
@@ -478,3 +479,141 @@ def test_filedump_artifact_is_downloadable_byte_identical(
         agent.kill()
     assert data == binary.read_bytes()
     assert not list((agent.data / "dumps").rglob(f"*{binary.name}*")), "uploaded artifacts are deleted"
+
+
+# -- containment from the admin API, inside namespaces the test creates ---------------------------------
+
+
+def _in_netns(name: str) -> Callable[[], None]:
+    """An executor initializer: move the worker thread into network namespace ``name``."""
+    import ctypes
+
+    def enter() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(f"/run/netns/{name}", os.O_RDONLY)
+        try:
+            if libc.setns(fd, 0x40000000) != 0:  # CLONE_NEWNET
+                raise OSError(ctypes.get_errno(), f"setns {name}")
+        finally:
+            os.close(fd)
+
+    return enter
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@ROOT
+@pytest.mark.root
+def test_contain_and_uncontain_from_the_admin_api_in_a_test_namespace(tmp_path: Path, lab: Lab) -> None:  # noqa: F811
+    """Agent in ``lab.ep``, manager on 10.231.1.2 in ``lab.mgr``: contained, the agent still talks
+    to the manager (the uncontain command reaches it) and nothing else is reachable."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vigil.agent.containment import is_contained, uncontain
+    from vigil.client import AdminClient, pinned_ssl_context
+    from vigil.manager.api.admin import create_endpoint, create_user
+    from vigil.manager.config import ManagerConfig
+    from vigil.manager.tls import generate_self_signed
+
+    mgr = ThreadPoolExecutor(max_workers=1, initializer=_in_netns(lab.mgr))  # the manager's side
+    config = ManagerConfig(
+        data_dir=tmp_path / "manager",
+        admin_host="127.0.0.1",
+        admin_port=0,
+        endpoint_host="10.231.1.2",
+        endpoint_port=0,
+        tls=True,
+    )
+
+    def start_manager() -> tuple[ManagerServer, str, dict[str, Any], str]:
+        config.data_dir.mkdir(parents=True)
+        config.cert_path.parent.mkdir(parents=True, exist_ok=True)
+        fingerprint = generate_self_signed(config.cert_path, config.key_path)
+        server = ManagerServer(config)
+        server.start()
+        return (
+            server,
+            create_user(server.manager, "admin")["key"],
+            create_endpoint(server.manager),
+            fingerprint,
+        )
+
+    server, admin_key, endpoint, fingerprint = mgr.submit(start_manager).result(30)
+
+    def command(line: str) -> dict[str, Any]:
+        with AdminClient(
+            f"https://127.0.0.1:{server.admin_port}", admin_key, verify=pinned_ssl_context(config.cert_path)
+        ) as admin:
+            admin.send_command(endpoint["uuid"], line)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                result = admin.command(endpoint["uuid"])
+                if result.get("completed"):
+                    return result
+                time.sleep(0.2)
+        raise AssertionError(f"{line}: no result in 30 s")
+
+    data = tmp_path / "agent"
+    agent_toml = tmp_path / "agent.toml"
+    agent_toml.write_text(
+        f'data_dir = "{data}"\nstats_interval = 1\n[sensors]\nkernel = false\n[manager]\n'
+        f'url = "https://10.231.1.2:{server.endpoint_port}"\nuuid = "{endpoint["uuid"]}"\n'
+        f'key = "{endpoint["key"]}"\nfingerprint = "{fingerprint}"\ntimeout = 5\n'
+    )
+    deadman_file = data / "containment.heartbeat.deadman"
+    log = tmp_path / "agent.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                lab.ep,
+                sys.executable,
+                "-m",
+                "vigil",
+                "-v",
+                "agent",
+                "run",
+                "--config",
+                str(agent_toml),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+        wait_for(lambda: "agent running" in log.read_text(), 60, "agent start")
+        assert lab.connect(lab.ep, "10.231.2.2", 8080) == "ok"
+        contained = mgr.submit(command, "contain").result(60)
+        assert contained["error"] == "", contained
+        assert f"10.231.1.2:{server.endpoint_port}" in contained["json"]["message"]
+        assert is_contained(netns=lab.ep)
+        assert lab.connect(lab.ep, "10.231.2.2", 8080).startswith("fail"), "the internet is cut off"
+        assert lab.connect(lab.ep, "10.231.1.2", 8080).startswith("fail"), (
+            "only the manager's port stays open"
+        )
+        released = mgr.submit(command, "uncontain").result(60)  # it reached the contained agent
+        assert released["error"] == "" and released["json"]["message"] == "uncontained"
+        assert not is_contained(netns=lab.ep)
+        assert lab.connect(lab.ep, "10.231.2.2", 8080) == "ok"
+        deadman = int(deadman_file.read_text())
+        wait_for(lambda: not _running(deadman), 15, "the dead-man switch to exit after uncontain")
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        uncontain(netns=lab.ep)  # whatever happened above
+        if deadman_file.exists() and _running(pid := int(deadman_file.read_text())):
+            os.kill(pid, signal.SIGKILL)  # the dead man our agent started, by its pid file
+        mgr.submit(server.stop).result(30)
+        mgr.shutdown()
