@@ -87,6 +87,7 @@ class Bench:
             for w in range(workers)
         ]
         time.sleep(max(0.0, start - time.time()))
+        received0 = self.sensor.counters["received"]
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         wall0 = time.monotonic()
         spawned: list[tuple[int, ...]] = []
@@ -99,6 +100,7 @@ class Bench:
             time.sleep(0.01)
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
         wall = time.monotonic() - wall0
+        records = self.sensor.counters["received"] - received0
         latencies = []
         lost = 0
         for _pid, n, t in spawned:
@@ -117,6 +119,9 @@ class Bench:
             "latency_ms_p99": round(percentile(latencies, 99), 3),
             "latency_ms_max": round(max(latencies), 3) if latencies else None,
             "agent_cpu_pct_of_one_core": round(100 * cpu / wall, 1),
+            # raw records the sensor handled in the window, ours and the rest of the host's
+            "records_per_s": round(records / wall, 1),
+            "records_per_spawn": round(records / len(spawned), 2) if spawned else None,
         }
 
 

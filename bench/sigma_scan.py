@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/sigma_scan.py                # rules/windows over ../shared/data/evtx/evtx
     .venv/bin/python bench/sigma_scan.py --repeat 3     # the matching phase three times (steadier)
+    .venv/bin/python bench/sigma_scan.py --linux        # agent view: rules/linux + examples/rules,
+                                                        # per-event match latency on Linux events
 
 Prints one JSON object. Load is reported apart from scanning: ``load_seconds`` (YAML + pySigma
 parse + compile to IR), ``engine_compile_seconds`` (the engine's code generation). Scanning is
@@ -21,6 +23,9 @@ from typing import Any
 
 DEFAULT_CORPUS = Path("../shared/data/evtx/evtx")
 DEFAULT_RULES = Path("../shared/data/sigma/rules/windows")
+LINUX_RULES = Path("../shared/data/sigma/rules/linux")
+DEFAULT_LINUX_EVENTS = Path("examples/events/linux-sample.jsonl")
+DEFAULT_GENE_RULES = Path("examples/rules")
 
 
 def _cpu() -> float:
@@ -33,7 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--rules", type=Path, default=DEFAULT_RULES)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--linux", action="store_true", help="Linux Sigma rules next to the default rules")
     args = parser.parse_args(argv)
+    if args.linux:
+        return linux(args.repeat)
 
     from vigil.engine import Engine
     from vigil.engine.sigma import load_sigma
@@ -92,6 +100,53 @@ def main(argv: list[str] | None = None) -> int:
                 "events_per_s": round(scanned / scan_s),
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                 "read_errors": len(errors),
+            }
+        )
+    )
+    return 0
+
+
+def linux(repeat: int) -> int:
+    """Per-event latency of the agent's matching with the Linux Sigma rules next to the default rules."""
+    from vigil.engine import Engine
+    from vigil.engine.sigma import load_sigma
+    from vigil.events.jsonl import read_jsonl
+
+    t0 = time.perf_counter()
+    ruleset = load_sigma([LINUX_RULES])
+    engine = Engine()
+    engine.load_path(DEFAULT_GENE_RULES)
+    gene_rules = len(engine.rules)
+    for rule in ruleset.rules:
+        engine.add_rule(rule.ir)
+    engine.compile()
+    load_s = time.perf_counter() - t0
+    events = [e for e in read_jsonl(str(DEFAULT_LINUX_EVENTS)) if isinstance(e, dict)]
+    rounds = max(1, repeat) * 2000
+    latencies: list[float] = []
+    clock = time.perf_counter_ns
+    c0 = _cpu()
+    for _ in range(rounds):
+        for event in events:
+            start = clock()
+            engine.match(event)
+            latencies.append((clock() - start) / 1000)
+    cpu = _cpu() - c0
+    latencies.sort()
+    n = len(latencies)
+    print(
+        json.dumps(
+            {
+                "name": "sigma_linux_match",
+                "sigma_rules": len(ruleset.rules),
+                "gene_rules": gene_rules,
+                "load_seconds": round(load_s, 3),
+                "events": n,
+                "events_per_cpu_s": round(n / cpu),
+                "latency_us_p50": round(latencies[n // 2], 1),
+                "latency_us_p99": round(latencies[int(n * 0.99)], 1),
+                "latency_us_max": round(latencies[-1], 1),
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             }
         )
     )

@@ -408,14 +408,17 @@ def test_real_process_raises_an_alert_in_the_standalone_file(tmp_path: Path) -> 
 @pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root: fanotify canaries and kernel sources (CI runs as root)"
 )
-def test_canary_opened_by_a_process_alerts_and_kills_it(tmp_path: Path) -> None:
+def test_canary_opened_by_a_process_raises_an_alert_naming_it(tmp_path: Path) -> None:
     import fcntl
 
+    # Any process on the machine may touch a decoy (a tmp cleaner, a file walker): on this shared
+    # machine the test configures NO action at all, so the agent only reports.
     decoys = tmp_path / "decoys"
     data = tmp_path / "data"
     config = (
         f'data_dir = "{data}"\n'
-        '[canaries]\nenable = true\nactions = ["kill"]\n'
+        "[actions]\nlow = []\nmedium = []\nhigh = []\ncritical = []\n"
+        "[canaries]\nenable = true\nactions = []\n"
         f'[[canaries.groups]]\ndirectories = ["{decoys}"]\nfiles = ["passwords.txt"]\n'
     )
     with open(AUDIT_LOCK, "w") as lock:
@@ -424,26 +427,28 @@ def test_canary_opened_by_a_process_alerts_and_kills_it(tmp_path: Path) -> None:
         try:
             wait_for(lambda: "agent running" in log.read_text(), timeout=30, proc=proc)
             assert (decoys / "passwords.txt").is_file()
-            script = f"open({str(decoys / 'passwords.txt')!r}, 'rb').read(1); import time; time.sleep(30)"
-            thief = subprocess.Popen([sys.executable, "-c", script])
-            try:
-                assert thief.wait(timeout=20) == -signal.SIGKILL
-            finally:
-                if thief.poll() is None:
-                    thief.kill()
-                    thief.wait()
-            alerts = wait_for(lambda: read_jsonl(data / "logs" / "alerts.jsonl"), timeout=20, proc=proc)
+            script = f"open({str(decoys / 'passwords.txt')!r}, 'rb').read(1)"
+            thief = subprocess.run([sys.executable, "-c", script], check=True)
+            assert thief.returncode == 0
+
+            def thief_alerts() -> list[dict[str, Any]]:
+                return [
+                    a
+                    for a in read_jsonl(data / "logs" / "alerts.jsonl")
+                    if a["Event"]["System"]["Channel"] == "Vigil/Operational"
+                    and a["Event"]["EventData"]["TargetFilename"] == str(decoys / "passwords.txt")
+                    and a["Event"]["EventData"]["CommandLine"].endswith(script)
+                ]
+
+            [alert] = wait_for(thief_alerts, timeout=20, proc=proc)
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=30) == 0
         finally:
             stop(proc)
             fcntl.flock(lock, fcntl.LOCK_UN)
-    [alert] = [a for a in alerts if a["Event"]["System"]["Channel"] == "Vigil/Operational"]
-    assert alert["Event"]["EventData"]["ProcessId"] == str(thief.pid)
-    assert alert["Event"]["EventData"]["TargetFilename"] == str(decoys / "passwords.txt")
-    assert alert["Event"]["Detection"]["Signature"] == ["Builtin:CanaryAccessed"]
-    assert alert["Event"]["Detection"]["Criticality"] == 10
-    assert alert["Event"]["Detection"]["Actions"][0] == "kill"
+    assert alert["Event"]["EventData"]["Image"] == os.path.realpath(sys.executable)
+    assert alert["Event"]["Detection"] == {"Signature": ["Builtin:CanaryAccessed"], "Criticality": 10}
+    assert "sent signal" not in log.read_text()  # nothing was acted on
     assert not decoys.exists()  # decoys removed at stop, as WHIDS
 
 

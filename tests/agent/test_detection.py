@@ -68,3 +68,19 @@ def test_builtin_rules_turn_operational_events_into_alerts(tmp_path: Path) -> No
     }
     assert detector.inspect(blocked).alert
     assert blocked["Event"]["Detection"]["Signature"] == ["Builtin:BlockedExec"]
+
+
+def test_response_action_events_are_reported_but_never_alerts(tmp_path: Path) -> None:
+    config = load_config(env={}, overrides=[f"data_dir={tmp_path}"])
+    detector = Detector.from_config(build_engine(config), config)
+    action = {
+        "Event": {
+            "System": {"Channel": "Vigil/Operational", "EventID": 103},
+            "EventData": {"ProcessId": "42", "Action": "kill", "Result": "ok"},
+        }
+    }
+    verdict = detector.inspect(action)
+    assert verdict.report
+    assert not verdict.alert
+    assert verdict.actions == ()
+    assert "Detection" not in action["Event"]

@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import threading
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -154,13 +155,13 @@ def test_agent_and_its_descendants_are_never_detected_or_acted_on() -> None:
 class Tracker:
     def __init__(self) -> None:
         self.by_guid = {"{guid-77}": {"pid": 77, "guid": "{guid-77}"}}
-        self.by_pid = {78: {"pid": 78}}
+        self.by_pid = {78: {"pid": 78}, 81: SimpleNamespace(pid=81, guid="{guid-81-new}")}
         self.scores: list[tuple[str, list[str], int]] = []
 
     def get_by_guid(self, guid: str) -> Any:
         return self.by_guid.get(guid)
 
-    def find(self, pid: int) -> Any:
+    def resolve(self, pid: int) -> Any:
         return self.by_pid.get(pid)
 
     def add_detection(self, guid: str, signatures: list[str], criticality: int) -> None:
@@ -181,9 +182,10 @@ def test_tracker_process_is_handed_to_actions_and_scored() -> None:
     pipe.submit(proc_event(78, "/usr/bin/curl"))  # no guid: by pid
     pipe.submit(proc_event(79, "/usr/bin/curl"))  # unknown
     pipe.submit(proc_event(80, "/usr/bin/id", ProcessGuid="{guid-80}"))  # below threshold: not scored
+    pipe.submit(proc_event(81, "/usr/bin/curl", ProcessGuid="{guid-81-old}"))  # pid 81 reused: not that one
     assert pipe.stop()
-    assert [c[2] for c in runner.calls] == [{"pid": 77, "guid": "{guid-77}"}, {"pid": 78}, None]
-    assert tracker.scores == [("{guid-77}", ["CurlRun"], 5)]
+    assert [c[2] for c in runner.calls] == [{"pid": 77, "guid": "{guid-77}"}, {"pid": 78}, None, None]
+    assert tracker.scores == [("{guid-77}", ["CurlRun"], 5), ("{guid-81-old}", ["CurlRun"], 5)]
 
 
 def test_hooks_enrich_drop_and_survive_errors() -> None:

@@ -112,7 +112,7 @@ try:
     print("connected", flush=True)
 except OSError as e:
     print("failed", e.errno, flush=True)
-time.sleep(0.5)
+time.sleep(1.5)  # keep the socket while the sensor looks it up (loaded machines are slow)
 """
 
 LISTEN = """

@@ -159,3 +159,30 @@ def test_default_sources_all_start_and_stop_cleanly(
         sensor.stop()
     stats = sensor.stats()
     assert stats["dropped"] == 0 and stats["errors"] == 0
+
+
+@needs_root
+def test_processes_older_than_the_agent_get_image_hashes(tmp_path, collector: Collector) -> None:  # type: ignore[no-untyped-def]
+    """This test process predates the sensor (known from /proc only): its image is hashed in the
+    background after its first event, and its later events carry ImageHashes."""
+    import hashlib
+    import os
+    import sys
+    from pathlib import Path
+
+    python_sha = hashlib.sha256(Path(os.path.realpath(sys.executable)).read_bytes()).hexdigest().upper()
+    sensor = Sensor(sources=["files"], watch_paths=[str(tmp_path)], exclude_pids=set())
+    try:
+        sensor.start(collector)
+        for name in ("first", "second"):
+            (tmp_path / name).write_text("x")
+            collector.wait_for(
+                lambda e, n=name: e["Event"]["EventData"].get("TargetFilename") == str(tmp_path / n)
+            )
+            time.sleep(0.5)
+    finally:
+        sensor.stop()
+    events = [e["Event"]["EventData"] for e in collector.events if e["Event"]["System"]["EventID"] == 11]
+    assert [e["TargetFilename"] for e in events] == [str(tmp_path / "first"), str(tmp_path / "second")]
+    assert events[0]["ImageHashes"] == "?"  # the first event does not wait for the hash
+    assert f"SHA256={python_sha}" in events[1]["ImageHashes"]

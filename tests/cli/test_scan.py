@@ -152,7 +152,10 @@ def test_evtx_without_reader_is_a_clear_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     rules, _ = setup
+    import vigil.events
+
     monkeypatch.setitem(sys.modules, "vigil.events.evtx", None)  # as if the EVTX reader were absent
+    monkeypatch.delattr(vigil.events, "evtx", raising=False)
     f = tmp_path / "x.evtx"
     f.write_bytes(b"ElfFile\x00")
     code, _, err = scan(capfd, "--rules", str(rules), str(f))
@@ -168,11 +171,15 @@ def test_evtx_inputs_go_to_the_evtx_reader(
     import types
 
     rules, _ = setup
+    import vigil.events
+
     fake = types.ModuleType("vigil.events.evtx")
-    fake.iter_evtx = lambda path: iter([ev("/bin/sh")])  # type: ignore[attr-defined]
+    fake.iter_evtx = lambda path: iter([ev("/bin/sh"), ValueError(f"{path}: corrupt record at 0x1000")])  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "vigil.events.evtx", fake)
-    _, out, _ = scan(capfd, "--rules", str(rules), str(tmp_path / "y.EVTX"))
-    assert out[0]["Event"]["GeneInfo"]["Signature"] == ["Shell"]
+    monkeypatch.setattr(vigil.events, "evtx", fake, raising=False)
+    code, out, err = scan(capfd, "--rules", str(rules), str(tmp_path / "y.EVTX"))
+    assert code == 0 and out[0]["Event"]["GeneInfo"]["Signature"] == ["Shell"]
+    assert "corrupt record at 0x1000" in err and "errors: 1" in err
 
 
 def test_parallel_blocks_cut_between_objects_and_keep_line_numbers() -> None:
@@ -185,3 +192,20 @@ def test_parallel_blocks_cut_between_objects_and_keep_line_numbers() -> None:
         assert block.startswith(b"{")
         assert data.split(b"\n")[first - 1] == block.split(b"\n")[0]
     assert [b for _, b in blocks if b.startswith(b"{\n")] == [b'{\n "b": 2\n}\n']
+
+
+def test_fast_reader_hands_over_mid_file(
+    setup: tuple[Path, Path], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    rules, _ = setup
+    f = tmp_path / "mixed.jsonl"
+    good = json.dumps(ev("/bin/sh"))
+    pretty = json.dumps(ev("/bin/zsh"), indent=2)
+    f.write_text("\n".join([good] * 3000 + [pretty, "{oops", good]) + "\n")
+    code, out, err = scan(capfd, "--rules", str(rules), str(f))
+    assert code == 0
+    assert len(out) == 3002
+    assert out[3000]["Event"]["EventData"]["Image"] == "/bin/zsh"
+    pretty_lines = pretty.count("\n") + 1
+    assert f"{f}:{3000 + pretty_lines + 1}: invalid JSON" in err
+    assert "events: 3002" in err and "errors: 1" in err

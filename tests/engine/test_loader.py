@@ -115,3 +115,32 @@ def test_missing_path_is_an_error(tmp_path: Path) -> None:
 def test_gene_rules_check_clean() -> None:
     rules = Path(__file__).resolve().parents[2] / "../shared/data/gene-rules/rules"
     assert check_path(rules) == []
+
+
+def test_registered_loader_rules_load_next_to_gene_rules(tmp_path: Path) -> None:
+    from vigil.engine import register_loader
+    from vigil.engine.ir import Const, RegexMatch, RuleIR, SourceLocation
+
+    def load(path: Path) -> tuple[list[RuleIR], list[RuleError]]:
+        text = path.read_text()
+        rules = [RuleIR(name=f"{path.stem}", condition=Const(True), source=SourceLocation(str(path), 1))]
+        if "bad" in text:
+            rules.append(
+                RuleIR(
+                    name="badre", condition=RegexMatch(("Event",), "("), source=SourceLocation(str(path), 2)
+                )
+            )
+        return rules, []
+
+    register_loader(".vtest", load)
+    (tmp_path / "a.gen").write_text(json.dumps(OK))
+    (tmp_path / "b.vtest").write_text("ok")
+    (tmp_path / "c.gen").write_text(json.dumps(dict(OK, Name="Last")))
+    e = Engine()
+    e.load_path(tmp_path)
+    assert [r.name for r in e.rules] == ["Ok", "b", "Last"]  # walk order, whatever the front end
+    (tmp_path / "c.gen").unlink()
+    (tmp_path / "c.vtest").write_text("bad")
+    errors = check_path(tmp_path)
+    assert [(Path(x.file).name, x.line, x.rule) for x in errors] == [("c.vtest", 2, "badre")]
+    assert "invalid regular expression" in errors[0].message

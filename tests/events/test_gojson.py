@@ -44,3 +44,12 @@ def test_gene_info_keeps_struct_order_inside_sorted_event() -> None:
 
 def test_lone_surrogate_becomes_replacement_character() -> None:
     assert dumps({"s": "\ud800"}) == '{"s":"\ufffd"}'.encode()
+
+
+def test_infinity_cannot_be_marshalled_as_in_go() -> None:
+    import math
+
+    import pytest
+
+    with pytest.raises(ValueError, match="unsupported value"):
+        dumps({"a": math.inf})

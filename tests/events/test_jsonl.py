@@ -64,3 +64,10 @@ def test_bad_pretty_printed_value_resumes_at_next_object(tmp_path: Path) -> None
     items = _read(tmp_path, data)
     assert isinstance(items[0], LineError) and items[0].line == 1 and "(line 3)" in items[0].message
     assert items[1:] == [{"ok": True}]
+
+
+def test_numbers_out_of_float64_range_are_errors_like_in_go(tmp_path: Path) -> None:
+    items = _read(tmp_path, b'{"a":1e400}\n{"a":-1e309}\n{"a":1e308,"b":-0.0}\n{"a":NaN}\n')
+    assert [type(i).__name__ for i in items] == ["LineError", "LineError", "dict", "LineError"]
+    assert "out of float64 range" in items[0].message  # type: ignore[union-attr]
+    assert items[2] == {"a": 1e308, "b": -0.0}

@@ -60,6 +60,23 @@ def _start(data: Path) -> tuple[subprocess.Popen[str], int, int]:
     return proc, int(ports["endpoint"]), int(ports["admin"])
 
 
+def _descendants(pid: int) -> set[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+    found, todo = set(), [pid]
+    while todo:
+        parent = todo.pop()
+        children = {child for child, p in parents.items() if p == parent}
+        found |= children
+        todo.extend(children)
+    return found
+
+
 def _stop(proc: subprocess.Popen[str], sig: int) -> None:
     if proc.poll() is None:
         os.kill(proc.pid, sig)
@@ -115,6 +132,8 @@ def test_sigkill_during_ingest_loses_no_acknowledged_event(tmp_path: Path) -> No
     deadline = time.monotonic() + 30
     while len(acked) < 4000 and time.monotonic() < deadline:
         time.sleep(0.05)
+    helpers = _descendants(proc.pid)
+    assert helpers, "the manager parses in a worker process"
     _stop(proc, signal.SIGKILL)
     stop.set()
     for worker in workers:
@@ -130,6 +149,10 @@ def test_sigkill_during_ingest_loses_no_acknowledged_event(tmp_path: Path) -> No
         conn.close()
     lost = [h for h in acked if h not in stored]
     assert lost == [], f"{len(lost)} acknowledged events lost"
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in helpers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in helpers), "worker processes outlived the manager"
 
     # After a restart the report still counts every stored detection (reports survive restarts).
     proc, endpoint_port, admin_port = _start(data)

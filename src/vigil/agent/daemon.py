@@ -122,7 +122,11 @@ class Agent:
         outputs = self._outputs if self._outputs is not None else self._build_outputs()
         if c.endpoint:
             # Blocked execs and canary hits come back as events; the pipeline accepts them once started.
-            self.response = Response(c, lambda event: self.pipeline.submit(event) if self.pipeline else None)
+            self.response = Response(
+                c,
+                lambda event: self.pipeline.submit(event) if self.pipeline else None,
+                report_context=self._report_context,
+            )
             rule_actions = {a for rule in getattr(engine, "rules", ()) for a in getattr(rule, "actions", ())}
             self.response.start(rule_actions)
             self.runner = self.response.runner
@@ -396,6 +400,11 @@ class Agent:
     def _unavailable(self, name: str, why: str) -> None:
         self.status[name] = why
         logger.warning("source %s is unavailable: %s", name, why)
+
+    def _report_context(self) -> dict[str, Any]:
+        """What IR reports take from the sensor: the tracked processes."""
+        tracker = getattr(self.sensor, "tracker", None)
+        return {"processes": tracker.snapshot()} if tracker is not None else {}
 
     def _source_stats(self) -> dict[str, Any]:
         out: dict[str, Any] = {src.name: src.stats() for src in self.event_sources}

@@ -64,8 +64,11 @@ class Detector:
         en_filters: bool = True,
         log_all: bool = False,
         endpoint: bool = True,
+        correlation: Any = None,
     ) -> None:
         self.engine = engine
+        #: Sigma correlation rules (``vigil.engine.sigma.CorrelationEngine``) fed after each match.
+        self.correlation = correlation
         self.threshold = threshold
         self.en_filters = en_filters
         self.log_all = log_all
@@ -79,6 +82,7 @@ class Detector:
             en_filters=config.en_filters,
             log_all=config.log_all,
             endpoint=config.endpoint,
+            correlation=_correlation_engine(config.rules.dir),
         )
 
     def inspect(self, event: dict[str, Any]) -> Verdict:
@@ -87,6 +91,9 @@ class Detector:
         if result is None:
             return LOGGED if self.log_all else NOTHING
         detection = result.to_whids() if result.signature else None
+        sigma_ids = getattr(result, "sigma_ids", None)
+        if detection and sigma_ids and self.correlation is not None:
+            detection = self._correlate(event, sigma_ids, detection)
         if detection:
             event.setdefault("Event", {})["Detection"] = detection
             crit = int(detection.get("Criticality", result.criticality))
@@ -98,6 +105,35 @@ class Detector:
         if alert and self.endpoint and detection:
             actions = tuple(detection.get("Actions") or ())
         return Verdict(report=report, alert=alert, actions=actions)
+
+    def _correlate(
+        self, event: dict[str, Any], sigma_ids: list[str], detection: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Add the Sigma correlations this event completes to its Detection (criticality summed, capped)."""
+        from vigil.engine.sigma import event_timestamp, hit_record
+
+        ts = event_timestamp(event)
+        if ts is None:
+            return detection
+        for hit in self.correlation.feed(event, sigma_ids, ts):
+            record = hit_record(hit)
+            detection = dict(detection)
+            detection["Signature"] = [*detection.get("Signature", []), *record["Signature"]]
+            detection["SigmaIDs"] = [*detection.get("SigmaIDs", []), *record["SigmaIDs"]]
+            detection["Criticality"] = min(10, int(detection.get("Criticality", 0)) + record["Criticality"])
+            detection.setdefault("Correlations", []).append(record["Correlation"])
+        return detection
+
+
+def _correlation_engine(rules_dir: str) -> Any:
+    """Sigma correlation rules of the rules directory (None without any or without the sigma extra)."""
+    if not os.path.isdir(rules_dir):
+        return None
+    try:
+        from vigil.engine.sigma import correlation_engine_for
+    except ImportError:
+        return None
+    return correlation_engine_for([rules_dir])
 
 
 def load_containers(directory: str) -> dict[str, list[str]]:

@@ -41,7 +41,7 @@ class Output(Protocol):
     def close(self) -> None:
         """Flush and release resources; no write follows."""
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, Any]:
         """Counters this output keeps (written, errors, rotations, ...)."""
 
 

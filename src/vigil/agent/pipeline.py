@@ -43,8 +43,12 @@ class ProcessLookup(Protocol):
 
     def get_by_guid(self, guid: str) -> Any: ...
 
-    def find(self, pid: int) -> Any:
-        """The live process, or the last exited one with that pid still in its grace period."""
+    def resolve(self, pid: int) -> Any:
+        """The tracked process (live, or exited within its grace period), else read from /proc.
+
+        Events that do not come through the sensor (canary hits, blocked execs) may arrive before
+        the sensor has seen the exec of their process; /proc still knows it.
+        """
 
     def add_detection(self, guid: str, signatures: list[str], criticality: int) -> None:
         """Count an alert against the process (WHIDS' threat score)."""
@@ -281,16 +285,21 @@ class Pipeline:
         self.act.observe(time.monotonic() - t)
 
     def _process_of(self, event: dict[str, Any]) -> Any:
-        """The tracked process of an event: by ProcessGuid (safe from pid reuse), else by pid."""
+        """The event's process: by ProcessGuid, else by pid; never a different process that reused the pid."""
         assert self.tracker is not None
         data = event.get("Event", {}).get("EventData") or {}
         guid = data.get("ProcessGuid")
-        process = self.tracker.get_by_guid(guid) if isinstance(guid, str) and guid else None
-        if process is None:
-            try:
-                process = self.tracker.find(int(data.get("ProcessId", "")))
-            except (TypeError, ValueError):
-                return None
+        guid = guid if isinstance(guid, str) and guid else None
+        if guid is not None:
+            process = self.tracker.get_by_guid(guid)
+            if process is not None:
+                return process
+        try:
+            process = self.tracker.resolve(int(data.get("ProcessId", "")))
+        except (TypeError, ValueError):
+            return None
+        if process is not None and guid is not None and getattr(process, "guid", guid) != guid:
+            return None  # the pid now belongs to another process
         return process
 
     def _score(self, event: dict[str, Any]) -> None:

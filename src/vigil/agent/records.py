@@ -119,8 +119,8 @@ class EventBuilder:
 
     def _exit(self, rec: RawRecord) -> Built | None:
         info = self.tracker.on_exit(rec["pid"], rec.get("status"))
-        if info is None or not (info.execed or info.ppid > 0):
-            return None
+        if info is None or info.forked_only:
+            return None  # a fork that never exec'd had no ProcessCreate: no ProcessTerminate either
         data = {**self._proc_fields(info), "User": info.user}
         return self._sysmon(PROCESS_TERMINATE, data, rec), info
 
@@ -213,12 +213,15 @@ class EventBuilder:
     def _dns(self, rec: RawRecord) -> Built | None:
         info = self.tracker.resolve(rec["pid"]) if rec.get("pid", -1) > 0 else None
         qtype = rec.get("qtype", 0)
+        rcode = rec.get("rcode")
+        answers = rec.get("answers") or []
         data = {
             **self._proc_fields(info, rec.get("pid") if rec.get("pid", -1) > 0 else None),
             "QueryName": rec["qname"],
             "QueryType": DNS_TYPES.get(qtype, str(qtype)),
-            "QueryStatus": UNKNOWN,
-            "QueryResults": UNKNOWN,
+            # Windows DNS status codes as Sysmon writes them: 0, or 9000 + rcode (9003 NXDOMAIN)
+            "QueryStatus": UNKNOWN if rcode is None else (0 if rcode == 0 else 9000 + rcode),
+            "QueryResults": "".join(f"{a};" for a in answers) if answers else UNKNOWN,
             "User": info.user if info else UNKNOWN,
             "DestinationIp": rec.get("daddr", UNKNOWN),
             "DestinationPort": rec.get("dport", UNKNOWN),

@@ -1,9 +1,9 @@
 """The response side of the agent, built from the config: action runner, exec blocker, canaries.
 
 :class:`Response` owns the three and their lifecycle. The exec blocker and the canaries produce
-``Vigil/Operational`` events (101 blocked exec, 100 canary access) that go through the pipeline like
-any other; :func:`builtin_rules` gives the rules that turn them into alerts, as WHIDS generates its
-``Builtin:Canary*`` rules. A part that cannot run here is reported with its reason and the rest runs.
+``Vigil/Operational`` events (101 blocked exec, 100 canary access), and the runner one per action
+taken (103); they go through the pipeline like any other. :func:`builtin_rules` makes 100 and 101
+alerts, as WHIDS generates its ``Builtin:Canary*`` rules, and reports 103 as a filter match. A part that cannot run here is reported with its reason and the rest runs.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from vigil.agent.config import AgentConfig
@@ -23,11 +23,21 @@ logger = logging.getLogger(__name__)
 OPERATIONAL = "Vigil/Operational"
 CANARY_ACCESS = 100
 BLOCKED_EXEC = 101
+RESPONSE_ACTION = 103
 
 
 def builtin_rules(config: AgentConfig) -> str:
     """Gene rules (one JSON object per line) for the agent's own operational events."""
     rules: list[dict[str, Any]] = [
+        {
+            # What the runner did (one event per action): reported as a filter match, never an alert,
+            # so that an action can never trigger more actions.
+            "Name": "Builtin:ResponseAction",
+            "Tags": ["vigil", "response"],
+            "Meta": {"Events": {OPERATIONAL: [RESPONSE_ACTION]}, "Filter": True, "Schema": "2.0.0"},
+            "Matches": [],
+            "Condition": "",
+        },
         {
             "Name": "Builtin:BlockedExec",
             "Tags": ["vigil", "blacklist"],
@@ -39,7 +49,7 @@ def builtin_rules(config: AgentConfig) -> str:
             },
             "Matches": ["$target: TargetFilename ~= '.'"],
             "Condition": "$target",
-        }
+        },
     ]
     if config.canaries.enable:
         rules.append(
@@ -63,9 +73,16 @@ def builtin_rules(config: AgentConfig) -> str:
 class Response:
     """Runner, blocker and canaries for an endpoint; ``status`` says what runs and why not."""
 
-    def __init__(self, config: AgentConfig, sink: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        sink: Callable[[dict[str, Any]], None],
+        *,
+        report_context: Callable[[], Mapping[str, Any]] | None = None,
+    ) -> None:
         self.config = config
         self.sink = sink
+        self.report_context = report_context  # what reports add from the tracker (processes ...)
         self.runner: Any = None
         self.blocker: Any = None
         self.canaries: Any = None
@@ -115,8 +132,10 @@ class Response:
             dump_untracked=c.actions.act_on_untracked,
             enable_reporting=c.reporting.enable,
             report_options=options,
+            report_context=self.report_context,
             compress=c.dump.compression,
             workers=c.actions.workers,
+            on_event=self.sink,
         )
         self.status["actions"] = None
         if c.canaries.enable:

@@ -216,11 +216,20 @@ class Sensor:
         if typ == "exec":
             self._on_exec(rec)
             return
+        if typ == "socket_closed":
+            self.sockets.pop(rec["inode"], None)
+            return
+        if typ == "exit":
+            self._audit_seen.pop(pid, None)  # a cn_proc exec that never came is not awaited
         if typ == "hashed":
             pending = self._pending.get(pid)
             if pending is not None and pending[1].get("_await_hash"):
                 del self._pending[pid]
                 self._process_chain(pending[1], pending[2])
+            else:
+                known = self.tracker.get(pid)
+                if known is not None and not known.hashes:
+                    self.tracker.hash_from_cache(known)  # a process older than the agent
             return
         if typ == "image":
             self._process(rec)  # remembers the hashes for the exec
@@ -318,7 +327,13 @@ class Sensor:
         try:
             exe = os.readlink(f"/proc/{pid}/exe").removesuffix(" (deleted)")
         except OSError:
-            return not os.path.exists(f"/proc/{pid}/stat")  # gone (not a kernel thread or zombie)
+            # gone or a zombie: its exec may be in flight; a kernel thread (no exe) never execs
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:
+                return True
+            return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"Z"
         if exe == info.image:
             info.from_fork = False
             return False
@@ -393,6 +408,12 @@ class Sensor:
         if self._excluded(info) or rec.get("pid") in self.exclude_pids:
             self.counters["excluded"] += 1
             return
+        if info is not None and not info.hashes and not info.hash_requested and self._hasher is not None:
+            # known from /proc at start (never exec'd under the agent): hash its image in the
+            # background; this event goes without, the next ones carry ImageHashes
+            info.hash_requested = True
+            if not self.tracker.hash_from_cache(info) and info.image.startswith("/"):
+                self._hasher.submit(info.pid, info.image, lambda p: self._put({"type": "hashed", "pid": p}))
         ts_ns = rec.get("ts_ns") or time.time_ns()
         rec["_eid"] = event["Event"]["System"]["EventID"]
         self.hooks.run(event, HookContext(self.tracker, info, rec, ts_ns))

@@ -60,6 +60,8 @@ class ProcessInfo:
     file_stats: dict[str, Any] = field(default_factory=dict)
     excluded: bool | None = None  # the agent itself or one of its descendants (decided once)
     from_fork: bool = False  # known from a fork record only: an exec may still be on its way
+    forked_only: bool = False  # created by fork and never exec'd (no ProcessCreate was emitted)
+    hash_requested: bool = False  # a background hash of the image was asked for (seeded processes)
 
     @property
     def sha256(self) -> str | None:
@@ -270,8 +272,15 @@ class ProcessTracker:
             parent = self._live.get(ppid)
             start = ticks_from_monotonic_ns(mono_ns) if mono_ns else start_ticks_of(pid)
             ticks = start if start is not None else 0
+            known = self._live.get(pid)
+            if known is not None and known.execed and known.start_ticks in (ticks, 0):
+                # the exec record (another source, another thread) overtook this fork record
+                if known.ppid <= 0:
+                    known.ppid = ppid
+                return known
             info = self._new(pid, ppid, ticks)
             info.from_fork = True
+            info.forked_only = True
             if parent is not None:
                 info.image, info.command_line, info.cwd = parent.image, parent.command_line, parent.cwd
                 info.uid, info.user, info.auid = parent.uid, parent.user, parent.auid
@@ -290,6 +299,7 @@ class ProcessTracker:
         with self._lock:
             info.execed = True
             info.from_fork = False
+            info.forked_only = False
             info.hashes = {}
             info.exe_key = None
             if record:
@@ -321,6 +331,20 @@ class ProcessTracker:
             self._exec_images.setdefault(pid, []).append((path, key, hashes))
             if len(self._exec_images) > 4096:
                 del self._exec_images[next(iter(self._exec_images))]
+
+    def hash_from_cache(self, info: ProcessInfo) -> bool:
+        """Fill `info.hashes` only if its image is already in the cache (never hashes inline)."""
+        for path in (f"/proc/{info.pid}/exe", info.image):
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            key = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+            found = self.hash_cache.get(key)
+            if found is not None:
+                info.exe_key, info.hashes = key, found
+                return True
+        return False
 
     def has_exec_image(self, pid: int) -> bool:
         with self._lock:

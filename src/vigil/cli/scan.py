@@ -90,6 +90,7 @@ class Scanner:
         for path in args.rules:
             self.engine.load_path(path)
         self.engine.compile()
+        self.correlation = _correlation_engine(args.rules)
         self.dumps = dumps
         self.all = args.all
         self.min_crit = args.min_criticality
@@ -112,6 +113,8 @@ class Scanner:
             res = match(ev)
             if res is nomatch and not everything:
                 continue
+            if self.correlation is not None and res.sigma_ids:
+                self._correlate(ev, res.sigma_ids, out, stats)
             sig = res.signature
             if sig:
                 positives += 1
@@ -132,6 +135,28 @@ class Scanner:
         stats.errors += bad
         stats.positives += positives
         stats.printed += printed
+
+    def _correlate(self, ev: Any, sigma_ids: list[str], out: list[bytes], stats: Stats) -> None:
+        """Feed Sigma correlation rules; each hit is printed as one ``{"Detection": ...}`` line."""
+        from vigil.engine.sigma import event_timestamp, hit_record
+
+        assert self.correlation is not None
+        ts = event_timestamp(ev)
+        if ts is None:  # no Event.System.TimeCreated.SystemTime: the event cannot be placed in time
+            return
+        for hit in self.correlation.feed(ev, sigma_ids, ts):
+            stats.rules[hit.rule.name] += 1
+            out.append(self.dumps({"Detection": hit_record(hit)}))
+            stats.printed += 1
+
+
+def _correlation_engine(paths: list[str]) -> Any:
+    """Sigma correlation rules under the rule paths (None without any, or without the sigma extra)."""
+    try:
+        from vigil.engine.sigma import correlation_engine_for
+    except ImportError:
+        return None
+    return correlation_engine_for(paths)
 
 
 def _chunks(stream: IO[bytes], size: int = CHUNK_BYTES) -> Iterator[tuple[int, bytes]]:
@@ -160,7 +185,6 @@ _WORKER: Scanner | None = None
 
 def _work(job: tuple[str, int, bytes | tuple[int, int]]) -> tuple[bytes, Stats, list[str]]:
     """Scan one block: its bytes, or (offset, size) in the named file, read by the worker itself."""
-    from vigil.events.jsonl import iter_stream
 
     name, first, data = job
     if isinstance(data, tuple):
@@ -171,10 +195,33 @@ def _work(job: tuple[str, int, bytes | tuple[int, int]]) -> tuple[bytes, Stats, 
     out: list[bytes] = []
     stats = Stats()
     errors: list[str] = []
-    _WORKER.process(list(iter_stream(io.BytesIO(data), name, first)), out, stats, errors)
+    _WORKER.process(_decode_block(data, name, first), out, stats, errors)
     if out:
         out.append(b"")
     return b"\n".join(out), stats, errors
+
+
+def _decode_block(data: bytes, name: str, first: int) -> list[Any]:
+    """Events (and LineErrors) of a block of lines: orjson per line, the full reader after a miss."""
+    from vigil.events.jsonl import iter_stream
+
+    loads = orjson.loads
+    lines = io.BytesIO(data).readlines()  # split on \n only, like reading the file
+    out: list[Any] = []
+    append = out.append
+    for i, line in enumerate(lines):
+        try:
+            obj = loads(line)
+        except orjson.JSONDecodeError:
+            if not line.strip(b" \t\r\n"):
+                continue
+            obj = None
+        if obj.__class__ is dict:
+            append(obj)
+            continue
+        out.extend(iter_stream(iter(lines[i:]), name, first + i))  # type: ignore[arg-type]
+        break
+    return out
 
 
 def _jobs(
@@ -241,6 +288,9 @@ def run(args: argparse.Namespace) -> int:
     out_stream: IO[bytes] = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
     stats = Stats()
     progress = Progress(sys.stderr.isatty())
+    if args.jobs > 1 and scanner.correlation is not None:
+        logger.warning("Sigma correlation rules need one ordered stream: scanning with --jobs 1")
+        args.jobs = 1
     # Decoded events are acyclic and short-lived: the cyclic GC only costs time here (about 20 %).
     gc_was_enabled = gc.isenabled()
     gc.disable()
@@ -250,7 +300,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             for path in args.inputs:
                 _run_one(scanner, path, out_stream, stats, progress)
-    except OSError as err:
+    except (OSError, ValueError) as err:
         print(f"vigil scan: {err}", file=sys.stderr)
         return 2
     finally:
@@ -267,20 +317,71 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_one(scanner: Scanner, path: str, out_stream: IO[bytes], stats: Stats, progress: Progress) -> None:
     with contextlib.ExitStack() as stack:
-        events = _events(path, stack)
-        while True:
-            batch = list(itertools.islice(events, BATCH))
-            if not batch:
-                return
-            out: list[bytes] = []
-            errors: list[str] = []
-            scanner.process(batch, out, stats, errors)
-            for e in errors:
-                print(f"vigil scan: {e}", file=sys.stderr)
-            if out:
-                out.append(b"")
-                out_stream.write(b"\n".join(out))
-            progress.update(stats)
+        if path.lower().endswith(".evtx"):
+            _run_events(scanner, _events(path, stack), out_stream, stats, progress)
+            return
+        if path == "-":
+            stream, name = sys.stdin.buffer, "<stdin>"
+        else:
+            stream, name = stack.enter_context(open(path, "rb", buffering=1 << 20)), path
+        _run_jsonl(scanner, stream, name=name, out_stream=out_stream, stats=stats, progress=progress)
+
+
+def _emit(
+    scanner: Scanner, batch: list[Any], out_stream: IO[bytes], stats: Stats, progress: Progress
+) -> None:
+    out: list[bytes] = []
+    errors: list[str] = []
+    scanner.process(batch, out, stats, errors)
+    for e in errors:
+        print(f"vigil scan: {e}", file=sys.stderr)
+    if out:
+        out.append(b"")
+        out_stream.write(b"\n".join(out))
+    progress.update(stats)
+
+
+def _run_events(
+    scanner: Scanner, events: Iterator[Any], out_stream: IO[bytes], stats: Stats, progress: Progress
+) -> None:
+    while True:
+        batch = list(itertools.islice(events, BATCH))
+        if not batch:
+            return
+        _emit(scanner, batch, out_stream, stats, progress)
+
+
+def _run_jsonl(
+    scanner: Scanner, stream: IO[bytes], *, name: str, out_stream: IO[bytes], stats: Stats, progress: Progress
+) -> None:
+    """One JSON object a line, decoded inline; from the first other line on, the full reader takes over."""
+    from vigil.events.jsonl import iter_stream
+
+    loads = orjson.loads
+    decode_error = orjson.JSONDecodeError
+    first = 1
+    while True:
+        lines = stream.readlines(1 << 18)
+        if not lines:
+            return
+        batch: list[Any] = []
+        append = batch.append
+        for i, line in enumerate(lines):
+            try:
+                obj = loads(line)
+            except decode_error:
+                if not line.strip(b" \t\r\n"):
+                    continue
+                obj = None
+            if obj.__class__ is dict:
+                append(obj)
+                continue
+            _emit(scanner, batch, out_stream, stats, progress)
+            rest = iter_stream(itertools.chain(lines[i:], stream), name, first + i)  # type: ignore[arg-type]
+            _run_events(scanner, rest, out_stream, stats, progress)
+            return
+        first += len(lines)
+        _emit(scanner, batch, out_stream, stats, progress)
 
 
 def _run_parallel(

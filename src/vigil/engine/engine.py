@@ -48,16 +48,25 @@ class RuleInfo:
 class MatchResult:
     """What matching one event gave. Treat as read-only (results may be shared)."""
 
-    __slots__ = ("_json", "actions", "attack", "criticality", "filtered", "signature")
+    __slots__ = ("_json", "actions", "attack", "criticality", "filtered", "sigma_ids", "signature")
 
     def __init__(
-        self, signature: list[str], criticality: int, attack: list[Attack], actions: list[str], filtered: bool
+        self,
+        signature: list[str],
+        criticality: int,
+        attack: list[Attack],
+        actions: list[str],
+        filtered: bool,
+        *,
+        sigma_ids: list[str] | None = None,
     ) -> None:
         self.signature = signature
         self.criticality = criticality
         self.attack = attack
         self.actions = actions
         self.filtered = filtered
+        #: ids of the Sigma rules among ``signature`` (RuleIR.sigma_id), in the same order.
+        self.sigma_ids: list[str] = sigma_ids if sigma_ids is not None else []
         self._json: dict[tuple[bool, bool], bytes] = {}
 
     @property
@@ -95,6 +104,8 @@ class MatchResult:
             out["Actions"] = list(self.actions)
         if self.attack:
             out["ATTACK"] = [dict(_attack_json(a)) for a in self.attack]
+        if self.sigma_ids:
+            out["SigmaIDs"] = list(self.sigma_ids)
         return out
 
     def __repr__(self) -> str:
@@ -132,7 +143,7 @@ class Engine:
         self.positives = 0
         self._names: set[str] = set()
         self._compiled: CompiledRules | None = None
-        self._table: list[tuple[bool, int, str, tuple[Attack, ...], tuple[str, ...]]] = []
+        self._table: list[tuple[bool, int, str, tuple[Attack, ...], tuple[str, ...], str | None]] = []
         self._nomatch: MatchResult | None = None
         self._key_fn: dict[tuple[str, int], Any] = {}
         self._chan_fn: dict[str, Any] = {}
@@ -166,7 +177,7 @@ class Engine:
                 raws.append(RawGeneRule(source, raw.line, decode_rule(raw.data)))
             except DecodeError as err:
                 errors.append(RuleError(source, raw.line, rule_name(raw.data), None, f"json: {err}"))
-        self._commit(self._build(raws, [], errors))
+        self._commit(self._build(list(raws), errors))
 
     def load_path(self, path: str | Path) -> None:
         """Load a rule file or a directory the way gene does; RuleLoadError lists every error."""
@@ -203,27 +214,29 @@ class Engine:
             if f.suffix == ".toml":
                 read_templates(f, self.templates, errors)
         files = [root] if root.is_file() else list(walk(root))
-        raws: list[RawGeneRule] = []
-        others: list[RuleIR] = []
+        items: list[RawGeneRule | RuleIR] = []  # in walk order, whatever the front end
         for f in files:
             if f.suffix in GENE_EXTENSIONS:
-                raws.extend(read_gene_file(f, errors))
+                items.extend(read_gene_file(f, errors))
             elif f.suffix != ".toml":
                 loader = loader_for(f.suffix)
                 if loader is not None:
                     rules, errs = loader(f)
-                    others.extend(rules)
+                    items.extend(rules)
                     errors.extend(errs)
                 elif root.is_file():
                     errors.append(RuleError(str(f), 0, None, None, f"no loader for {f.suffix!r} files"))
-        return self._build(raws, others, errors)
+        return self._build(items, errors)
 
     def _build(
-        self, raws: list[RawGeneRule], others: list[RuleIR], errors: list[RuleError]
+        self, items: list[RawGeneRule | RuleIR], errors: list[RuleError]
     ) -> list[tuple[RuleIR, str | None, dict[str, Any] | None]]:
         built: list[tuple[RuleIR, str | None, dict[str, Any] | None]] = []
         names = set(self._names)
-        for raw in raws:
+        for raw in items:
+            if isinstance(raw, RuleIR):
+                self._build_other(raw, names, built, errors)
+                continue
             rule = raw.rule
             name = rule["Name"]
             if rule["Meta"]["Disable"]:
@@ -241,18 +254,28 @@ class Engine:
                 continue
             names.add(name)
             built.append((compiled.ir, compiled.disabled, compiled.raw))
-        for ir in others:
-            if ir.name in names:
-                src = ir.source or SourceLocation("<rule>")
-                errors.append(
-                    RuleError(src.file, src.line, ir.name, None, f'Rule "{ir.name}" already exists')
-                )
-                continue
-            names.add(ir.name)
-            built.append((ir, None, None))
         if errors:
             raise RuleLoadError(errors)
         return built
+
+    @staticmethod
+    def _build_other(
+        ir: RuleIR,
+        names: set[str],
+        built: list[tuple[RuleIR, str | None, dict[str, Any] | None]],
+        errors: list[RuleError],
+    ) -> None:
+        """A rule from another front end: unique name, and a condition that compiles."""
+        src = ir.source or SourceLocation("<rule>")
+        if ir.name in names:
+            errors.append(RuleError(src.file, src.line, ir.name, None, f'Rule "{ir.name}" already exists'))
+            return
+        problem = check_ir(ir.condition)
+        if problem is not None:
+            errors.append(RuleError(src.file, src.line, ir.name, None, problem))
+            return
+        names.add(ir.name)
+        built.append((ir, None, None))
 
     def _commit(
         self, built: list[tuple[RuleIR, str | None, dict[str, Any] | None]], check_names: bool = False
@@ -293,8 +316,10 @@ class Engine:
         self._chan_fn = {k: b.fn for k, b in compiled.by_channel.items()}
         self._default_fn = compiled.default.fn
         self._uses_computer = compiled.uses_computer
-        self._table = [(r.filter, r.criticality, r.name, r.attack, r.actions) for r in self.rules]
-        self._nomatch = self._finish([], 0, [], {}, False)
+        self._table = [
+            (r.filter, r.criticality, r.name, r.attack, r.actions, r.ir.sigma_id) for r in self.rules
+        ]
+        self._nomatch = self._finish([], 0, [], {}, False, sigma_ids=[])
         return self._compiled
 
     @property
@@ -305,13 +330,20 @@ class Engine:
         return self._nomatch  # type: ignore[return-value]
 
     def _finish(
-        self, sig: list[str], crit: int, attack: list[Attack], actions: dict[str, None], filtered: bool
+        self,
+        sig: list[str],
+        crit: int,
+        attack: list[Attack],
+        actions: dict[str, None],
+        filtered: bool,
+        *,
+        sigma_ids: list[str],
     ) -> MatchResult:
         if self.show_actions:
             for action in self.default_actions.get(crit, ()):
                 actions.pop(action, None)
                 actions[action] = None
-        return MatchResult(sig, crit, attack, list(actions), filtered)
+        return MatchResult(sig, crit, attack, list(actions), filtered, sigma_ids=sigma_ids)
 
     def match(self, event: Any) -> MatchResult:
         """Match one decoded event (dict); never raises on odd event shapes."""
@@ -379,8 +411,9 @@ class Engine:
         seen: set[str] = set()
         actions: dict[str, None] = {}
         filtered = False
+        sigma_ids: list[str] = []
         for i in hits:
-            is_filter, rcrit, name, rattack, ractions = table[i]
+            is_filter, rcrit, name, rattack, ractions, sigma_id = table[i]
             if is_filter:
                 filtered = True
                 continue
@@ -395,9 +428,11 @@ class Engine:
                     actions.pop(action, None)
                     actions[action] = None
             sig.append(name)
+            if sigma_id is not None:
+                sigma_ids.append(sigma_id)
         if not sig:
             return MatchResult([], 0, [], [], True)
-        return self._finish(sig, crit, attack, actions, filtered)
+        return self._finish(sig, crit, attack, actions, filtered, sigma_ids=sigma_ids)
 
     def scan(self, event: Any) -> MatchResult:
         """Match, count, and attach ``GeneInfo`` to the event exactly where and when gene does."""

@@ -339,17 +339,18 @@ class Chunk:
             raise CorruptError("substitution values run past the chunk")
         values: list[Any] = []
         append = values.append
-        for i in range(0, 2 * count, 2):
-            size = fields[i]
-            vtype = fields[i + 1]
+        fast_get = _FAST.get
+        pairs = iter(fields)
+        for size, vtype in zip(pairs, pairs, strict=True):
+            end = pos + size
             if vtype == 0x01:
-                append(data[pos : pos + size].decode("utf-16-le", "replace").rstrip("\x00"))
+                append(data[pos:end].decode("utf-16-le", "replace").rstrip("\x00"))
             elif vtype == 0x00:
                 append(None)
             else:
-                fast = _FAST.get(vtype << 16 | size)
+                fast = fast_get(vtype << 16 | size)
                 append(fast(data, pos) if fast is not None else self._value(vtype, pos, size))
-            pos += size
+            pos = end
         return values, pos
 
     def _value(self, vtype: int, pos: int, size: int) -> Any:

@@ -135,10 +135,11 @@ def _compile(element: Element, *, root: bool) -> Renderer:
     if any(len(parts) != 1 for _, parts in attrs):
         return general
     slots = [(attr, parts[0]) for attr, parts in attrs]
+    static: dict[str, str] = {attr: part for attr, part in slots if isinstance(part, str)}
+    dynamic = [(attr, part.index, part.optional) for attr, part in slots if isinstance(part, Subst)]
     if content and all(isinstance(part, Element) for part in content):
-        if any(isinstance(part, Subst) for _, part in slots):
+        if dynamic:
             return general
-        static = {attr: part for attr, part in slots}
         fns: list[Renderer] = children  # type: ignore[assignment]
 
         def container(values: list[Any]) -> tuple[str, Any]:
@@ -150,11 +151,38 @@ def _compile(element: Element, *, root: bool) -> Renderer:
 
         return container
     if len(content) == 1 and isinstance(content[0], Subst):
-        index = content[0].index
+        return _leaf(name, content[0].index, static, dynamic, general)
+    if content:
+        return general
+    if not dynamic:
+        if len(static) == 1 and "Name" in static:
+            named = static["Name"]
+            return lambda values: (named, "")
+        return lambda values: (name, dict(static))
+
+    def attributes(values: list[Any]) -> tuple[str, Any]:
+        out = _fill(static, dynamic, values)
+        if out is None:
+            return general(values)
+        if len(out) == 1 and "Name" in out:
+            return out["Name"], ""
+        return name, out
+
+    return attributes
+
+
+def _leaf(
+    name: str, index: int, static: dict[str, str], dynamic: list[tuple[str, int, bool]], general: Renderer
+) -> Renderer:
+    """An element whose content is one substitution: the commonest form (``<Data Name="x">%1``)."""
+    if dynamic:
 
         def leaf(values: list[Any]) -> tuple[str, Any]:
-            value = values[index] if index < len(values) else None
-            out = _fill(slots, values) if value.__class__ is str else None
+            try:
+                value = values[index]
+            except IndexError:
+                value = None
+            out = _fill(static, dynamic, values) if value.__class__ is str else None
             if out is None:
                 return general(values)
             if not out:
@@ -165,31 +193,47 @@ def _compile(element: Element, *, root: bool) -> Renderer:
             return name, out
 
         return leaf
-    if not content:
+    key = name
+    if len(static) == 1 and "Name" in static:
+        key, static = static["Name"], {}
+    if static:
 
-        def attributes(values: list[Any]) -> tuple[str, Any]:
-            out = _fill(slots, values)
-            if out is None:
-                return general(values)
-            if len(out) == 1 and "Name" in out:
-                return out["Name"], ""
-            return name, out
+        def with_attributes(values: list[Any]) -> tuple[str, Any]:
+            try:
+                value = values[index]
+            except IndexError:
+                value = None
+            if value.__class__ is str:
+                return key, {**static, "Value": value}
+            return general(values)
 
-        return attributes
-    return general
+        return with_attributes
+
+    def plain(values: list[Any]) -> tuple[str, Any]:
+        try:
+            value = values[index]
+        except IndexError:
+            value = None
+        if value.__class__ is str:
+            return key, value
+        return general(values)
+
+    return plain
 
 
-def _fill(slots: list[tuple[str, str | Subst]], values: list[Any]) -> dict[str, Any] | None:
-    """Attributes whose values are plain strings (None when the general path is needed)."""
-    out: dict[str, Any] = {}
-    for attr, part in slots:
-        if isinstance(part, str):
-            out[attr] = part
-            continue
-        value = values[part.index] if part.index < len(values) else None
+def _fill(
+    static: dict[str, str], dynamic: list[tuple[str, int, bool]], values: list[Any]
+) -> dict[str, Any] | None:
+    """The attributes when every substituted one is a string or an absent optional (else None)."""
+    out: dict[str, Any] = dict(static)
+    for attr, index, optional in dynamic:
+        try:
+            value = values[index]
+        except IndexError:
+            value = None
         if value.__class__ is str:
             out[attr] = value
-        elif value is not None or not part.optional:
+        elif value is not None or not optional:
             return None
     return out
 

@@ -255,6 +255,8 @@ def go_float_v(f: float) -> str:
 
 def go_json_float(f: float) -> str:
     """Go ``encoding/json`` float64 form (ES6 style: ``1e+21``, ``0.000001``, ``1e-7``)."""
+    if math.isinf(f) or math.isnan(f):
+        raise ValueError(f"json: unsupported value: {go_float_v(f)}")  # as Go's Marshal
     if f == 0:
         return "-0" if math.copysign(1.0, f) < 0 else "0"
     digits, dp = _shortest_digits(f)

@@ -10,6 +10,7 @@ import io
 import itertools
 import json
 import logging
+import math
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ def _slow_decode(raw: bytes) -> Any:
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
-        return json.loads(text)
+        return _STREAM.decode(text)
 
 
 def decode_line(raw: bytes) -> dict[str, Any]:
@@ -66,7 +67,22 @@ def _bad_constant(name: str) -> Any:
     raise ValueError(f"invalid literal {name}")
 
 
-_STREAM = json.JSONDecoder(parse_constant=_bad_constant)
+def _go_float(text: str) -> float:
+    """Go decodes every JSON number into a float64 and refuses the ones out of its range."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text} out of float64 range")
+    return value
+
+
+def _go_int(text: str) -> int | float:
+    value = int(text)
+    if abs(value) >= 1 << 63:
+        return _go_float(text)  # orjson's behaviour too: big integers become floats
+    return value
+
+
+_STREAM = json.JSONDecoder(parse_constant=_bad_constant, parse_float=_go_float, parse_int=_go_int)
 
 
 def _decode_pending(

@@ -35,6 +35,10 @@ class ManagerConfig:
         default=64 * 1024 * 1024,
         metadata={"help": "largest request body accepted, after gunzip (413 past it)"},
     )
+    ingest_workers: int = field(
+        default=1,
+        metadata={"help": "processes parsing POST /logs batches (0 = parse in the manager process)"},
+    )
     sync_full: bool = field(
         default=True, metadata={"help": "fsync the SQLite WAL on every commit (survives power loss)"}
     )

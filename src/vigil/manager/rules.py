@@ -28,24 +28,22 @@ def _error(source: str, line: int, rule: str, statement: str, message: str) -> d
     return {"file": source, "line": line, "rule": rule, "statement": statement, "message": message}
 
 
-def _as_text(rules: Sequence[Any]) -> str:
-    """One rule per line, so an error's line is the rule's 1-based position in the request."""
-    return "\n".join(orjson.dumps(rule).decode() for rule in rules)
-
-
 def compile_errors(rules: Sequence[Any], source: str = "<request>") -> list[dict[str, Any]]:
-    """Every error of ``rules``, from a scratch engine (as WHIDS compiles before storing); [] when all load.
+    """Every error of ``rules``, from scratch engines (WHIDS compiles before storing); [] when all load.
 
-    Line numbers are the rule's 1-based position in ``rules``. A name used twice in one request is
-    reported too, since the second rule would silently replace the first in the store.
+    Each rule is compiled on its own, so one bad rule never hides the errors of another; ``line``
+    is the rule's 1-based position in ``rules``. A name used twice in one request is reported too,
+    since the second rule would silently replace the first in the store.
     """
     errors: list[dict[str, Any]] = []
-    try:
-        Engine().load_text(_as_text(rules), source=source)
-    except RuleLoadError as exc:
-        errors = [_error(e.file, e.line, e.rule or "", e.statement or "", e.message) for e in exc.errors]
     seen: dict[str, int] = {}
     for index, rule in enumerate(rules, start=1):
+        try:
+            Engine().load_text(orjson.dumps(rule).decode(), source=source)
+        except RuleLoadError as exc:
+            errors.extend(
+                _error(e.file, index, e.rule or "", e.statement or "", e.message) for e in exc.errors
+            )
         name = rule.get("Name") if isinstance(rule, dict) else None
         if isinstance(name, str) and name in seen:
             errors.append(
@@ -55,7 +53,7 @@ def compile_errors(rules: Sequence[Any], source: str = "<request>") -> list[dict
             seen[name] = index
         if isinstance(rule, dict) and not (isinstance(name, str) and name.strip()):
             errors.append(_error(source, index, "", "Name", "rule has no Name"))
-    return sorted(errors, key=lambda e: e["line"])
+    return errors
 
 
 def rule_info(rule: dict[str, Any]) -> RuleInfo:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from vigil.manager.artifacts import ArtifactStore
 from vigil.manager.config import ManagerConfig
 from vigil.manager.iocs import IocCache
+from vigil.manager.parsers import ParserPool
 from vigil.manager.rules import RuleCache
 from vigil.manager.store import SQLiteStore, Store
 from vigil.manager.streams import StreamHub
@@ -25,11 +26,13 @@ class Manager:
     iocs: IocCache = field(init=False)
     artifacts: ArtifactStore = field(init=False)
     hub: StreamHub = field(default_factory=StreamHub)
+    parsers: ParserPool = field(init=False)
 
     def __post_init__(self) -> None:
         self.rules = RuleCache(self.store)
         self.iocs = IocCache(self.store)
         self.artifacts = ArtifactStore(self.config.artifact_dir)
+        self.parsers = ParserPool(self.config.ingest_workers)
 
     @classmethod
     def open(cls, config: ManagerConfig) -> Manager:
@@ -42,4 +45,5 @@ class Manager:
 
     def close(self) -> None:
         self.hub.close()
+        self.parsers.close()
         self.store.close()

@@ -49,9 +49,10 @@ have legitimate uses), 7-8 likely malicious, 9-10 almost certainly malicious or 
 
 **Approximations.** Gene rules look at one event at a time. A recon *burst* (several discovery
 commands from one parent within seconds) needs correlation, so the set approximates it: each recon
-command has its own low-criticality rule (the manager's endpoint score adds them up),
-`ReconBurstChained` catches recon commands chained in one shell command line, and
-`ServiceSpawnsRecon` raises recon run under a web server or database. Gene has no entropy
+command has its own low-criticality rule (context on the event; it alerts only where the agent's
+alert threshold is lowered to 2-3, and then adds to the endpoint's score), `ReconBurstChained` (5)
+alerts on recon commands chained in one shell command line, and `ServiceSpawnsRecon` (8) on recon
+run under a web server or database. Gene has no entropy
 operator either, so `DnsHighEntropyLabel` uses regex heuristics (long hex runs, letters and digits
 alternating many times).
 

@@ -162,3 +162,25 @@ def test_coexists_with_another_audit_daemon_via_multicast(audit_ready: None, col
         other.wait(10)
         other.stdout.close()  # type: ignore[union-attr]
     assert audit_rules_with(other_key) == []
+
+
+@needs_root
+def test_losing_the_daemon_race_falls_back_to_multicast(
+    audit_ready: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_set = nl.set_status
+
+    def someone_else_registered(sock, mask, **kw):  # type: ignore[no-untyped-def]
+        if mask == nl.AUDIT_STATUS_PID and kw.get("pid"):
+            raise nl.AuditError(17, "audit request 1001 refused: File exists")
+        return real_set(sock, mask, **kw)
+
+    monkeypatch.setattr(nl, "set_status", someone_else_registered)
+    monkeypatch.setattr(nl, "get_status", lambda s: nl.AuditStatus(0, 1, 1, 0, 0, 8192, 0, 0))
+    src = AuditSource(rule_sets=("mod",))
+    try:
+        src.start(lambda r: None)
+        assert src.mode == "multicast"
+    finally:
+        src.stop()
+    assert audit_rules_with(src.key) == []

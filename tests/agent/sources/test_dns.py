@@ -11,16 +11,20 @@ import pytest
 from tests.agent.sensor_helpers import needs_root
 
 from vigil.agent.sensor import Sensor
-from vigil.agent.sources.dns import DnsSource, parse_query
+from vigil.agent.sources.dns import DnsSource, parse_dns, parse_query
 
 SERVER = """
-import socket, sys
+import socket, struct, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("127.0.0.1", 53))
 print("ready", flush=True)
 while True:
     data, peer = s.recvfrom(2048)
-    s.sendto(data[:2] + b"\\x81\\x83" + data[4:], peer)   # NXDOMAIN echo
+    if b"nx-" in data:
+        s.sendto(data[:2] + b"\\x81\\x83" + data[4:], peer)   # NXDOMAIN
+    else:   # one AAAA answer, name compressed to the question (offset 12)
+        ans = b"\\xc0\\x0c" + struct.pack(">HHIH", 28, 1, 60, 16) + socket.inet_pton(socket.AF_INET6, "2001:db8::53")
+        s.sendto(data[:2] + b"\\x81\\x80" + data[4:6] + b"\\x00\\x01" + data[8:] + ans, peer)
 """
 
 CLIENT = """
@@ -34,6 +38,10 @@ s.sendto(q, ("127.0.0.1", 53))
 s.recvfrom(2048)
 time.sleep(0.3)     # keep the socket open a moment so the pid lookup can find it
 """
+
+
+def netns_py(netns: str) -> list[str]:
+    return ["ip", "netns", "exec", netns, sys.executable]
 
 
 def _query_packet(name: str, qtype: int = 1, sport: int = 40000) -> bytes:
@@ -97,12 +105,15 @@ def test_dns_query_in_own_netns_gives_event_22_with_pid(netns: str, collector) -
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
         sensor.start(collector)
         assert sensor.status() == {"dns": None}
-        client = subprocess.Popen(
-            ["ip", "netns", "exec", netns, sys.executable, "-c", CLIENT, "beacon.vigil-test.example"]
-        )
+        client = subprocess.Popen([*netns_py(netns), "-c", CLIENT, "beacon.vigil-test.example"])
         assert client.wait(10) == 0
+        nx = subprocess.Popen([*netns_py(netns), "-c", CLIENT, "nx-missing.vigil-test.example"])
+        assert nx.wait(10) == 0
         found = collector.wait_for(
             lambda e: e["Event"]["EventData"].get("QueryName") == "beacon.vigil-test.example"
+        )
+        missing = collector.wait_for(
+            lambda e: e["Event"]["EventData"].get("QueryName") == "nx-missing.vigil-test.example"
         )
     finally:
         sensor.stop()
@@ -115,8 +126,34 @@ def test_dns_query_in_own_netns_gives_event_22_with_pid(netns: str, collector) -
     assert event["System"]["Channel"] == "Linux-Sysmon/Operational"
     d = event["EventData"]
     assert d["QueryType"] == "AAAA"
+    assert d["QueryStatus"] == "0"
+    assert d["QueryResults"] == "2001:db8::53;"
     assert d["DestinationIp"] == "127.0.0.1"
     assert d["DestinationPort"] == "53"
     assert d["ProcessId"] == str(client.pid)  # `ip netns exec` execs the client in place
     assert d["Image"] == os.path.realpath(sys.executable)
+    assert len(missing) == 1
+    m = missing[0]["Event"]["EventData"]
+    assert (m["QueryStatus"], m["QueryResults"], m["ProcessId"]) == ("9003", "-", str(nx.pid))
     assert d["ProcessGuid"].startswith("{") and d["ProcessGuid"] != "{00000000-0000-0000-0000-000000000000}"
+
+
+def test_parse_response_with_compressed_names_and_rcode() -> None:
+    q = _query_packet("www.example.test", qtype=1)
+    ip_len = 20
+    dns = bytearray(q[ip_len + 8 :])
+    dns[2:4] = b"\x81\x80"  # response, no error
+    dns[6:8] = b"\x00\x02"  # two answers: a CNAME then an A
+    cname = b"\xc0\x0c" + struct.pack(">HHIH", 5, 1, 60, 6) + b"\x03cdn\xc0\x10"
+    a = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + bytes([192, 0, 2, 7])
+    body = bytes(dns) + cname + a
+    udp = struct.pack(">HHHH", 53, 40000, 8 + len(body), 0)
+    ip = struct.pack(
+        ">BBHHHBBH4s4s", 0x45, 0, 28 + len(body), 0, 0, 64, 17, 0, bytes([10, 0, 0, 2]), bytes([10, 0, 0, 1])
+    )
+    parsed = parse_dns(ip + udp + body)
+    assert parsed is not None
+    assert parsed["response"] is True and parsed["rcode"] == 0
+    assert parsed["answers"] == ["type: 5 cdn.example.test", "192.0.2.7"]
+    loop = bytearray(ip + udp + bytes(dns)[:12]) + b"\xc0\x0c"  # a name pointing at itself
+    assert parse_dns(bytes(loop)) is None

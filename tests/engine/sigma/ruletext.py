@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
-from tests.engine.sigma.reference import matches
+from tests.engine.sigma.matching import matches
 from vigil.engine.ir import RuleIR
 from vigil.engine.sigma import CompileOptions, load_sigma_text
 

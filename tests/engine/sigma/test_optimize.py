@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.engine.sigma.reference import matches
+from tests.engine.sigma.matching import matches
 from tests.engine.sigma.ruletext import compile_one
 from vigil.engine.ir import KeywordMatch, Or, StrMatch
 from vigil.engine.sigma.optimize import hoist_event_ids, merge_keywords, required_event_ids
@@ -66,3 +66,31 @@ def matches_node(node: object, event: dict[str, object]) -> bool:
     from tests.engine.sigma.reference import evaluate
 
     return evaluate(node, event)  # type: ignore[arg-type]
+
+
+def test_contains_lists_become_one_regex_and_other_tests_stay() -> None:
+    rule = compile_one(
+        "sel:\n    - ParentImage|endswith:\n        - '\\a.exe'\n        - '\\b.exe'\n"
+        "    - ParentImage|contains:\n        - '\\Temp\\'\n        - '\\Public\\'\ncondition: sel"
+    )
+    assert isinstance(rule.condition, Or)
+    kinds = sorted(type(c).__name__ + getattr(c, "op", "") for c in rule.condition.children)
+    assert kinds == ["RegexMatch", "StrMatchendswith", "StrMatchendswith"]
+    for image, expected in [
+        ("C:\\x\\A.exe", True),
+        ("C:\\x\\b.EXE", True),
+        ("C:\\Windows\\TEMP\\z.exe", True),
+        ("C:\\Users\\public\\z.exe", True),
+        ("C:\\x\\c.exe", False),
+        ("C:\\Temp", False),
+    ]:
+        assert matches(rule, sysmon(ParentImage=image)) is expected, image
+
+
+def sysmon(**data: str) -> dict[str, object]:
+    return {
+        "Event": {
+            "System": {"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": "1"},
+            "EventData": data,
+        }
+    }

@@ -7,7 +7,7 @@ import base64
 
 import pytest
 
-from tests.engine.sigma.reference import matches
+from tests.engine.sigma.matching import matches
 from tests.engine.sigma.ruletext import compile_one, fires, sysmon_event
 from vigil.engine.ir import CidrMatch, KeywordMatch, RegexMatch, StrMatch
 from vigil.engine.sigma import CompileOptions, load_sigma_text

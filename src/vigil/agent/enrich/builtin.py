@@ -66,6 +66,10 @@ def register_builtin(reg: HookRegistry) -> None:
             conns[dest] = conns.get(dest, 0) + 1
         elif eid == DNS_QUERY:
             info.count("dns_queries")
+            resolved = info.file_stats.setdefault("resolved", {})  # ip -> name (WHIDS hookStats)
+            for item in data.get("QueryResults", "").split(";"):
+                if item and item != UNKNOWN and not item.startswith("type:"):
+                    resolved[item] = data.get("QueryName", "")
         elif eid in (FILE_CREATE, FILE_DELETE):
             kind = "file_create" if eid == FILE_CREATE else "file_delete"
             total = info.count(kind)

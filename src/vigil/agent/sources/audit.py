@@ -139,10 +139,14 @@ class AuditSource(EventSource):
             try:
                 reader.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)
                 nl.set_status(reader, nl.AUDIT_STATUS_PID, pid=os.getpid())
-            except OSError:
+            except OSError as e:
                 reader.close()
-                raise
-        else:
+                if self.requested_mode != "auto":
+                    raise
+                # another daemon registered since we looked: read beside it instead
+                logger.info("audit: cannot become the audit daemon (%s); reading the multicast group", e)
+                mode = "multicast"
+        if mode == "multicast":
             if not has_capability(CAP_AUDIT_READ):
                 raise nl.AuditError(
                     errno.EPERM,

@@ -39,6 +39,17 @@ LOCAL_FS = {
 }
 
 
+def _interpreters() -> list[str]:
+    """The ELF program interpreters present (ld-linux for the usual architectures)."""
+    names = [
+        "/lib64/ld-linux-x86-64.so.2",
+        "/lib/ld-linux-aarch64.so.1",
+        "/lib/ld-linux.so.2",
+        "/lib/ld-musl-x86_64.so.1",
+    ]
+    return sorted({os.path.realpath(n) for n in names if os.path.exists(n)})
+
+
 def local_filesystems() -> list[str]:
     """One mount point per local superblock, from /proc/self/mountinfo."""
     seen: set[str] = set()
@@ -93,6 +104,14 @@ class FanotifyExecSource(EventSource):
             os.close(self._fd)
             self._fd = -1
             raise OSError(errno.ENODEV, "no filesystem could be marked for FAN_OPEN_EXEC")
+        # Every dynamically linked exec also exec-opens the program interpreter: ignore those
+        # (half of all events); an exec *of* the interpreter is still hashed via /proc/PID/exe.
+        for interp in _interpreters():
+            try:
+                ignore = fan.FAN_MARK_ADD | fan.FAN_MARK_IGNORED_MASK | fan.FAN_MARK_IGNORED_SURV_MODIFY
+                fan.mark(self._fd, ignore, fan.FAN_OPEN_EXEC, interp)
+            except OSError as e:
+                logger.debug("fanotify_exec: cannot ignore %s: %s", interp, e.strerror)
 
     def _close(self) -> None:
         self._big.shutdown(wait=True)

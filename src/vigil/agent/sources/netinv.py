@@ -121,7 +121,7 @@ def socket_of_fd(pid: int, fd: int) -> SocketEntry | None:
 
 
 class NetInventorySource(EventSource):
-    """Polls the socket inventory; emits `socket` records for sockets not seen before."""
+    """Polls the socket inventory; emits `socket` records for new sockets, `socket_closed` for gone ones."""
 
     name = "netinv"
 
@@ -171,5 +171,7 @@ class NetInventorySource(EventSource):
                     "inode": e.inode,
                 }
             )
+        for inode in self._seen - current:
+            self._emit({"type": "socket_closed", "inode": inode})
         self._seen = current
         return new

@@ -12,6 +12,7 @@ except ImportError as e:  # pragma: no cover - depends on the installation
     raise ImportError("the Sigma front end needs pySigma: pip install 'vigil[sigma]'") from e
 
 from vigil.engine.sigma.compiler import CompiledRule, compile_condition, compile_rule
+from vigil.engine.sigma.correlate import correlation_engine_for, event_timestamp, hit_record
 from vigil.engine.sigma.correlation import (
     CorrelationEngine,
     CorrelationHit,
@@ -25,6 +26,7 @@ from vigil.engine.sigma.errors import (
     UnsupportedLogSource,
 )
 from vigil.engine.sigma.fields import SYSTEM_FIELDS, field_paths
+from vigil.engine.sigma.frontend import configure, load_sigma_file
 from vigil.engine.sigma.loader import SIGMA_SUFFIXES, Rejection, SigmaRuleSet, load_sigma, load_sigma_text
 from vigil.engine.sigma.logsources import (
     AUDIT_CHANNEL,
@@ -60,8 +62,13 @@ __all__ = [
     "compile_condition",
     "compile_correlation",
     "compile_rule",
+    "configure",
+    "correlation_engine_for",
+    "event_timestamp",
     "field_paths",
+    "hit_record",
     "load_sigma",
+    "load_sigma_file",
     "load_sigma_text",
     "map_logsource",
 ]

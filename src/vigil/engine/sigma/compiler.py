@@ -25,10 +25,10 @@ from vigil.engine.ir import And, Node, Not, Or, RuleIR, SourceLocation
 from vigil.engine.sigma.errors import SigmaFrontEndError, SigmaParseError, UnsupportedConstruct
 from vigil.engine.sigma.logsources import Producer, map_logsource
 from vigil.engine.sigma.meta import attack_of, criticality_of, tags_of
-from vigil.engine.sigma.optimize import hoist_event_ids, merge_keywords
+from vigil.engine.sigma.optimize import hoist_event_ids, merge_keywords, merge_string_tests
 from vigil.engine.sigma.values import CompileOptions, field_value_node, keyword_node
 
-__all__ = ["CompiledRule", "compile_condition", "compile_rule"]
+__all__ = ["CompiledRule", "compile_condition", "compile_rule", "sigma_error_message"]
 
 ConditionTree = ConditionItem | ConditionFieldEqualsValueExpression | ConditionValueExpression
 
@@ -71,7 +71,7 @@ def compile_condition(tree: ConditionTree, opts: CompileOptions, channels: tuple
     raise UnsupportedConstruct(f"condition element {type(tree).__name__} has no vigil IR form")
 
 
-def _message(e: SigmaError) -> str:
+def sigma_error_message(e: SigmaError) -> str:
     """pySigma's message without the absolute file path it appends (vigil reports the path)."""
     text = str(e)
     return text.replace(f" in {e.source}", "") if e.source is not None else text
@@ -79,7 +79,7 @@ def _message(e: SigmaError) -> str:
 
 def _translate(errors: list[SigmaError]) -> SigmaFrontEndError:
     """pySigma's errors of a rule as one vigil error (regex errors are an unsupported construct)."""
-    reason = "; ".join(_message(e) for e in errors)
+    reason = "; ".join(sigma_error_message(e) for e in errors)
     if all(isinstance(e, SigmaRegularExpressionError) for e in errors):
         return UnsupportedConstruct(f"{reason} (vigil's regex dialect is RE2)")
     return SigmaParseError(reason)
@@ -103,11 +103,13 @@ def compile_rule(
             conditions.append(compile_condition(tree, opts, tuple(c for c, _ in mapping.events)))
         if not conditions:
             raise SigmaParseError("rule has no condition")
-        condition = merge_keywords(conditions[0] if len(conditions) == 1 else Or(_flatten(Or, conditions)))
+        condition = merge_string_tests(
+            merge_keywords(conditions[0] if len(conditions) == 1 else Or(_flatten(Or, conditions)))
+        )
     except SigmaFrontEndError as e:
         raise e.located(path=path, rule_id=rule_id, title=rule.title) from None
     except SigmaError as e:
-        raise SigmaParseError(_message(e), path=path, rule_id=rule_id, title=rule.title) from e
+        raise SigmaParseError(sigma_error_message(e), path=path, rule_id=rule_id, title=rule.title) from e
     ir = RuleIR(
         name=rule.title,
         condition=condition,

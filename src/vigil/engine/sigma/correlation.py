@@ -199,6 +199,23 @@ class CorrelationEngine:
             for key in dict.fromkeys(rule.rules):
                 self._by_ref.setdefault(key, []).append(rule)
         self._state: dict[tuple[int, tuple[tuple[str, str], ...]], _Window] = {}
+        self._rule_of: dict[int, CorrelationRuleIR] = {id(r): r for r in self.rules}
+        self._feeds = 0
+
+    #: ``feed`` calls between two sweeps of the groups whose window has expired.
+    SWEEP_EVERY = 4096
+
+    @property
+    def groups(self) -> int:
+        """Open (correlation, group) windows: bounded by the sweep in a long-running agent."""
+        return len(self._state)
+
+    def sweep(self, now: float) -> None:
+        """Forget the groups whose newest event is older than their rule's timespan at ``now``."""
+        for key in [
+            k for k, w in self._state.items() if w.entries[-1][0] < now - self._rule_of[k[0]].timespan
+        ]:
+            del self._state[key]
 
     @property
     def referenced_ids(self) -> frozenset[str]:
@@ -210,6 +227,9 @@ class CorrelationEngine:
     ) -> list[CorrelationHit]:
         """Account one event matched by ``matched_rule_ids``; return the correlations that fire."""
         hits: list[CorrelationHit] = []
+        self._feeds += 1
+        if self._feeds % self.SWEEP_EVERY == 0:
+            self.sweep(timestamp)
         pending = [r for r in matched_rule_ids if r in self._by_ref]
         seen: set[str] = set()
         while pending:

@@ -9,8 +9,8 @@ matches when any of them does:
   attribute as ``{"Qualifiers": ..., "Value": "7045"}``.
 * ``Level``, ``Task``, ``Opcode``, ``Keywords`` are System header fields that some payloads reuse.
 * Events of some channels carry their payload in ``UserData.<Wrapper>`` instead of ``EventData``
-  (:data:`USERDATA_WRAPPERS`, e.g. WMI-Activity 5858 ``Operation_ClientFailure``, log cleared
-  ``LogFileCleared``); for rules on those channels ``X`` is also ``UserData.<Wrapper>.X``.
+  (:data:`USERDATA_WRAPPERS`, e.g. WMI-Activity 5858 ``Operation_ClientFailure``); for rules on
+  those channels ``X`` is also ``UserData.<Wrapper>.X``.
 * Windows Defender names its EventData with spaces (``Threat Name``) where Sigma's taxonomy has
   ``ThreatName``; for rules on that channel ``X`` is also the space-separated name.
 """
@@ -43,7 +43,9 @@ SYSTEM_FIELDS: dict[str, tuple[FieldPath, ...]] = {
     "Keywords": ((*_SYSTEM, "Keywords"), ("Event", "EventData", "Keywords")),
 }
 
-#: Channel -> the ``UserData`` child elements its events use (Windows event manifests).
+#: Channel -> the ``UserData`` child elements its events use (Windows event manifests). Security,
+#: System and Application carry UserData only in their log-cleared events (1102, 104), whose
+#: payload no Sigma rule reads: adding the paths there would cost every rule of those channels.
 USERDATA_WRAPPERS: dict[str, tuple[str, ...]] = {
     "Microsoft-Windows-WMI-Activity/Operational": (
         "Operation_ClientFailure",
@@ -51,9 +53,6 @@ USERDATA_WRAPPERS: dict[str, tuple[str, ...]] = {
         "Operation_TemporaryEssStarted",
         "Operation_ESStoConsumerBinding",
     ),
-    "Security": ("LogFileCleared", "AuditEventsDropped"),
-    "System": ("LogFileCleared",),
-    "Application": ("LogFileCleared",),
     "Microsoft-Windows-TerminalServices-LocalSessionManager/Operational": ("EventXML",),
     "Microsoft-Windows-TerminalServices-RemoteConnectionManager/Operational": ("EventXML",),
     "Microsoft-Windows-PrintService/Operational": ("DocumentPrinted",),

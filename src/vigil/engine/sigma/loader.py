@@ -7,6 +7,7 @@ each rule knows the line it starts on (pySigma models locations but does not fil
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Iterable, Sequence
@@ -20,7 +21,7 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError, SigmaRuleLocation
 from sigma.rule import SigmaRule
 
-from vigil.engine.sigma.compiler import CompiledRule, compile_rule
+from vigil.engine.sigma.compiler import CompiledRule, compile_rule, sigma_error_message
 from vigil.engine.sigma.correlation import CorrelationRuleIR, compile_correlation
 from vigil.engine.sigma.errors import SigmaFrontEndError, SigmaParseError
 from vigil.engine.sigma.values import CompileOptions
@@ -44,6 +45,8 @@ class Rejection:
     title: str | None
     kind: str
     reason: str
+    #: the rejected rule is a correlation rule.
+    correlation: bool = False
 
     def __str__(self) -> str:
         rule = f" rule {self.title!r}" if self.title else ""
@@ -106,6 +109,12 @@ def _parse(text: str, path: str) -> _Parsed:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0
         return _Parsed(path, None, [], Rejection(path, line, None, None, "parse", f"invalid YAML: {e}"))
+    for (ln, _), d in zip(docs, dicts, strict=True):
+        if d is not None and not isinstance(d, dict):
+            reason = (
+                f"YAML document is a {type(d).__name__}, not a Sigma rule (a mapping: title, logsource, ...)"
+            )
+            return _Parsed(path, None, [], Rejection(path, ln, None, None, "parse", reason))
     lines = [
         ln
         for (ln, _), d in zip(docs, dicts, strict=True)
@@ -115,7 +124,9 @@ def _parse(text: str, path: str) -> _Parsed:
         collection = SigmaCollection.from_dicts(
             dicts, collect_errors=True, source=SigmaRuleLocation(Path(path)), resolve_references=False
         )
-    except (SigmaError, TypeError, AttributeError, ValueError) as e:
+    except SigmaError as e:
+        return _Parsed(path, None, [], Rejection(path, 1, None, None, "parse", sigma_error_message(e)))
+    except (TypeError, AttributeError, ValueError) as e:
         return _Parsed(path, None, [], Rejection(path, 1, None, None, "parse", f"not a Sigma rule file: {e}"))
     return _Parsed(path, collection, lines)
 
@@ -133,7 +144,7 @@ def _compile_collections(parsed: Sequence[_Parsed], opts: CompileOptions | None)
             all_rules.append((rule, p.path, line))
         for err in p.collection.errors:
             if not any(err in r.errors for r in p.collection.rules):
-                result.rejections.append(Rejection(p.path, 1, None, None, "parse", str(err)))
+                result.rejections.append(Rejection(p.path, 1, None, None, "parse", sigma_error_message(err)))
     for rule, path, line in all_rules:
         if isinstance(rule, SigmaRule):
             try:
@@ -146,17 +157,19 @@ def _compile_collections(parsed: Sequence[_Parsed], opts: CompileOptions | None)
         for rule, path, line in correlations:
             try:
                 if rule.errors:
-                    raise SigmaParseError("; ".join(str(e) for e in rule.errors))
+                    raise SigmaParseError("; ".join(sigma_error_message(e) for e in rule.errors))
                 rule.resolve_rule_references(collection)
                 result.correlations.append(compile_correlation(rule, path=path, line=line))
             except SigmaFrontEndError as e:
                 rid = str(rule.id) if rule.id else None
-                result.rejections.append(
-                    _rejection(e.located(path=path, rule_id=rid, title=rule.title), path, line)
-                )
+                rej = _rejection(e.located(path=path, rule_id=rid, title=rule.title), path, line)
+                result.rejections.append(dataclasses.replace(rej, correlation=True))
             except SigmaError as e:
                 rid = str(rule.id) if rule.id else None
-                result.rejections.append(Rejection(path, line, rid, rule.title, "parse", str(e)))
+                reason = sigma_error_message(e)
+                result.rejections.append(
+                    Rejection(path, line, rid, rule.title, "parse", reason, correlation=True)
+                )
     return result
 
 

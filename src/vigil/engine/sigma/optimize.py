@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from vigil.engine.ir import And, KeywordMatch, Node, Not, Or, StrMatch
+from vigil.engine.ir import And, KeywordMatch, Node, Not, Or, RegexMatch, StrMatch
 from vigil.engine.sigma.fields import SYSTEM_FIELDS
 from vigil.engine.sigma.logsources import EventFilter
 from vigil.engine.sigma.values import escape_regex
@@ -89,5 +89,44 @@ def merge_keywords(node: Node) -> Node:
                         out.append(KeywordMatch("regex", pattern, ignore_case=False, scope=child.scope))
                 elif not isinstance(child, KeywordMatch):
                     out.append(child)
+            return out[0] if len(out) == 1 else Or(tuple(out))
+    return node
+
+
+def _contains_regex(field: tuple[str, ...], ignore_case: bool, values: list[str]) -> RegexMatch:
+    body = "|".join(escape_regex(v) for v in values)
+    return RegexMatch(field, f"(?{'i' if ignore_case else ''}s:{body})")
+
+
+def merge_string_tests(node: Node) -> Node:
+    """Turn ``contains`` tests into RE2 searches, one alternation per field of each ``Or``.
+
+    The engine searches all the regexes of a field in one pass (an RE2 set, with a per-value
+    cache), so the substring tests of every rule on ``CommandLine`` cost one pass over it instead
+    of one per value and rule. Equality and prefix/suffix tests stay string tests: they do not scan
+    the field. Case-insensitive tests then use RE2's case folding instead of ``str.lower``; the two
+    agree on ASCII.
+    """
+    match node:
+        case StrMatch(op="contains"):
+            return _contains_regex(node.field, node.ignore_case, [node.value])
+        case Not(child=child):
+            return Not(merge_string_tests(child))
+        case And(children=children):
+            return And(tuple(merge_string_tests(c) for c in children))
+        case Or(children=children):
+            groups: dict[tuple[tuple[str, ...], bool], list[str]] = {}
+            for kid in children:
+                if isinstance(kid, StrMatch) and kid.op == "contains":
+                    groups.setdefault((kid.field, kid.ignore_case), []).append(kid.value)
+            out: list[Node] = []
+            for kid in children:
+                if not (isinstance(kid, StrMatch) and kid.op == "contains"):
+                    out.append(merge_string_tests(kid))
+                    continue
+                key = (kid.field, kid.ignore_case)
+                values = groups.pop(key, None)
+                if values is not None:  # first test of its group: the whole group goes here
+                    out.append(_contains_regex(kid.field, kid.ignore_case, values))
             return out[0] if len(out) == 1 else Or(tuple(out))
     return node

@@ -18,7 +18,7 @@ from vigil.manager.api import schemas
 from vigil.manager.api.common import ok, parse_bool
 from vigil.manager.auth import require_endpoint
 from vigil.manager.errors import BadRequest, Forbidden
-from vigil.manager.ingest import attach_edr_data, edr_data, parse_ndjson
+from vigil.manager.ingest import attach_edr_data, edr_data
 from vigil.manager.state import Manager
 from vigil.manager.times import now_ns
 
@@ -204,7 +204,7 @@ async def post_logs_async(request: Request, endpoint: Endpoint) -> Response:
 
 def _ingest(manager: Manager, endpoint: dict[str, Any], body: bytes) -> Response:
     receipt = now_ns()
-    batch = parse_ndjson(body, receipt)
+    batch = manager.parsers.parse(body, receipt)
     result = manager.store.ingest(endpoint["uuid"], batch.rows, manager.rules.info)
     if manager.hub.active and batch.rows:
         edr_endpoint = {**endpoint}

@@ -1,0 +1,71 @@
+"""The Sigma front end as an engine loader: ``.yml``/``.yaml`` files in a rule directory load next
+to ``.gen`` files (``Engine.load_path``, ``vigil scan --rules``, ``vigil rules check``).
+
+A malformed rule (bad YAML, unknown identifier in the condition...) is a :class:`RuleError`, like
+a malformed gene rule. A well-formed rule vigil cannot run (a log source it does not produce, a
+construct its IR cannot express) is skipped and reported with a warning naming the file, rule, id
+and reason: a SigmaHQ checkout then loads, and nothing is dropped silently. Correlation rules do
+not run in the engine: ``correlation_engine_for`` loads them across files for a
+:class:`CorrelationEngine`, which reports its own errors.
+Results are cached per file (path, size, mtime) so checking then loading parses a file once.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from vigil.engine.errors import RuleError
+from vigil.engine.ir import RuleIR
+from vigil.engine.loader import register_loader
+from vigil.engine.sigma.loader import SIGMA_SUFFIXES, SigmaRuleSet, load_sigma
+from vigil.engine.sigma.values import CompileOptions
+
+__all__ = ["configure", "load_sigma_file"]
+
+logger = logging.getLogger(__name__)
+
+_CACHE: dict[tuple[str, int, int], SigmaRuleSet] = {}
+_CACHE_SIZE = 8192
+_OPTIONS = CompileOptions()
+
+
+def configure(options: CompileOptions) -> None:
+    """Options for the Sigma files the engine loads (e.g. ``expand`` placeholder values)."""
+    global _OPTIONS
+    _OPTIONS = options
+    _CACHE.clear()
+
+
+def _compiled(path: Path) -> tuple[SigmaRuleSet, bool]:
+    try:
+        st = path.stat()
+        key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    except OSError:
+        return load_sigma([path], _OPTIONS), True
+    cached = _CACHE.get(key)
+    if cached is not None:
+        return cached, False
+    result = load_sigma([path], _OPTIONS)
+    if len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.clear()
+    _CACHE[key] = result
+    return result, True
+
+
+def load_sigma_file(path: Path) -> tuple[list[RuleIR], list[RuleError]]:
+    """Engine loader for one Sigma file: its compiled rules and its malformed rules."""
+    result, fresh = _compiled(path)
+    errors: list[RuleError] = []
+    for rej in result.rejections:
+        if rej.correlation:
+            continue  # resolved across files and reported by correlation_engine_for
+        if rej.kind == "parse":
+            errors.append(RuleError(rej.path, rej.line, rej.title, None, f"sigma: {rej.reason}"))
+        elif fresh:
+            logger.warning("sigma rule skipped: %s", rej)
+    return [rule.ir for rule in result.rules], errors
+
+
+for _suffix in SIGMA_SUFFIXES:
+    register_loader(_suffix, load_sigma_file)
