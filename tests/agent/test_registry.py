@@ -12,7 +12,7 @@ def test_builtins_are_registered_like_plugins() -> None:
     registry = Registry()
     register_builtins(registry)
     assert set(registry.names("action")) == set(ACTION_NAMES)
-    assert registry.names("output") == ["jsonl"]
+    assert registry.names("output") == ["jsonl", "manager"]
     assert registry.get("source", "replay").emits == "events"
     assert registry.get("source", "replay").live is False
     assert all(e.plugin == "builtin" for e in registry.extensions.values())
@@ -32,7 +32,7 @@ def test_names_are_unique_per_kind_and_kinds_are_checked() -> None:
 
 def test_unknown_name_lists_what_is_known() -> None:
     registry = default_registry(plugins=False)
-    with pytest.raises(KeyError, match="no output named 'kafka' \\(known: jsonl\\)"):
+    with pytest.raises(KeyError, match="no output named 'kafka' \\(known: jsonl, manager\\)"):
         registry.get("output", "kafka")
 
 

@@ -154,6 +154,18 @@ def _jsonl_requirements(config: AgentConfig) -> list[str]:
     return _writable(config.output.dir, "output.dir")
 
 
+def _manager_factory(config: AgentConfig) -> Any:
+    from vigil.agent.link.output import manager_output_factory
+
+    return manager_output_factory(config)
+
+
+def _manager_requirements(config: AgentConfig) -> list[str]:
+    from vigil.agent.link.output import manager_output_requirements
+
+    return manager_output_requirements(config)
+
+
 def _writable(path: str, key: str) -> list[str]:
     probe = path
     while not os.path.exists(probe):
@@ -287,6 +299,13 @@ def register_builtins(registry: Registry) -> None:
         _jsonl_factory,
         help="standalone alerts.jsonl and events.jsonl in output.dir, rotated",
         requirements=_jsonl_requirements,
+    )
+    registry.add(
+        "output",
+        "manager",
+        _manager_factory,
+        help="durable spool forwarded to the manager (manager.url set)",
+        requirements=_manager_requirements,
     )
 
 

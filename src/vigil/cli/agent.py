@@ -3,6 +3,7 @@
     vigil agent run --config /etc/vigil/agent.toml [--set section.key=value ...]   (SIGHUP reloads)
     vigil agent doctor [--config FILE] [--json]
     vigil agent config --default | --show [--config FILE]
+    vigil agent enroll --manager URL --uuid UUID --key KEY [--fingerprint SHA256] [--config FILE]
 
 Without ``--config``, ``/etc/vigil/agent.toml`` is read when it exists. ``--set`` overrides any key
 (see docs/agent-config.md) after the file and the ``VIGIL_AGENT_*`` environment.
@@ -52,6 +53,18 @@ def register(subparsers: Any) -> None:
     what.add_argument("--show", action="store_true", help="the merged file, environment and --set values")
     config.set_defaults(handler=_config)
 
+    enroll = sub.add_parser("enroll", help="write the manager's address and this endpoint's credentials")
+    enroll.add_argument(
+        "-c", "--config", default=DEFAULT_CONFIG, help=f"file to write (default: {DEFAULT_CONFIG})"
+    )
+    enroll.add_argument(
+        "--manager", required=True, metavar="URL", help="endpoint API, e.g. https://manager:1519"
+    )
+    enroll.add_argument("--uuid", required=True, help="this endpoint's UUID (from the manager)")
+    enroll.add_argument("--key", required=True, help="this endpoint's key (from the manager)")
+    enroll.add_argument("--fingerprint", default="", help="SHA-256 of the manager's certificate to pin")
+    enroll.set_defaults(handler=_enroll)
+
 
 def _usage(parser: argparse.ArgumentParser) -> int:
     parser.print_help(sys.stderr)
@@ -99,7 +112,12 @@ def _run(args: argparse.Namespace) -> int:
 
         return load_config(path, overrides=args.overrides, known_actions=registry.names("action"))
 
-    return Agent(config, registry=registry, reload=reload).run()
+    agent = Agent(config, registry=registry, reload=reload)
+    if not config.standalone:
+        from vigil.agent.link.service import ManagerService
+
+        agent.services.append(ManagerService(agent))
+    return agent.run()
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -128,4 +146,18 @@ def _config(args: argparse.Namespace) -> int:
     if loaded is None:
         return 2
     sys.stdout.write(render_toml(loaded[0]))
+    return 0
+
+
+def _enroll(args: argparse.Namespace) -> int:
+    from vigil.agent.enroll import EnrollError, enroll
+
+    try:
+        path = enroll(
+            args.config, url=args.manager, uuid=args.uuid, key=args.key, fingerprint=args.fingerprint
+        )
+    except EnrollError as e:
+        print(f"vigil agent enroll: {e}", file=sys.stderr)
+        return 2
+    print(f"enrolled: {path} now points the agent at {args.manager} (restart the agent to apply)")
     return 0

@@ -17,6 +17,7 @@ import logging
 import math
 import socket
 import ssl
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,10 +87,16 @@ class EndpointClient:
         self.hostname = hostname or socket.gethostname()
         self._timeout = timeout
         self._http: httpx.Client | None = None
+        # The forwarder and the scheduler share this client: one lazy session, never two.
+        self._lock = threading.Lock()
 
     # -- connection ------------------------------------------------------------------------------
 
     def _client(self) -> httpx.Client:
+        with self._lock:
+            return self._client_locked()
+
+    def _client_locked(self) -> httpx.Client:
         if self._http is None:
             verify: ssl.SSLContext | bool = False
             if urlsplit(self.address.url).scheme == "https":
@@ -118,9 +125,10 @@ class EndpointClient:
         return self._http
 
     def close(self) -> None:
-        if self._http is not None:
-            self._http.close()
-            self._http = None
+        with self._lock:
+            if self._http is not None:
+                self._http.close()
+                self._http = None
 
     def _request(
         self,

@@ -77,6 +77,10 @@ class ManagerLink:
         if self.system_info:
             self.tasks.append(_Task("system-info", lambda: self.intervals.system_info, self.push_system_info))
 
+    def add_task(self, name: str, interval: Callable[[], float], run: Callable[[], Any]) -> None:
+        """Another periodic task on the link's thread (e.g. the agent-health event)."""
+        self.tasks.append(_Task(name, interval, run))
+
     def _command_interval(self) -> float:
         return (
             self.intervals.commands_burst if time.monotonic() < self._burst_until else self.intervals.commands

@@ -47,11 +47,16 @@ def fetch_certificate(host: str, port: int, timeout: float = 10.0) -> bytes:
 
 
 def pinned_context(host: str, port: int, fingerprint: str, timeout: float = 10.0) -> ssl.SSLContext:
-    """An SSL context that accepts only the server certificate whose SPKI matches ``fingerprint``."""
+    """An SSL context that accepts only the server certificate matching ``fingerprint``.
+
+    The pin is the SHA-256 of the certificate's SPKI (WHIDS ``server-fingerprint``) or of the whole
+    DER certificate (what ``vigil manager`` prints); either identifies exactly one key.
+    """
     wanted = fingerprint.strip().lower().replace(":", "")
     der = fetch_certificate(host, port, timeout)
     got = spki_fingerprint(der)
-    if not hmac.compare_digest(got, wanted):
+    whole = hashlib.sha256(der).hexdigest()
+    if not (hmac.compare_digest(got, wanted) or hmac.compare_digest(whole, wanted)):
         raise PinMismatchError(
             f"{host}:{port}: certificate fingerprint {got} does not match the pinned {wanted}"
         )
