@@ -36,22 +36,6 @@ pytestmark = [
 ]
 
 
-def _agent_forwards_to_the_manager() -> bool:
-    """Whether this tree's agent has its "manager" output (the link wiring, branch ``linke2e``)."""
-    from vigil.agent.registry import default_registry
-
-    return "manager" in default_registry(plugins=False).names("output")
-
-
-#: Without the manager output a managed agent writes its alerts only locally, so nothing reaches the
-#: console: these tests are then expected to fail, and reported as such (not skipped, not faked).
-needs_link = pytest.mark.xfail(
-    not _agent_forwards_to_the_manager(),
-    reason="the agent has no 'manager' output in this tree: detections and commands stay on the host",
-    strict=True,
-)
-
-
 class Up:
     def __init__(self, run: UpProcess, key: str) -> None:
         self.run, self.key = run, key
@@ -124,7 +108,6 @@ def _simulate(*names: str) -> str:
     return result.stdout
 
 
-@needs_link
 def test_simulated_detection_appears_live_and_opens_on_its_process_tree(page: Any, up: Up) -> None:
     _login(page, up)
     page.get_by_role("link", name="Alerts").click()
@@ -153,7 +136,6 @@ def test_simulated_detection_appears_live_and_opens_on_its_process_tree(page: An
     assert page.errors == []
 
 
-@needs_link
 def test_local_endpoint_page_and_a_command_on_it(page: Any, up: Up) -> None:
     _login(page, up)
     host = socket.gethostname()
