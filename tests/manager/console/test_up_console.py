@@ -9,6 +9,7 @@ the manager (and the browser's websocket) over the agent's link. Screenshots go 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -175,4 +176,25 @@ def test_iocs_add_and_delete_with_confirmation(page: Any, up: Up) -> None:
     page.get_by_role("button", name="Delete IoC c2.vigil-demo.invalid").click()
     page.get_by_role("button", name="Confirm").click()
     page.get_by_role("heading", name="IoCs (0)").wait_for()
+    assert page.errors == []
+
+
+def test_an_artifact_of_a_simulated_detection_downloads(page: Any, up: Up, tmp_path: Path) -> None:
+    _simulate("reverse-shell")  # ReverseShellDevTcp asks for a memory dump of the shell
+    _login(page, up)
+    host = socket.gethostname()
+    page.get_by_role("link", name=host).first.wait_for(timeout=15_000)
+    page.get_by_role("link", name=host).first.click()
+    page.get_by_role("heading", name="Artifacts").wait_for()
+    core = page.locator("main a[download]").filter(has_text=re.compile(r"\.core\.gz$")).first
+    deadline = time.monotonic() + 60
+    while core.count() == 0 and time.monotonic() < deadline:  # the agent uploads dumps after the alert
+        page.wait_for_timeout(2000)
+        page.reload()
+        page.get_by_role("heading", name="Artifacts").wait_for()
+    with page.expect_download() as info:
+        core.click()
+    saved = tmp_path / "core"
+    info.value.save_as(saved)
+    assert saved.read_bytes()[:4] == b"\x7fELF"  # a core file, gunzipped by the manager on the way out
     assert page.errors == []
