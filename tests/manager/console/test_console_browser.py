@@ -327,3 +327,29 @@ def test_markup_in_event_data_is_shown_as_text_never_run(page: Any, live: LiveMa
     assert page.locator("main img, main script").count() == 0
     assert page.evaluate("window.__vigil_pwned") is None
     assert page.errors == []  # a blocked inline handler would also show up here as a CSP error
+
+
+def test_escape_cancels_a_confirmation_even_after_an_earlier_confirm(page: Any, live: LiveManager) -> None:
+    """The dialog's returnValue survives a close by Escape: a stale "ok" must not confirm anything."""
+    _login(page, live)
+    page.get_by_role("link", name="IoCs").click()
+    for value in ("first.vigil-test.invalid", "second.vigil-test.invalid"):
+        page.get_by_label("Value").fill(value)
+        page.get_by_label("Type").select_option("domain")
+        page.get_by_role("button", name="Add IoC").click()
+        page.get_by_role("cell", name=value, exact=True).wait_for()
+    page.get_by_role("button", name="Delete IoC first.vigil-test.invalid").click()
+    page.get_by_role("button", name="Confirm").click()
+    page.get_by_role("cell", name="first.vigil-test.invalid", exact=True).wait_for(state="detached")
+    page.get_by_role("button", name="Delete IoC second.vigil-test.invalid").click()
+    page.get_by_role("dialog").wait_for()
+    page.keyboard.press("Escape")
+    page.get_by_role("dialog").wait_for(state="hidden")
+    page.wait_for_timeout(500)
+    page.reload()
+    page.get_by_role(
+        "cell", name="second.vigil-test.invalid", exact=True
+    ).wait_for()  # still there: not deleted
+    with live.admin() as admin:
+        assert "second.vigil-test.invalid" in [i["value"] for i in admin.iocs()]
+    assert page.errors == []

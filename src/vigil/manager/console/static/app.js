@@ -85,6 +85,7 @@ function errorBox(err) { return h("p", { className: "error", role: "alert" }, St
 function confirmDialog(text) {
   const dialog = document.getElementById("confirm");
   document.getElementById("confirm-text").textContent = text;
+  dialog.returnValue = ""; // browsers that keep it on Escape must not reuse an earlier "ok"
   return new Promise((resolve) => {
     dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
     dialog.showModal();
