@@ -318,7 +318,8 @@ def test_markup_in_event_data_is_shown_as_text_never_run(page: Any, live: LiveMa
         assert agent.post("/logs", content=ndjson([event]), headers=GZIP).status_code == 200
     _login(page, live)
     page.get_by_role("link", name="Alerts").click()
-    row = page.get_by_role("row").filter(has_text="MarkupInEventData")
+    page.get_by_role("heading", name="Alerts").wait_for()  # not the fleet's row, which names it too
+    row = page.get_by_role("row").filter(has_text="MarkupInEventData").filter(has_text="<script>")
     row.wait_for()
     assert "<script>window.__vigil_pwned=2</script>" in row.inner_text()
     row.get_by_role("link", name="MarkupInEventData").click()
