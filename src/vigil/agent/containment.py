@@ -13,6 +13,7 @@ no DNS, so the caller resolves the manager first.
 
 from __future__ import annotations
 
+import atexit
 import ipaddress
 import json
 import logging
@@ -35,6 +36,13 @@ _NETNS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _PORTED = re.compile(r"^\[?(?P<addr>[0-9A-Fa-f:.]+?)\]?:(?P<port>\d{1,5})$")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _DEADMEN: list[subprocess.Popen[bytes]] = []
+
+
+@atexit.register
+def _reap_deadmen() -> None:
+    """Collect dead-man switches that already exited, so none is left a zombie at exit."""
+    for child in _DEADMEN:
+        child.poll()
 
 
 @dataclass(frozen=True, slots=True)
