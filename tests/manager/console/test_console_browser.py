@@ -10,7 +10,6 @@ import base64
 import datetime
 import gzip
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import orjson
 import pytest
+from tests.manager.console.conftest import CHROMIUM
 
 from vigil.agent.commands.executor import CommandExecutor
 from vigil.agent.forwarder import Forwarder
@@ -27,9 +27,8 @@ from vigil.agent.link.tls import spki_fingerprint
 from vigil.agent.spool import Spool
 from vigil.manager.testing import GZIP, LiveManager, ndjson
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(os.environ.get("VIGIL_SCREENSHOTS", "build/screenshots"))
 GUID = "{0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d}"
 EVENT_HASH = "c0ffee" * 7
@@ -103,25 +102,6 @@ def agent_link(live: LiveManager, tmp_path_factory: pytest.TempPathFactory) -> I
     link.start()
     yield link
     link.stop(drain_deadline=0.5)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright_sync.sync_playwright() as p:
-        instance = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-            ],
-        )
-        yield instance
-        instance.close()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -21,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.manager.console.conftest import CHROMIUM
 from tests.test_up import KEY_LINE, UpProcess, free_ports, remove_audit_rules_of
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(os.environ.get("VIGIL_SCREENSHOTS", "build/screenshots"))
 LIVE_WITHIN_MS = 10_000  # must-show 1: the console shows a simulated detection within 10 s
 
@@ -55,25 +54,6 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     finally:
         run.kill()
         remove_audit_rules_of(run)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright_sync.sync_playwright() as p:
-        instance = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--disable-quic",
-            ],
-        )
-        yield instance
-        instance.close()
 
 
 @pytest.fixture
