@@ -48,33 +48,11 @@ class ManagerProcess:
         return self.endpoint
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "vigil",
-                "manager",
-                "run",
-                "--data",
-                str(self.data),
-                "--host",
-                "127.0.0.1",
-                "--admin-port",
-                "0",
-                "--endpoint-port",
-                "0",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line.startswith("ready"):
-            raise RuntimeError(f"manager did not start: {line!r}")
-        ports = dict(part.split("=") for part in line.split()[1:])
-        self.endpoint_url = f"https://127.0.0.1:{ports['endpoint']}"
-        self.admin_url = f"https://127.0.0.1:{ports['admin']}"
+        from vigil.manager.testing import start_manager_process
+
+        self.proc, endpoint_port, admin_port = start_manager_process(self.data)
+        self.endpoint_url = f"https://127.0.0.1:{endpoint_port}"
+        self.admin_url = f"https://127.0.0.1:{admin_port}"
 
     @property
     def cert(self) -> str:

@@ -26,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import tomli_w
 
@@ -172,18 +172,9 @@ class LocalDeployment:
         """Give the manager the default rule set (first run), through its admin API like any client."""
         from vigil.client import AdminClient, ClientError, pinned_ssl_context
         from vigil.rules import default_rule_files
+        from vigil.rules.catalog import read_rule_objects
 
-        decoder = json.JSONDecoder()
-        rules: list[dict[str, Any]] = []
-        for path in default_rule_files():
-            text, pos = path.read_text(), 0
-            while True:
-                while pos < len(text) and text[pos].isspace():
-                    pos += 1
-                if pos >= len(text):
-                    break
-                rule, pos = decoder.raw_decode(text, pos)
-                rules.append(rule)
+        rules = [rule for path in default_rule_files() for _, rule in read_rule_objects(path)]
         cert = self.manager_dir / "tls" / "cert.pem"
         try:
             with AdminClient(self.admin_url, admin_key, verify=pinned_ssl_context(cert)) as client:

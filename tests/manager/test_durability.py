@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from vigil.client import AdminClient, pinned_ssl_context
-from vigil.manager.testing import GZIP, make_event, ndjson
+from vigil.manager.testing import GZIP, make_event, ndjson, start_manager_process
 
 pytestmark = pytest.mark.slow
 
@@ -30,34 +30,6 @@ def _vigil(*args: str) -> str:
         check=True,
     )
     return result.stdout
-
-
-def _start(data: Path) -> tuple[subprocess.Popen[str], int, int]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "vigil",
-            "manager",
-            "run",
-            "--data",
-            str(data),
-            "--host",
-            "127.0.0.1",
-            "--admin-port",
-            "0",
-            "--endpoint-port",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line.startswith("ready"), f"manager did not start: {line!r}"
-    ports = dict(part.split("=") for part in line.split()[1:])
-    return proc, int(ports["endpoint"]), int(ports["admin"])
 
 
 def _descendants(pid: int) -> set[int]:
@@ -91,7 +63,7 @@ def test_sigkill_during_ingest_loses_no_acknowledged_event(tmp_path: Path) -> No
     admin_key = init.split("admin key (shown once): ")[1].split()[0]
     enrolled = json.loads(_vigil("endpoint", "add", "--data", str(data)))
     ssl = pinned_ssl_context(data / "tls" / "cert.pem")
-    proc, endpoint_port, admin_port = _start(data)
+    proc, endpoint_port, admin_port = start_manager_process(data)
     acked: list[str] = []
     lock = threading.Lock()
     stop = threading.Event()
@@ -155,7 +127,7 @@ def test_sigkill_during_ingest_loses_no_acknowledged_event(tmp_path: Path) -> No
     assert not any(Path(f"/proc/{pid}").exists() for pid in helpers), "worker processes outlived the manager"
 
     # After a restart the report still counts every stored detection (reports survive restarts).
-    proc, endpoint_port, admin_port = _start(data)
+    proc, endpoint_port, admin_port = start_manager_process(data)
     try:
         with AdminClient(f"https://127.0.0.1:{admin_port}", admin_key, verify=ssl) as admin:
             report = admin.report(enrolled["uuid"])

@@ -13,7 +13,7 @@ import logging
 import random
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from vigil.agent.link.client import EndpointClient, Fatal, Retryable
 from vigil.agent.spool import Spool, SpoolError
@@ -30,7 +30,6 @@ class ForwarderStats:
     failures: int = 0
     last_error: str = ""
     last_success: float = 0.0
-    latencies_ms: list[float] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -94,7 +93,7 @@ class Forwarder:
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=max(1.0, self.client._timeout + 1.0))
+            self._thread.join(timeout=max(1.0, self.client.timeout + 1.0))
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -117,7 +116,6 @@ class Forwarder:
         batch = self.spool.peek(self.batch_events, self.batch_bytes)
         if not batch:
             return 0
-        started = time.monotonic()
         try:
             self.client.post_logs([e.body for e in batch])
         except (Retryable, Fatal) as exc:
@@ -129,8 +127,6 @@ class Forwarder:
         self.stats.sent += len(batch)
         self.stats.batches += 1
         self.stats.last_success = time.time()
-        self.stats.latencies_ms.append((time.monotonic() - started) * 1000)
-        del self.stats.latencies_ms[:-1000]
         return len(batch)
 
     def _failed(self, exc: Exception) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import gzip
 import ssl
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +26,7 @@ from vigil.manager.config import ManagerConfig
 from vigil.manager.server import ManagerServer
 from vigil.manager.tls import generate_self_signed
 
-__all__ = ["GZIP", "LiveManager", "make_event", "ndjson"]
+__all__ = ["GZIP", "LiveManager", "make_event", "ndjson", "start_manager_process"]
 
 
 class LiveManager:
@@ -132,3 +134,22 @@ def ndjson(events: list[dict[str, Any]], *, compress: bool = True) -> bytes:
 
 
 GZIP = {"Content-Encoding": "gzip"}
+
+
+def start_manager_process(data: Path) -> tuple[subprocess.Popen[str], int, int]:
+    """A real ``vigil manager run`` on an initialised data dir, ports chosen by the kernel.
+
+    Returns once it printed ``ready endpoint=P admin=P``: (process, endpoint port, admin port). Used
+    where the manager must be a separate process that a test or benchmark can SIGKILL.
+    """
+    command = [sys.executable, "-m", "vigil", "manager", "run", "--data", str(data)]
+    command += ["--host", "127.0.0.1", "--admin-port", "0", "--endpoint-port", "0"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("ready"):
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"manager did not start: {line!r}")
+    ports = dict(part.split("=") for part in line.split()[1:])
+    return proc, int(ports["endpoint"]), int(ports["admin"])

@@ -20,7 +20,7 @@ from typing import Any
 
 import re2
 
-__all__ = ["BUILTINS", "MAX_ENTRIES", "CommandContext", "CommandError", "help_text"]
+__all__ = ["BUILTINS", "MAX_ENTRIES", "CommandContext", "CommandError"]
 
 MAX_ENTRIES = 100_000
 
@@ -277,7 +277,3 @@ BUILTINS: dict[str, tuple[Builtin, str]] = {
     "modules": (cmd_modules, "shared objects mapped by running processes"),
     "drivers": (cmd_drivers, "kernel modules"),
 }
-
-
-def help_text() -> str:
-    return "\n".join(f"{name:<10} {description}" for name, (_, description) in BUILTINS.items())

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import gzip
-import hashlib
 import hmac
 import logging
 import math
@@ -89,6 +88,11 @@ class EndpointClient:
         self._http: httpx.Client | None = None
         # The forwarder and the scheduler share this client: one lazy session, never two.
         self._lock = threading.Lock()
+
+    @property
+    def timeout(self) -> float:
+        """Seconds one request may take (connect, TLS handshake, body)."""
+        return self._timeout
 
     # -- connection ------------------------------------------------------------------------------
 
@@ -243,11 +247,3 @@ def _chunks(path: Path, *, guid: str, event_hash: str, name: str) -> Iterator[di
                 "chunk": number,
                 "total": total,
             }
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
