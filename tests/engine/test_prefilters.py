@@ -89,6 +89,16 @@ def test_keyword_values_are_searched_one_by_one(node: Node, want: bool) -> None:
     assert bool(engine.match(TWO_VALUES).signature) is want
 
 
+def test_keywords_reach_every_level_of_nesting() -> None:
+    deep = {
+        "Event": {"Top": ["t", {"a": "one"}], "X": {"Y": {"Z": {"W": ["two", {"V": "three"}]}, "U": "four"}}}
+    }
+    nodes: list[Node] = [KeywordMatch("eq", v) for v in ("t", "one", "two", "three", "four", "five")]
+    _agree(nodes, [deep, {"Event": "t"}, {"Event": ["one", ["two"]]}, {"Event": 5}, {}])
+    engine, _ = _engine(nodes, 10**9)
+    assert engine.match(deep).signature == ["r0", "r1", "r2", "r3", "r4"]
+
+
 def test_a_value_with_newlines_keeps_its_own_anchors() -> None:
     event = _event({"A": "line1\nline2", "B": "other"})
     _agree(

@@ -316,6 +316,7 @@ NO_STRINGS = EventStrings([])
 
 
 def _strings(obj: Any) -> list[str]:
+    """Every string value in ``obj`` (nested objects and lists included), in no particular order."""
     if obj.__class__ is str:
         return [obj]
     out: list[str] = []
@@ -336,6 +337,36 @@ def _strings(obj: Any) -> list[str]:
     return out
 
 
+def _event_strings(event: dict[str, Any]) -> list[str]:
+    """``_strings`` unrolled over the first levels of an event (``System``, ``EventData``, ``Provider``...)."""
+    out: list[str] = []
+    append = out.append
+    deeper: list[Any] = []
+    for v in event.values():
+        c = v.__class__
+        if c is str:
+            append(v)
+        elif c is dict:
+            for w in v.values():
+                d = w.__class__
+                if d is str:
+                    append(w)
+                elif d is dict:
+                    for y in w.values():
+                        e = y.__class__
+                        if e is str:
+                            append(y)
+                        elif e is dict or e is list:
+                            deeper.append(y)
+                elif d is list:
+                    deeper.append(w)
+        elif c is list:
+            deeper.append(v)
+    if deeper:
+        out += _strings(deeper)
+    return out
+
+
 def event_strings(event: Any, scope: tuple[str, ...]) -> EventStrings:
     """Every string value under ``scope`` of the event (none when the scope is missing)."""
     obj = event
@@ -345,7 +376,7 @@ def event_strings(event: Any, scope: tuple[str, ...]) -> EventStrings:
         obj = obj.get(key, MISSING)
         if obj is MISSING:
             return NO_STRINGS
-    return EventStrings(_strings(obj))
+    return EventStrings(_event_strings(obj) if obj.__class__ is dict else _strings(obj))
 
 
 def multiline_safe(pattern: str) -> bool:
