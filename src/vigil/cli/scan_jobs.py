@@ -89,9 +89,12 @@ def run_parallel(
             if result.first:
                 base = 0
             for error in result.errors:
-                if isinstance(error, LineError):
-                    error = dataclasses.replace(error, line=error.line + base)
-                print(f"vigil scan: {error}", file=sys.stderr)
+                where = (
+                    dataclasses.replace(error, line=error.line + base)
+                    if isinstance(error, LineError)
+                    else error
+                )
+                print(f"vigil scan: {where}", file=sys.stderr)
             base += result.lines
             out_stream.write(result.output)
             stats.add(result.stats)
@@ -223,8 +226,8 @@ def _work(job: LineBlock | EvtxBlock) -> BlockResult:
         result = BlockResult(b"", stats, [str(e) for e in errors])  # EvtxError does not pickle
     else:
         data = job.data if job.data is not None else _read_block(job)
-        _scan_lines(_WORKER, data, job.name, out, stats, errors)
-        result = BlockResult(b"", stats, errors, lines=data.count(b"\n"), first=job.index == 0)
+        lines = _scan_lines(_WORKER, data, job.name, out=out, stats=stats, errors=errors)
+        result = BlockResult(b"", stats, errors, lines=lines, first=job.index == 0)
     if out:
         out.append(b"")
         result.output = b"\n".join(out)
@@ -240,17 +243,19 @@ def _read_block(job: LineBlock) -> bytes:
         os.close(fd)
 
 
-def _scan_lines(scanner: Scanner, data: bytes, name: str, out: list[bytes], stats: Stats, errors: list[Any]) -> None:
-    """Events of a block of lines, BATCH_LINES at a time: orjson per line, the full reader after a
-    line that is not one object (numbered from 1 in the block)."""
+def _scan_lines(
+    scanner: Scanner, data: bytes, name: str, *, out: list[bytes], stats: Stats, errors: list[Any]
+) -> int:
+    """Scan a block of lines, BATCH_LINES at a time: orjson per line, the full reader from the first
+    line that is not one object on (lines numbered from 1 in the block). Returns the newlines in it."""
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
     lines = io.BytesIO(data).readlines()  # split on \n only, like reading the file
+    newlines = len(lines) - (1 if lines and not lines[-1].endswith(b"\n") else 0)
     for start in range(0, len(lines), BATCH_LINES):
         batch: list[Any] = []
         append = batch.append
-        for i in range(start, min(start + BATCH_LINES, len(lines))):
-            line = lines[i]
+        for i, line in enumerate(lines[start : start + BATCH_LINES], start):
             try:
                 obj = loads(line)
             except decode_error:
@@ -264,8 +269,9 @@ def _scan_lines(scanner: Scanner, data: bytes, name: str, out: list[bytes], stat
             rest = iter_stream(iter(lines[i:]), name, i + 1)  # type: ignore[arg-type]
             while batch := list(itertools.islice(rest, BATCH_LINES)):
                 scanner.process(batch, out, stats, errors)
-            return
+            return newlines
         scanner.process(batch, out, stats, errors)
+    return newlines
 
 
 def _scan_evtx(scanner: Scanner, job: EvtxBlock, out: list[bytes], stats: Stats, errors: list[Any]) -> None:
