@@ -41,12 +41,14 @@ _BOUNDARY_STEP = 1 << 16
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LineBlock:
-    """Block ``index`` of a JSON-lines input: read by the worker from the file (``data`` None,
-    ``file_size`` fixed by the parent so that every worker cuts the same file), or sent as ``data``."""
+    """Block ``index`` of a JSON-lines input: read by the worker from the file (``data`` None; the
+    parent fixes ``file_size`` and ``block_bytes`` so that every worker cuts the same way), or sent
+    as ``data``."""
 
     name: str
     index: int
     file_size: int = 0
+    block_bytes: int = 0
     data: bytes | None = None
 
 
@@ -161,8 +163,9 @@ def _line_blocks(path: str) -> Iterator[LineBlock]:
         if not stat.S_ISREG(info.st_mode):
             yield from _sent_blocks(stream, path)
             return
-    for index in range(-(-info.st_size // BLOCK_BYTES)):
-        yield LineBlock(path, index, file_size=info.st_size)
+    size = BLOCK_BYTES
+    for index in range(-(-info.st_size // size)):
+        yield LineBlock(path, index, file_size=info.st_size, block_bytes=size)
 
 
 def _sent_blocks(stream: IO[bytes], name: str) -> Iterator[LineBlock]:
@@ -170,9 +173,10 @@ def _sent_blocks(stream: IO[bytes], name: str) -> Iterator[LineBlock]:
         yield LineBlock(name, index, data=data)
 
 
-def _chunks(stream: IO[bytes], size: int = BLOCK_BYTES) -> Iterator[tuple[int, bytes]]:
+def _chunks(stream: IO[bytes], size: int | None = None) -> Iterator[tuple[int, bytes]]:
     """Blocks of about ``size`` bytes with their first line number, cut only before a line that
     starts with ``{`` (so a value spread over lines stays in one block)."""
+    size = size or BLOCK_BYTES
     first = 1
     rest = b""
     while True:
@@ -191,7 +195,7 @@ def _chunks(stream: IO[bytes], size: int = BLOCK_BYTES) -> Iterator[tuple[int, b
         yield first, rest
 
 
-def block_bounds(fd: int, index: int, file_size: int, size: int = BLOCK_BYTES) -> tuple[int, int]:
+def block_bounds(fd: int, index: int, file_size: int, size: int) -> tuple[int, int]:
     """Start and end offsets of block ``index`` of the file: the blocks of all indexes tile the file,
     each starting at a line that starts with ``{`` (the first at 0)."""
     return _boundary(fd, index * size, file_size), _boundary(fd, (index + 1) * size, file_size)
@@ -237,7 +241,7 @@ def _work(job: LineBlock | EvtxBlock) -> BlockResult:
 def _read_block(job: LineBlock) -> bytes:
     fd = os.open(job.name, os.O_RDONLY)
     try:
-        start, end = block_bounds(fd, job.index, job.file_size)
+        start, end = block_bounds(fd, job.index, job.file_size, job.block_bytes)
         return os.pread(fd, end - start, start) if end > start else b""
     finally:
         os.close(fd)
