@@ -50,3 +50,58 @@ def summary_line(stderr: str, key: str) -> str | None:
         if line.startswith(f"{key}: "):
             return line.split(": ", 1)[1]
     return None
+
+
+def scan_scaling(
+    scan: list[str], inputs: list[str], jobs: list[int], runs: int, events: int
+) -> dict[str, Any]:
+    """``scan --jobs N INPUTS`` for each N (best wall of ``runs``; CPU as medians), the start-up alone
+    (the same command over an empty JSON-lines file), and each N against one job: wall speed-up and
+    total CPU (parent + workers) relative to one job, the figure that a shared machine does not skew."""
+    import statistics
+    import tempfile
+
+    result: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        empty = os.path.join(tmp, "empty.jsonl")
+        open(empty, "wb").close()
+        for n in jobs:
+            measured = [run_measured([*scan, "--jobs", str(n), *inputs]) for _ in range(runs)]
+            starts = [run_measured([*scan, "--jobs", str(n), empty]) for _ in range(runs)]
+            best = min(measured, key=lambda r: r["wall_s"])
+            cpu = statistics.median(r["cpu_s"] for r in measured)
+            parent = statistics.median(r["parent_cpu_s"] for r in measured)
+            start = statistics.median(r["cpu_s"] for r in starts)
+            result[f"jobs{n}"] = {
+                "rc": best["rc"],
+                "wall_s": round(best["wall_s"], 3),
+                "events_per_s": round(events / best["wall_s"]),
+                "runs_wall_s": [round(r["wall_s"], 3) for r in measured],
+                "runs_cpu_s": [round(r["cpu_s"], 3) for r in measured],
+                "runs_load_average_1m": [round(r["load_average_1m"], 2) for r in measured],
+                "median_cpu_s": round(cpu, 3),
+                "median_parent_cpu_s": round(parent, 3),
+                "median_children_cpu_s": round(statistics.median(r["children_cpu_s"] for r in measured), 3),
+                "events_per_cpu_s": round(events / cpu),
+                "startup_cpu_s": round(start, 3),
+                "startup_wall_s": round(statistics.median(r["wall_s"] for r in starts), 3),
+                "scan_cpu_s": round(cpu - start, 3),
+                "scan_parent_cpu_share": round(max(parent - start, 0) / max(cpu - start, 1e-9), 3),
+                "max_rss_mb": round(max(r["max_rss_mb"] for r in measured), 1),
+                "summary_events": summary_line(best["stderr"], "events"),
+                "summary_errors": summary_line(best["stderr"], "errors"),
+            }
+    if "jobs1" in result:
+        one = result["jobs1"]
+        result["scaling"] = {
+            f"jobs{n}": {
+                "wall_speedup": round(one["wall_s"] / result[f"jobs{n}"]["wall_s"], 2),
+                "cpu_vs_jobs1": round(result[f"jobs{n}"]["median_cpu_s"] / one["median_cpu_s"], 3),
+                "scan_cpu_vs_jobs1": round(
+                    result[f"jobs{n}"]["scan_cpu_s"] / max(one["scan_cpu_s"], 1e-9), 3
+                ),
+            }
+            for n in jobs
+            if n != 1
+        }
+    return result
