@@ -203,6 +203,21 @@ def test_bad_evtx_files_give_the_errors_of_one_job(
     assert out.endswith(_scan(capfdbinary, "--rules", str(GENE_RULES), "--all", str(copy))[1])
 
 
+def test_a_dying_worker_is_a_clear_error(
+    rules: Path,
+    tmp_path: Path,
+    small_blocks: None,
+    capfdbinary: pytest.CaptureFixture[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text(_mixed_lines())
+    monkeypatch.setattr(scan_jobs, "_scan_lines", lambda *a, **k: os._exit(9))  # as if OOM-killed
+    code, _, err = _scan(capfdbinary, "--jobs", "2", "--rules", str(rules), str(events))
+    assert code == 2
+    assert "vigil scan: a --jobs worker process died (killed, or out of memory?)" in err
+
+
 def test_gene_rules_scan_does_not_import_pysigma(tmp_path: Path) -> None:
     """Only a rule path with YAML files loads the Sigma front end (a third of the start-up)."""
     empty = tmp_path / "empty.jsonl"

@@ -23,6 +23,7 @@ import stat
 import sys
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import IO, TYPE_CHECKING, Any
 
 import orjson
@@ -114,6 +115,8 @@ def run_parallel(
                 raise
             while pending:
                 write(pending.popleft().result())
+        except BrokenProcessPool:
+            raise OSError("a --jobs worker process died (killed, or out of memory?)") from None
         finally:
             for future in pending:
                 future.cancel()
