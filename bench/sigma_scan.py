@@ -4,6 +4,8 @@
     .venv/bin/python bench/sigma_scan.py --repeat 3     # the matching phase three times (steadier)
     .venv/bin/python bench/sigma_scan.py --linux        # agent view: rules/linux + examples/rules,
                                                         # per-event match latency on Linux events
+    .venv/bin/python bench/sigma_scan.py --jobs 1 2     # the real `vigil scan --jobs N` over the
+                                                        # corpus: CPU of parent and workers, scaling
 
 Prints one JSON object. Load is reported apart from scanning: ``load_seconds`` (YAML + pySigma
 parse + compile to IR), ``engine_compile_seconds`` (the engine's code generation). Scanning is
@@ -18,10 +20,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import sys
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.cli_run import scan_scaling
 
 DEFAULT_CORPUS = Path("../shared/data/evtx/evtx")
 DEFAULT_RULES = Path("../shared/data/sigma/rules/windows")
@@ -41,9 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rules", type=Path, default=DEFAULT_RULES)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--linux", action="store_true", help="Linux Sigma rules next to the default rules")
+    parser.add_argument("--jobs", type=int, nargs="+", help="time `vigil scan --jobs N` for each N instead")
+    parser.add_argument("--runs", type=int, default=3, help="with --jobs: runs of each")
     args = parser.parse_args(argv)
     if args.linux:
         return linux(args.repeat)
+    if args.jobs:
+        return cli(args.corpus, args.rules, args.jobs, args.runs)
 
     from vigil.engine import Engine
     from vigil.engine.sigma import load_sigma
@@ -112,6 +123,25 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
     )
+    return 0
+
+
+def cli(corpus: Path, rules: Path, jobs: list[int], runs: int) -> int:
+    """The real ``vigil scan --rules RULES --jobs N`` over the corpus; start-up (rule loading) apart."""
+    from vigil.events.evtx import read_evtx
+
+    files = sorted(corpus.rglob("*.evtx"))
+    events = sum(1 for f in files for _ in read_evtx(f, on_error=lambda error: None))
+    scan = [sys.executable, "-m", "vigil", "scan", "--rules", str(rules), "--output", os.devnull]
+    result: dict[str, Any] = {
+        "name": "sigma_scan_cli",
+        "rules": str(rules),
+        "files": len(files),
+        "events": events,
+    }
+    result.update(scan_scaling(scan, [str(f) for f in files], jobs, runs, events))
+    result["cpu_count"] = os.cpu_count()
+    print(json.dumps(result))
     return 0
 
 
