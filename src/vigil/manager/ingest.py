@@ -2,7 +2,8 @@
 
 Malformed lines are skipped and counted; every other line is stored. Each event's hash comes from
 ``Event.EdrData.Event.Hash`` when the agent set one (vigil agents do, so retried batches are
-stored once); otherwise it is the SHA-1 of the event's canonical JSON (keys sorted, no EdrData).
+stored once); otherwise it is the SHA-1 of the event's canonical JSON (keys sorted, no EdrData),
+which is also the stored body.
 """
 
 from __future__ import annotations
@@ -62,10 +63,12 @@ def _parse_line(line: bytes, receipt: int) -> EventRow:
     if not isinstance(channel, str):
         channel = str(channel)
     ts = receipt
+    timed = False
     created = system.get("TimeCreated")
     if isinstance(created, dict) and isinstance(created.get("SystemTime"), str):
         try:
             ts = parse_rfc3339(created["SystemTime"])
+            timed = True
         except BadRequest:
             ts = receipt
     signatures: tuple[str, ...] = ()
@@ -78,15 +81,17 @@ def _parse_line(line: bytes, receipt: int) -> EventRow:
         crit = detection.get("Criticality", 0)
         if isinstance(crit, int) and not isinstance(crit, bool):
             criticality = crit
-    body = orjson.dumps({"Event": event})
+    # Stored with sorted keys (as WHIDS' Go maps marshal), which is also the canonical form the hash
+    # covers: one serialization serves both.
+    body = orjson.dumps({"Event": event}, option=orjson.OPT_SORT_KEYS)
     given = None
     if isinstance(edr, dict) and isinstance(edr.get("Event"), dict):
         given = edr["Event"].get("Hash")
     if isinstance(given, str) and 16 <= len(given) <= 128 and _HEX.issuperset(given):
         digest = given.lower()
     else:
-        digest = hashlib.sha1(orjson.dumps({"Event": event}, option=orjson.OPT_SORT_KEYS)).hexdigest()  # noqa: S324
-    return EventRow(digest, ts, channel, _event_id(system), criticality, signatures, body)
+        digest = hashlib.sha1(body, usedforsecurity=False).hexdigest()
+    return EventRow(digest, ts, channel, _event_id(system), criticality, signatures, body, timed)
 
 
 def parse_ndjson(body: bytes, receipt: int) -> ParsedBatch:

@@ -22,7 +22,10 @@ Row = dict[str, Any]
 class EventRow(NamedTuple):
     """One event ready to store. ``body`` is the compact JSON of the event without ``EdrData``.
 
-    A NamedTuple rather than a frozen dataclass: ingest builds one per event and this is cheaper."""
+    ``ts`` is the event's own time when ``timed``, else its receipt time. Two rows are the same event
+    when they have the same hash and the same own time (untimed: the same hash); a re-sent event has
+    both. A NamedTuple rather than a frozen dataclass: ingest builds one per event and this is cheaper.
+    """
 
     hash: str
     ts: int
@@ -31,6 +34,7 @@ class EventRow(NamedTuple):
     criticality: int
     signatures: tuple[str, ...]
     body: bytes
+    timed: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,9 +43,26 @@ _IOC_COLS = ("uuid", "guuid", "source", "value", "type")
 
 
 _INSERT_EVENT = (
-    "INSERT INTO events (hash, endpoint, ts, receipt, channel, event_id, criticality, detection, body)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (hash) DO NOTHING"
+    "INSERT INTO events"
+    " (hash, endpoint, ts, event_time, receipt, channel, event_id, criticality, detection, body)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_time, hash) DO NOTHING"
 )
+#: Schema 1 to 2: the events table loses ``hash UNIQUE`` (not droppable in place) and gains
+#: ``event_time``, so it is rebuilt with its ids kept (detections refer to them). Old rows get
+#: ``event_time = ts``: for the rare event stored without its own time, a copy re-sent after the
+#: upgrade is stored a second time.
+_MIGRATE_1_TO_2 = [
+    "DROP INDEX IF EXISTS events_endpoint_ts",
+    "DROP INDEX IF EXISTS events_channel_eid",
+    "ALTER TABLE events RENAME TO events_v1",
+    SCHEMA,
+    "INSERT INTO events"
+    " (id, hash, endpoint, ts, event_time, receipt, channel, event_id, criticality, detection, body)"
+    " SELECT id, hash, endpoint, ts, ts, receipt, channel, event_id, criticality, detection, body"
+    " FROM events_v1",
+    "DROP TABLE events_v1",
+    "UPDATE meta SET value = '2' WHERE name = 'schema_version'",
+]
 _EVENTS_SQL = (
     "SELECT hash, ts, receipt, detection, body FROM events WHERE endpoint = ? AND ts >= ? AND ts <= ?"
     " ORDER BY ts {order}, id {order} LIMIT ? OFFSET ?"
@@ -61,6 +78,29 @@ _SEARCH_SQL = {
     for detections in (False, True)
     for desc in (False, True)
 }
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a database of an older schema to :data:`SCHEMA_VERSION`, in one transaction."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone() is None:
+        return  # a new database
+    row = conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+    version = int(row[0]) if row else SCHEMA_VERSION
+    if version == SCHEMA_VERSION:
+        return
+    if version != 1:
+        raise StoreError(f"database schema {version} is not one this manager knows (it knows 1 and 2)")
+    logger.warning("upgrading the database schema from 1 to 2 (rebuilding the events table)")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in _MIGRATE_1_TO_2:
+            for part in statement.split(";"):  # SCHEMA is several statements, none with a ';' inside
+                if part.strip():
+                    conn.execute(part)
+        conn.execute("COMMIT")
+    except sqlite3.Error:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _dict_factory(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> dict[str, Any]:
@@ -105,6 +145,7 @@ class SQLiteStore:
         conn.execute(f"PRAGMA synchronous={self._sync}")
         conn.execute("PRAGMA cache_size=-65536")
         conn.execute("PRAGMA foreign_keys=ON")
+        _migrate(conn)
         conn.executescript(SCHEMA)
         conn.execute(
             "INSERT INTO meta (name, value) VALUES ('schema_version', ?) ON CONFLICT (name) DO NOTHING",
@@ -311,7 +352,18 @@ class SQLiteStore:
         def write(conn: sqlite3.Connection, after: AfterCommit) -> IngestResult:
             state: ReportState | None = None
             plain = [
-                (r.hash, endpoint, r.ts, receipt, r.channel, r.event_id, r.criticality, 0, r.body)
+                (
+                    r.hash,
+                    endpoint,
+                    r.ts,
+                    r.ts if r.timed else 0,
+                    receipt,
+                    r.channel,
+                    r.event_id,
+                    r.criticality,
+                    0,
+                    r.body,
+                )
                 for r in rows
                 if not r.signatures
             ]
@@ -331,6 +383,7 @@ class SQLiteStore:
                         row.hash,
                         endpoint,
                         row.ts,
+                        row.ts if row.timed else 0,
                         receipt,
                         row.channel,
                         row.event_id,
