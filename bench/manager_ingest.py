@@ -15,7 +15,9 @@ a small HTTP/1.1 client) and its CPU is reported too: ``server_us_per_event`` (m
 its parser workers, from /proc) and ``client_us_per_event`` (this process, getrusage).
 ``idle_estimate_events_per_s`` is what two otherwise idle cores would sustain if CPU were the only
 limit: 2 / (server + client CPU per event); it says nothing about the single writer's own limit,
-which ``writer_us_per_event`` (CPU of the busiest manager thread) bounds. Prints one JSON object.
+which ``writer_us_per_event`` (CPU of the busiest manager thread, the writer) bounds. The other
+manager threads (event loop, pool result and feeder threads) and the parser worker processes are
+listed apart. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -99,7 +101,7 @@ async def run_clients(
     return time.perf_counter() - start
 
 
-def _busiest_thread_cpu(pid: int) -> dict[int, float]:
+def _thread_cpu(pid: int) -> dict[int, float]:
     ticks = os.sysconf("SC_CLK_TCK")
     out = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -135,12 +137,12 @@ def main() -> None:
         assert manager.proc is not None
         load_before = os.getloadavg()
         cpu0, client0 = manager.cpu_seconds(), _self_cpu()
-        threads0 = _busiest_thread_cpu(manager.proc.pid)
+        threads0 = _thread_cpu(manager.proc.pid)
         seconds = asyncio.run(run_clients(manager, endpoints, batches))
         cpu, client = manager.cpu_seconds() - cpu0, _self_cpu() - client0
-        threads = _busiest_thread_cpu(manager.proc.pid)
+        threads = _thread_cpu(manager.proc.pid)
         load_after = os.getloadavg()
-        writer = max(threads[t] - threads0.get(t, 0.0) for t in threads)
+        by_thread = sorted((threads[t] - threads0.get(t, 0.0) for t in threads), reverse=True)
         rss = manager.peak_rss_mb()
         conn = sqlite3.connect(manager.data / "manager.db")
         stored = conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
@@ -163,7 +165,9 @@ def main() -> None:
                 "fsync": not args.no_fsync,
                 "server_cpu_s": round(cpu, 2),
                 "server_us_per_event": round(cpu / args.events * 1e6, 1),
-                "writer_us_per_event": round(writer / args.events * 1e6, 1),
+                "writer_us_per_event": round(by_thread[0] / args.events * 1e6, 1),
+                "manager_threads_us_per_event": [round(t / args.events * 1e6, 1) for t in by_thread[:5]],
+                "parser_workers_us_per_event": round((cpu - sum(by_thread)) / args.events * 1e6, 1),
                 "client_us_per_event": round(client / args.events * 1e6, 1),
                 "idle_estimate_events_per_s": round(2 / per_event),
                 "loadavg_before_after": [round(load_before[0], 2), round(load_after[0], 2)],

@@ -6,6 +6,8 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
+from itertools import compress, repeat
+from operator import not_
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import orjson
 
 from vigil.manager.errors import Conflict, NotFound, StoreError
 from vigil.manager.scoring import ReportState, RuleInfo
-from vigil.manager.store.base import EventRow, IngestResult, Row, SearchQuery
+from vigil.manager.store.base import EventBatch, EventRow, IngestResult, Row, SearchQuery
 from vigil.manager.store.schema import SCHEMA, SCHEMA_VERSION
 from vigil.manager.store.writer import AfterCommit, Writer
 from vigil.manager.times import format_ns, now_ns
@@ -346,44 +348,54 @@ class SQLiteStore:
 
     # -- events ------------------------------------------------------------------------------------
 
-    def ingest(self, endpoint: str, rows: Sequence[EventRow], rules: Mapping[str, RuleInfo]) -> IngestResult:
+    def ingest(
+        self, endpoint: str, events: EventBatch | Sequence[EventRow], rules: Mapping[str, RuleInfo]
+    ) -> IngestResult:
         receipt = now_ns()
+        batch = events if isinstance(events, EventBatch) else EventBatch.of(events)
+        count = len(batch)
 
         def write(conn: sqlite3.Connection, after: AfterCommit) -> IngestResult:
             state: ReportState | None = None
-            plain = [
-                (
-                    r.hash,
-                    endpoint,
-                    r.ts,
-                    r.ts if r.timed else 0,
-                    receipt,
-                    r.channel,
-                    r.event_id,
-                    r.criticality,
-                    0,
-                    r.body,
-                )
-                for r in rows
-                if not r.signatures
-            ]
+            # Built by zip in C: no Python code runs per event on this, the single writer's, path.
+            params = zip(
+                batch.hashes,
+                repeat(endpoint),
+                batch.ts,
+                batch.event_times,
+                repeat(receipt),
+                batch.channels,
+                batch.event_ids,
+                batch.criticalities,
+                repeat(0),
+                batch.bodies,
+            )
+            alerts = [i for i, sigs in enumerate(batch.signatures) if sigs]
             before = conn.total_changes
-            if plain:
-                conn.executemany(_INSERT_EVENT, plain)
+            conn.executemany(
+                _INSERT_EVENT, compress(params, map(not_, batch.signatures)) if alerts else params
+            )
             stored = conn.total_changes - before
             detections = 0
             last_detection = 0
             cur = conn.cursor()
-            for row in rows:
-                if not row.signatures:
-                    continue
+            for i in alerts:
+                row = EventRow(
+                    batch.hashes[i],
+                    batch.ts[i],
+                    batch.channels[i],
+                    batch.event_ids[i],
+                    batch.criticalities[i],
+                    batch.signatures[i],
+                    batch.bodies[i],
+                )
                 cur.execute(
                     _INSERT_EVENT,
                     (
                         row.hash,
                         endpoint,
                         row.ts,
-                        row.ts if row.timed else 0,
+                        batch.event_times[i],
                         receipt,
                         row.channel,
                         row.event_id,
@@ -419,7 +431,7 @@ class SQLiteStore:
                 state.add_alert(row.signatures, row.ts, rules)
             if stored:
                 # Duplicates were stored earlier with the same times, so the batch maximum is exact.
-                last_event = max(r.ts for r in rows)
+                last_event = max(batch.ts)
                 conn.execute(
                     "UPDATE endpoints SET last_event = MAX(last_event, ?),"
                     " last_detection = MAX(last_detection, ?) WHERE uuid = ?",
@@ -434,7 +446,7 @@ class SQLiteStore:
                 )
                 self._pending[endpoint] = final
                 after.append(self._publish_reports)
-            return IngestResult(stored, len(rows) - stored, detections)
+            return IngestResult(stored, count - stored, detections)
 
         return self._writer.call(write)
 
