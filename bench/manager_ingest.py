@@ -1,7 +1,7 @@
 """Ingest throughput: gzip NDJSON batches from concurrent agents into a real manager (TLS, SQLite).
 
     .venv/bin/python -m bench.manager_ingest [--events 500000] [--clients 10] [--batch 1000]
-                                             [--agent-hash] [--no-fsync]
+                                             [--agent-hash] [--no-fsync] [--workers N]
 
 Each client is its own enrolled endpoint on its own keep-alive TLS connection. Events are the WHIDS
 sample events, each given its own ``TimeCreated`` (increasing, 20 µs apart, as an agent's stream),
@@ -125,8 +125,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--agent-hash", action="store_true", help="events carry EdrData.Event.Hash")
     parser.add_argument("--no-fsync", action="store_true", help="sync_full = false (synchronous=NORMAL)")
+    parser.add_argument("--workers", type=int, default=None, help="ingest_workers (default: the manager's)")
     args = parser.parse_args()
-    manager = ManagerProcess(sync_full=not args.no_fsync)
+    manager = ManagerProcess(sync_full=not args.no_fsync, ingest_workers=args.workers)
     try:
         endpoints: list[dict[str, Any]] = [manager.init()]
         endpoints += [
@@ -161,6 +162,7 @@ def main() -> None:
                 "clients": args.clients,
                 "batch": args.batch,
                 "agent_hash": args.agent_hash,
+                "ingest_workers": args.workers,
                 "wire_mb": round(sum(len(b) for b in batches) / 1e6, 1),
                 "fsync": not args.no_fsync,
                 "server_cpu_s": round(cpu, 2),
