@@ -25,7 +25,15 @@ from typing import Any, Protocol
 
 from vigil.agent.config import AgentConfig
 
-__all__ = ["Detector", "EngineLike", "MatchLike", "Verdict", "build_engine", "load_containers"]
+__all__ = [
+    "Detector",
+    "EngineLike",
+    "MatchLike",
+    "Verdict",
+    "build_engine",
+    "correlation_engine",
+    "load_containers",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +90,7 @@ class Detector:
             en_filters=config.en_filters,
             log_all=config.log_all,
             endpoint=config.endpoint,
-            correlation=_correlation_engine(config.rules.dir),
+            correlation=correlation_engine(config.rules.dir),
         )
 
     def inspect(self, event: dict[str, Any]) -> Verdict:
@@ -125,7 +133,7 @@ class Detector:
         return detection
 
 
-def _correlation_engine(rules_dir: str) -> Any:
+def correlation_engine(rules_dir: str) -> Any:
     """Sigma correlation rules of the rules directory (None without any or without the sigma extra)."""
     if not os.path.isdir(rules_dir):
         return None
