@@ -43,7 +43,9 @@ def test_every_admin_route_refuses_bad_keys(live: LiveManager) -> None:
     admin_routes, _ = _http_cases(live)
     # the 42 HTTP operations of WHIDS §2 and vigil's Sigma rules (GET, POST, DELETE /rules/sigma)
     assert len(admin_routes) == 45, admin_routes
-    assert {("GET", "/rules/sigma"), ("POST", "/rules/sigma"), ("DELETE", "/rules/sigma")} <= set(admin_routes)
+    assert {("GET", "/rules/sigma"), ("POST", "/rules/sigma"), ("DELETE", "/rules/sigma")} <= set(
+        admin_routes
+    )
     endpoint_headers = {"X-Endpoint-Uuid": live.endpoint_uuid, "X-Api-Key": live.endpoint_key}
     refused = []
     with httpx.Client(base_url=live.admin_url, verify=live.ssl_context) as client:

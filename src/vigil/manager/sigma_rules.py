@@ -128,11 +128,14 @@ def _parse_document(doc: SigmaDocument) -> tuple[SigmaDocument, dict[str, Any] |
     try:
         data = yaml.load(doc.text, Loader=_Loader)  # noqa: S506 (safe loader)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        mark = getattr(exc, "problem_mark", None)
         where = f"line {doc.line + mark.line}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        context = getattr(exc, "context", None)
-        detail = f"{context}, {problem}" if context else problem
+        detail = getattr(exc, "problem", None) or str(exc)
+        context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and context_mark is not None:
+            detail += f" ({context} at line {doc.line + context_mark.line})"
+        elif context:
+            detail += f" ({context})"
         return doc, _error(doc, "yaml", f"invalid YAML: {where}{detail}")
     if not isinstance(data, dict):
         return doc, _error(doc, "yaml", f"document is a {type(data).__name__}, not a Sigma rule mapping")
