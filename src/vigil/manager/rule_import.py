@@ -8,14 +8,14 @@ manager reads its rule caches at start: import with the manager stopped, or use 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from vigil.engine.gene.decode import iter_objects
 from vigil.engine.loader import GENE_EXTENSIONS, walk
 from vigil.manager.rules import compile_errors
 from vigil.manager.sigma_rules import SIGMA_UNAVAILABLE, check_sigma_upload
@@ -40,6 +40,24 @@ def _files(paths: Iterable[Path]) -> list[Path]:
     return [f for f in out if f.suffix in GENE_EXTENSIONS + SIGMA_EXTENSIONS]
 
 
+def _json_objects(text: str) -> Iterator[tuple[int, Any, str | None]]:
+    """(line, value, error) of each top-level JSON value of a stream (a .gen file); stops at an error."""
+    decoder = json.JSONDecoder()
+    pos = 0
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos >= len(text):
+            return
+        line = text.count("\n", 0, pos) + 1
+        try:
+            value, pos = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            yield line, None, f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+            return
+        yield line, value, None
+
+
 def _gene_rules(files: list[Path], result: ImportResult) -> list[tuple[str, int, Any]]:
     rules: list[tuple[str, int, Any]] = []
     for f in files:
@@ -48,11 +66,13 @@ def _gene_rules(files: list[Path], result: ImportResult) -> list[tuple[str, int,
         except (OSError, UnicodeDecodeError) as exc:
             result.errors.append(f"{f}: cannot read: {exc}")
             continue
-        for raw in iter_objects(text):
-            if raw.error is not None or raw.data is None:
-                result.errors.append(f"{f}:{raw.line}: {raw.error or 'not a rule object'}")
-                continue
-            rules.append((str(f), raw.line, raw.data))
+        for line, value, error in _json_objects(text):
+            if error is not None:
+                result.errors.append(f"{f}:{line}: {error}")
+            elif not isinstance(value, dict):
+                result.errors.append(f"{f}:{line}: a Gene rule is a JSON object, not {type(value).__name__}")
+            else:
+                rules.append((str(f), line, value))
     return rules
 
 
