@@ -263,8 +263,10 @@ def test_sigma_rules_are_listed_uploaded_and_refused_with_every_error(page: Any,
     assert "document 1" in text and "Console Broken" in text and "Unknown modifier 'endswiht'" in text
     assert "document 2" in text and "[logsource]" in text and "Console Cloud" in text
     _shot(page, "06b-sigma-rules-errors")
-    assert [r["title"] for r in live.admin().sigma_rules()] == ["Console Sigma Curl Download"]
-    assert page.errors == []
+    with live.admin() as admin:
+        assert [r["title"] for r in admin.sigma_rules()] == ["Console Sigma Curl Download"]
+    # The browser logs the refused upload's 400; nothing else may go wrong.
+    assert [e for e in page.errors if "status of 400" not in e] == []
 
 
 def test_run_a_command_on_the_endpoint(page: Any, live: LiveManager, agent_link: ManagerLink) -> None:

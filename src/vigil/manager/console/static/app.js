@@ -549,7 +549,7 @@ function ruleErrorText(e) {
   if (typeof e === "string") return e;
   if (e.document !== undefined) {  // Sigma: document, line, id/title, kind, message
     return [e.file !== "<request>" && e.file, e.document && `document ${e.document}`, e.line && `line ${e.line}`,
-      (e.title || e.id) && `rule ${e.title || e.id}`, e.kind && `[${e.kind}]`, e.message].filter(Boolean).join(": ");
+      (e.title || e.id) && `rule ${e.title || e.id}`, (e.kind ? `[${e.kind}] ` : "") + e.message].filter(Boolean).join(": ");
   }
   return [e.rule && `rule ${e.rule}`, e.line && `line ${e.line}`, e.statement && `statement ${e.statement}`, e.message].filter(Boolean).join(": ");
 }
