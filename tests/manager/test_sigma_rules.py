@@ -258,6 +258,15 @@ def test_correlation_rules_reference_stored_rules_and_pin_them(live: LiveManager
     admin.delete_sigma_rule(BURST_ID)
     admin.delete_sigma_rule(EXEC_ID)
     assert admin.sigma_rules() == []
+    # References by rule name work too, across uploads.
+    named = CURL.replace("logsource:", "name: curl_download\nlogsource:")
+    admin.add_sigma_rules(named)
+    by_name = BURST.replace(f"- {EXEC_ID}", "- curl_download").replace("Sigma Test Exec Burst", "Curl Burst")
+    [stored] = admin.add_sigma_rules(by_name)
+    assert stored["kind"] == "correlation" and stored["title"] == "Curl Burst"
+    with pytest.raises(APIError) as err:
+        admin.delete_sigma_rule(CURL_ID)
+    assert err.value.data[0]["title"] == "Curl Burst"
 
 
 def test_reports_score_sigma_detections_from_the_stored_rule(live: LiveManager, admin: AdminClient) -> None:

@@ -54,6 +54,11 @@ def register(subparsers: Any) -> None:
     rules_import.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     rules_import.add_argument("--data", required=True, type=Path, help="data directory")
     rules_import.add_argument("--update", action="store_true", help="replace rules already stored")
+    rules_import.add_argument(
+        "--skip-unsupported",
+        action="store_true",
+        help="leave out (and list) Sigma rules whose log source or construct vigil cannot run",
+    )
     rules_import.set_defaults(handler=_rules_import)
     rules_list = rules_sub.add_parser("list", help="list the stored Gene and Sigma rules")
     rules_list.add_argument("--data", required=True, type=Path, help="data directory")
@@ -191,15 +196,18 @@ def _rules_import(args: argparse.Namespace) -> int:
         return 1
     manager = Manager.open(config)
     try:
-        result = import_rules(manager, args.paths, update=args.update)
+        result = import_rules(manager, args.paths, update=args.update, skip_unsupported=args.skip_unsupported)
     finally:
         manager.close()
+    for skipped in result.skipped:
+        print(f"skipped: {skipped}", file=sys.stderr)
     for error in result.errors:
         print(error)
     if result.errors:
         print(f"{len(result.errors)} error(s); nothing was stored", file=sys.stderr)
         return 1
-    print(f"stored {result.gene} Gene rule(s) and {result.sigma} Sigma rule(s)")
+    skipped = f", skipped {len(result.skipped)} unsupported Sigma rule(s)" if result.skipped else ""
+    print(f"stored {result.gene} Gene rule(s) and {result.sigma} Sigma rule(s){skipped}")
     return 0
 
 

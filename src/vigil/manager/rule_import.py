@@ -18,7 +18,7 @@ import orjson
 
 from vigil.engine.loader import GENE_EXTENSIONS, walk
 from vigil.manager.rules import compile_errors
-from vigil.manager.sigma_rules import SIGMA_UNAVAILABLE, check_sigma_upload
+from vigil.manager.sigma_rules import SIGMA_UNAVAILABLE, UNSUPPORTED_KINDS, check_sigma_upload
 from vigil.manager.state import Manager
 
 __all__ = ["ImportResult", "import_rules"]
@@ -31,6 +31,8 @@ class ImportResult:
     gene: int = 0
     sigma: int = 0
     errors: list[str] = field(default_factory=list)
+    #: Sigma rules left out with ``skip_unsupported`` (log source or construct vigil cannot run).
+    skipped: list[str] = field(default_factory=list)
 
 
 def _files(paths: Iterable[Path]) -> list[Path]:
@@ -76,8 +78,20 @@ def _gene_rules(files: list[Path], result: ImportResult) -> list[tuple[str, int,
     return rules
 
 
-def import_rules(manager: Manager, paths: Iterable[Path], *, update: bool = False) -> ImportResult:
-    """Validate every rule under ``paths`` and store them all, or store nothing and list the errors."""
+def _describe(e: dict[str, Any]) -> str:
+    rule = f": rule {e['title'] or e['id']!r}" if e["title"] or e["id"] else ""
+    return f"{e['file']}:{e['line']}{rule}: [{e['kind']}] {e['message']}"
+
+
+def import_rules(
+    manager: Manager, paths: Iterable[Path], *, update: bool = False, skip_unsupported: bool = False
+) -> ImportResult:
+    """Validate every rule under ``paths`` and store them all, or store nothing and list the errors.
+
+    With ``skip_unsupported``, Sigma rules whose only errors are a log source or a construct vigil
+    cannot run are left out and listed in ``skipped`` (a SigmaHQ checkout then imports); any other
+    error still stores nothing.
+    """
     result = ImportResult()
     files = _files(paths)
     gene_files = [f for f in files if f.suffix in GENE_EXTENSIONS]
@@ -96,10 +110,16 @@ def import_rules(manager: Manager, paths: Iterable[Path], *, update: bool = Fals
     gene_names = {r.get("Name") for _, _, r in gene if isinstance(r, dict)} | set(manager.rules.rules)
     upload = None
     if sigma_sources:
-        upload = check_sigma_upload(sigma_sources, cache.texts, {n for n in gene_names if n}, update=update)
-        for e in upload.errors:
-            rule = f": rule {e['title'] or e['id']!r}" if e["title"] or e["id"] else ""
-            result.errors.append(f"{e['file']}:{e['line']}{rule}: [{e['kind']}] {e['message']}")
+        taken = {n for n in gene_names if n}
+        upload = check_sigma_upload(sigma_sources, cache.texts, taken, update=update)
+        if skip_unsupported and upload.errors:
+            docs = {(e["file"], e["document"]) for e in upload.errors}
+            other = {(e["file"], e["document"]) for e in upload.errors if e["kind"] not in UNSUPPORTED_KINDS}
+            skip = {d for d in docs - other if d[0] != "<stored>"}
+            if skip:
+                result.skipped = [_describe(e) for e in upload.errors if (e["file"], e["document"]) in skip]
+                upload = check_sigma_upload(sigma_sources, cache.texts, taken, update=update, skip=skip)
+        result.errors.extend(_describe(e) for e in upload.errors)
     sigma_titles = {d.title for d in upload.documents} if upload else set()
     for source, line, rule in gene:
         taken = set(cache.info) | {t for t in sigma_titles if t}

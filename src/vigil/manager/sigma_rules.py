@@ -27,11 +27,12 @@ from typing import Any
 import yaml
 
 from vigil.engine.compiler import check_ir
-from vigil.engine.ir import Node, SourceLocation
+from vigil.engine.ir import Attack, Node
 from vigil.manager.scoring import RuleInfo
 
 __all__ = [
     "SIGMA_UNAVAILABLE",
+    "UNSUPPORTED_KINDS",
     "SigmaDocument",
     "SigmaRuleCache",
     "SigmaUpload",
@@ -101,6 +102,10 @@ def served_body(texts: Sequence[str]) -> bytes:
     return "".join(f"---\n{t}" for t in texts).encode()
 
 
+#: Kinds of error that describe a well-formed rule vigil cannot run (``--skip-unsupported``).
+UNSUPPORTED_KINDS = frozenset({"logsource", "construct"})
+
+
 def _error(
     doc: SigmaDocument | None,
     kind: str,
@@ -159,80 +164,156 @@ class SigmaUpload:
     errors: list[dict[str, Any]] = field(default_factory=list)
 
 
+_DOC_CACHE: dict[str, Any] = {}  # document text -> what it compiles to alone (SigmaRuleSet)
+_DOC_CACHE_SIZE = 16384
+_TOP_CORRELATION = re.compile(r"^correlation\s*:", re.MULTILINE)
+_TOP_KEY = {key: re.compile(rf"^{key}\s*:\s*['\"]?([^'\"\s#]+)", re.MULTILINE) for key in ("id", "name")}
+
+Owner = SigmaDocument | str  # an uploaded document, or the id of a stored rule
+
+
+@dataclass
+class _Compiled:
+    """What a set of documents compiles to, each result tied to the document it comes from."""
+
+    #: (owner, title, Sigma id, IR condition or None for a correlation, criticality, ATT&CK)
+    rules: list[tuple[Owner, str, str | None, Node | None, int, tuple[Attack, ...]]]
+    #: (owner or None when unknown, rejection)
+    rejections: list[tuple[Owner | None, Any]]
+
+
+def _compile_document(text: str) -> Any:
+    """One detection rule compiled alone: the same result as inside any set (memoised, bounded)."""
+    from vigil.engine.sigma import load_sigma_text
+
+    cached = _DOC_CACHE.get(text)
+    if cached is None:
+        cached = load_sigma_text(f"---\n{text}", path="<sigma document>")
+        if len(_DOC_CACHE) >= _DOC_CACHE_SIZE:
+            _DOC_CACHE.clear()
+        _DOC_CACHE[text] = cached
+    return cached
+
+
+def _top_value(text: str, key: str) -> str | None:
+    m = _TOP_KEY[key].search(text)
+    return m.group(1) if m else None
+
+
+def _references(text: str) -> list[str]:
+    data = _mapping(text).get("correlation")
+    refs = data.get("rules") if isinstance(data, dict) else None
+    if isinstance(refs, str):
+        return [refs]
+    return [r for r in refs if isinstance(r, str)] if isinstance(refs, list) else []
+
+
+def _compile_sources(sources: Sequence[tuple[Owner, str]]) -> _Compiled:
+    """Compile detection rules one by one (memoised) and correlation rules with what they use.
+
+    A correlation rule is compiled together with the documents it references (by id or name,
+    transitively), so an upload costs the compilation of its own documents, not of the whole set.
+    """
+    from vigil.engine.sigma import load_sigma_text
+
+    out = _Compiled([], [])
+    for owner, text in sources:
+        if _TOP_CORRELATION.search(text):
+            continue
+        result = _compile_document(text)
+        for rule in result.rules:
+            ir = rule.ir
+            out.rules.append((owner, ir.name, ir.sigma_id, ir.condition, ir.criticality, ir.attack))
+        out.rejections.extend((owner, rej) for rej in result.rejections)
+    if not any(_TOP_CORRELATION.search(text) for _, text in sources):
+        return out
+    keyed: dict[str, int] = {}  # id or name -> index in sources
+    for i, (_, text) in enumerate(sources):
+        for key in ("id", "name"):
+            value = _top_value(text, key)
+            if value is not None:
+                keyed.setdefault(value, i)
+    wanted = {i for i, (_, text) in enumerate(sources) if _TOP_CORRELATION.search(text)}
+    pending = [ref for i in wanted for ref in _references(sources[i][1])]
+    while pending:
+        found = keyed.get(pending.pop())
+        if found is not None and found not in wanted:
+            wanted.add(found)
+            if _TOP_CORRELATION.search(sources[found][1]):
+                pending.extend(_references(sources[found][1]))
+    subset = [sources[i] for i in sorted(wanted)]
+    pieces: list[str] = []
+    starts: list[int] = []
+    line = 1
+    for _, text in subset:
+        line += 1  # the "---" line
+        starts.append(line)
+        pieces.append(f"---\n{text}")
+        line += text.count("\n")
+    result = load_sigma_text("".join(pieces), path="<sigma correlations>")
+    by_id = {_top_value(t, "id"): o for o, t in subset}
+
+    def position(at: int) -> int | None:
+        i = bisect.bisect_right(starts, at) - 1
+        return i if i >= 0 else None
+
+    def owner_of(rule_id: str | None, at: int) -> Owner | None:
+        if rule_id is not None and rule_id in by_id:
+            return by_id[rule_id]
+        doc = position(at)
+        return subset[doc][0] if doc is not None else None
+
+    for corr in result.correlations:
+        where = owner_of(corr.sigma_id, corr.source.line if corr.source else 0)
+        if where is not None:
+            out.rules.append((where, corr.name, corr.sigma_id, None, corr.criticality, corr.attack))
+    for rej in result.rejections:
+        # The detection rules' own rejections were reported above; keep those of correlation docs.
+        doc = position(rej.line)
+        if rej.correlation or (doc is not None and _TOP_CORRELATION.search(subset[doc][1])):
+            out.rejections.append((owner_of(rej.rule_id, rej.line), rej))
+    return out
+
+
 def _compile_set(
     docs: Sequence[SigmaDocument],
     stored: Mapping[str, str],
     gene_names: Collection[str],
-) -> tuple[list[dict[str, Any]], Any]:
-    """Compile ``docs`` together with ``stored`` (id -> text); errors of either, and the rule set."""
-    from vigil.engine.sigma import load_sigma_text
-
-    pieces: list[str] = []
-    starts: list[int] = []
-    owners: list[SigmaDocument | str] = []
-    line = 1
-    sources: list[tuple[SigmaDocument | str, str]] = [(d, d.text) for d in docs]
+) -> list[dict[str, Any]]:
+    """Every error of ``docs`` compiled together with ``stored`` (id -> text)."""
+    sources: list[tuple[Owner, str]] = [(d, d.text) for d in docs]
     sources.extend(stored.items())
-    for owner, text in sources:
-        line += 1  # the "---" line
-        starts.append(line)
-        owners.append(owner)
-        pieces.append(f"---\n{text}")
-        line += text.count("\n")
-    result = load_sigma_text("".join(pieces), path="<request>")
-    by_id = {d.rule_id: d for d in docs}
+    compiled = _compile_sources(sources)
     errors: list[dict[str, Any]] = []
 
-    def owner_of(rule_id: str | None, at: int) -> SigmaDocument | str | None:
-        if rule_id is not None and rule_id in by_id:
-            return by_id[rule_id]
-        if rule_id is not None and rule_id in stored:
-            return rule_id
-        i = bisect.bisect_right(starts, at) - 1
-        return owners[i] if i >= 0 else None
-
-    def add(
-        owner: SigmaDocument | str | None, kind: str, message: str, rid: str | None, title: str | None
-    ) -> None:
+    def add(owner: Owner | None, kind: str, message: str, rid: str | None, title: str | None) -> None:
         if isinstance(owner, SigmaDocument):
             errors.append(_error(owner, kind, message, rule_id=rid, title=title))
         else:
             stored_id = owner or rid or ""
-            errors.append(
-                _error(
-                    None,
-                    kind,
-                    f"stored rule {stored_id} would no longer load: {message}",
-                    rule_id=rid,
-                    title=title,
-                )
-            )
+            message = f"stored rule {stored_id} would no longer load: {message}"
+            errors.append(_error(None, kind, message, rule_id=rid, title=title))
 
-    for rej in result.rejections:
-        add(owner_of(rej.rule_id, rej.line), rej.kind, rej.reason, rej.rule_id, rej.title)
+    for owner, rej in compiled.rejections:
+        add(owner, rej.kind, rej.reason, rej.rule_id, rej.title)
     names: dict[str, str] = {}
-    compiled: list[tuple[str, str | None, Node | None, SourceLocation | None]] = [
-        (r.ir.name, r.ir.sigma_id, r.ir.condition, r.ir.source) for r in result.rules
-    ]
-    compiled += [(c.name, c.sigma_id, None, c.source) for c in result.correlations]
-    for name, rid, condition, source in compiled:
-        where = owner_of(rid, source.line if source is not None else 0)
+    for owner, name, rid, condition, _crit, _attack in compiled.rules:
         problem = check_ir(condition) if condition is not None else None
         if problem is not None:
-            add(where, "construct", problem, rid, name)
+            add(owner, "construct", problem, rid, name)
         if name in gene_names:
             add(
-                where,
+                owner,
                 "name",
                 f"title {name!r} is also the Name of a Gene rule (detections name rules)",
                 rid,
                 name,
             )
         elif name in names:
-            add(where, "name", f"title {name!r} is also the title of Sigma rule {names[name]}", rid, name)
+            add(owner, "name", f"title {name!r} is also the title of Sigma rule {names[name]}", rid, name)
         else:
             names[name] = rid or ""
-    return errors, result
+    return errors
 
 
 def check_sigma_upload(
@@ -241,15 +322,18 @@ def check_sigma_upload(
     gene_names: Collection[str],
     *,
     update: bool,
+    skip: Collection[tuple[str, int]] = (),
 ) -> SigmaUpload:
     """Split, parse and compile an upload against the stored set (id -> YAML text).
 
-    ``text`` is a request body, or (source name, text) pairs: files imported together.
+    ``text`` is a request body, or (source name, text) pairs: files imported together. Documents
+    named in ``skip`` as (source, index) are left out.
     """
     upload = SigmaUpload()
     seen: dict[str, SigmaDocument] = {}
     sources = [("<request>", text)] if isinstance(text, str) else list(text)
     raws = [doc for source, body in sources for doc in split_documents(body, source)]
+    raws = [doc for doc in raws if (doc.source, doc.index) not in skip]
     for raw in raws:
         doc, error = _parse_document(raw)
         if error is not None:
@@ -271,8 +355,7 @@ def check_sigma_upload(
         upload.errors.append(_error(None, "yaml", "the body holds no Sigma rule"))
     if upload.documents:
         rest = {rid: body for rid, body in stored.items() if rid not in seen}
-        errors, _ = _compile_set(upload.documents, rest, gene_names)
-        upload.errors.extend(errors)
+        upload.errors.extend(_compile_set(upload.documents, rest, gene_names))
     order = {source: i for i, (source, _) in enumerate(sources)}
     upload.errors.sort(key=lambda e: (order.get(e["file"], len(order)), e["document"] or 1 << 30, e["id"]))
     return upload
@@ -285,8 +368,7 @@ def check_sigma_delete(
     rest = {rid: body for rid, body in stored.items() if rid != rule_id}
     if not rest:
         return []
-    errors, _ = _compile_set([], rest, gene_names)
-    return errors
+    return _compile_set([], rest, gene_names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,18 +429,13 @@ class SigmaRuleCache:
     ) -> tuple[dict[str, RuleInfo], dict[str, SigmaEntry]]:
         meta: dict[str, tuple[int, tuple[str, ...], tuple[str, ...]]] = {}
         if rows and self.available:
-            from vigil.engine.sigma import load_sigma_text
-
-            result = load_sigma_text(
-                served_body([r["body"] for r in rows]).decode(), path="<stored sigma rules>"
-            )
-            for rej in result.rejections:  # stored by an older version: served, reported here
+            compiled = _compile_sources([(r["id"], r["body"]) for r in rows])
+            for _owner, rej in compiled.rejections:  # stored by an older version: served, reported
                 logger.warning("stored sigma rule does not load in this engine: %s", rej)
-            irs: list[Any] = [r.ir for r in result.rules] + list(result.correlations)
-            for ir in irs:
-                techniques = tuple(dict.fromkeys(a.id for a in ir.attack if a.id))
-                tactics = tuple(dict.fromkeys(a.tactic for a in ir.attack if a.tactic))
-                meta[ir.sigma_id or ir.name] = (ir.criticality, techniques, tactics)
+            for owner, _name, _rid, _cond, crit, attack in compiled.rules:
+                techniques = tuple(dict.fromkeys(a.id for a in attack if a.id))
+                tactics = tuple(dict.fromkeys(a.tactic for a in attack if a.tactic))
+                meta[str(owner)] = (crit, techniques, tactics)
         info: dict[str, RuleInfo] = {}
         entries: dict[str, SigmaEntry] = {}
         for row in rows:
