@@ -1,9 +1,11 @@
 """The Sigma rules the manager serves next to its Gene rules: validation, served body, reducer view.
 
 Sigma rules are kept one YAML document per rule, keyed by the Sigma ``id``. An upload is checked
-the way the agent will load it: the whole resulting set (stored rules, minus the ones replaced,
-plus the uploaded ones) is compiled with the engine's Sigma front end, so a correlation rule may
-reference a stored rule and a replacement that breaks a stored correlation is caught. Every error
+against the whole resulting set (stored rules, minus the ones replaced, plus the uploaded ones)
+with the engine's Sigma front end: each detection rule compiles on its own (memoised by its text,
+so an upload costs its own documents), each correlation rule with the rules it references, and
+titles must be unique across Sigma and Gene rules. So a correlation rule may reference a stored
+rule, and a replacement or deletion that breaks a stored correlation is caught. Every error
 names its document (1-based index and first line in the request body), the rule's id and title,
 the kind (``yaml``, ``parse``, ``logsource``, ``construct``, ``name``, ``exists``) and the reason;
 one error refuses the whole upload and nothing is stored.
