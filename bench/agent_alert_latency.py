@@ -40,12 +40,16 @@ def cpu_seconds(pid: int) -> float:
 
 def _count_rules(rules_dir: Path) -> dict[str, int]:
     """Rules the agent will load from ``rules_dir`` (the engine's view, plus Sigma correlations)."""
-    from vigil.agent.detection import correlation_engine
     from vigil.engine import Engine
 
     engine = Engine()
     engine.load_path(rules_dir)
-    correlation = correlation_engine(str(rules_dir))
+    try:
+        from vigil.engine.sigma import correlation_engine_for
+    except ImportError:
+        correlation = None
+    else:
+        correlation = correlation_engine_for([rules_dir])
     sigma = sum(1 for r in engine.rules if r.ir.sigma_id is not None)
     return {
         "gene": len(engine.rules) - sigma,

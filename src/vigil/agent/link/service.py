@@ -156,7 +156,7 @@ class ManagerService:
         The correlation engine keeps its open windows when its rules did not change (an IoC or a
         Gene rule update must not reset a half-counted ``event_count``).
         """
-        from vigil.agent.detection import build_engine, correlation_engine
+        from vigil.agent.detection import build_engine, correlation_engine, freeze_heap
 
         pipeline = self.agent.pipeline
         if pipeline is None:
@@ -174,6 +174,7 @@ class ManagerService:
             correlation = old
         detector.engine = engine
         detector.correlation = correlation
+        freeze_heap()
         logger.info(
             "engine reloaded: %d rules, %d sigma correlation rules",
             len(getattr(engine, "rules", ())),
