@@ -79,6 +79,9 @@ class RuleCache:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._lock = threading.Lock()
+        #: held by the admin routes from validation to the reload of either set, so two uploads
+        #: cannot race (Gene names and Sigma titles share one name space).
+        self.write_lock = threading.Lock()
         self._gene_info: dict[str, RuleInfo] = {}
         #: signature -> criticality and ATT&CK data, for Gene names and Sigma titles alike.
         self.info: dict[str, RuleInfo] = {}

@@ -409,8 +409,6 @@ class SigmaRuleCache:
     def __init__(self, store: Any) -> None:
         self._store = store
         self._lock = threading.Lock()
-        #: held by the admin routes from validation to the reload, so two uploads cannot race.
-        self.write_lock = threading.Lock()
         self.available = sigma_available()
         self.reload()
 

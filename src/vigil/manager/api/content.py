@@ -166,6 +166,16 @@ def get_rules(
     return ok(out)
 
 
+def _store_gene(manager: Manager, body: list[Any], replace: bool) -> None:
+    with manager.rules.write_lock:  # Sigma titles are checked and stored under the same lock
+        errors = compile_errors(body, "<request>", set(manager.rules.sigma.info))
+        if errors:
+            raise RuleRejected(errors)
+        rows = [{"name": rule["Name"], "body": orjson.dumps(rule).decode()} for rule in body]
+        manager.store.put_rules(rows, replace)
+        manager.rules.reload()
+
+
 @router.post(
     "/rules",
     summary="Add rules; every rule is compiled first and all errors are returned",
@@ -179,13 +189,7 @@ async def post_rules(request: Request, admin: Admin, update: str | None = None) 
         body = [body]
     if not isinstance(body, list) or not body:
         raise BadRequest("body must be a non-empty list of Gene rules", field="body")
-    manager = _m(request)
-    errors = await run_in_threadpool(compile_errors, body, "<request>", set(manager.rules.sigma.info))
-    if errors:
-        raise RuleRejected(errors)
-    rows = [{"name": rule["Name"], "body": orjson.dumps(rule).decode()} for rule in body]
-    await run_in_threadpool(manager.store.put_rules, rows, replace)
-    await run_in_threadpool(manager.rules.reload)
+    await run_in_threadpool(_store_gene, _m(request), body, replace)
     return ok(body)
 
 
@@ -231,7 +235,7 @@ def get_sigma_rules(
 
 def _store_sigma(manager: Manager, text: str, update: bool) -> list[dict[str, Any]]:
     cache = manager.rules.sigma
-    with cache.write_lock:  # validate and store against the same stored set
+    with manager.rules.write_lock:  # validate and store against the same stored sets
         upload = check_sigma_upload(text, cache.texts, set(manager.rules.rules), update=update)
         if upload.errors:
             raise RuleRejected(upload.errors)
@@ -263,7 +267,7 @@ async def post_sigma_rules(request: Request, admin: Admin, update: str | None = 
 
 def _delete_sigma(manager: Manager, rule_id: str) -> list[dict[str, Any]]:
     cache = manager.rules.sigma
-    with cache.write_lock:
+    with manager.rules.write_lock:
         if rule_id not in cache.texts:
             raise NotFound(f"no Sigma rule with id {rule_id!r}", field="id")
         errors = check_sigma_delete(rule_id, cache.texts, set(manager.rules.rules))
