@@ -297,3 +297,39 @@ def test_reports_score_sigma_detections_from_the_stored_rule(live: LiveManager, 
         live.endpoint_uuid, since="2026-01-02T03:00:00Z", until="2026-01-02T03:10:00Z"
     )
     assert [d["Event"]["Detection"]["SigmaIDs"] for d in detections] == [[EXEC_ID], [CURL_ID]]
+
+
+def test_concurrent_uploads_never_store_two_rules_with_one_title(live: LiveManager) -> None:
+    import threading
+
+    outcomes: list[str] = []
+
+    def upload(n: int) -> None:
+        with live.admin() as client:
+            try:
+                client.add_sigma_rules(exec_rule(f"5f1f5c2a-4f9e-4a53-9d0c-1b7c6a1e01{n:02d}", "Raced Title"))
+                outcomes.append("stored")
+            except APIError as err:
+                outcomes.append(err.data[0]["kind"])
+
+    def gene(n: int) -> None:
+        with live.admin() as client:
+            rule = {"Name": "Raced Title", "Meta": {"Schema": "2.0.0"}, "Matches": ["$a: Image = 'x'"]}
+            try:
+                client.add_rules([rule | {"Condition": "$a"}], update=True)
+                outcomes.append("stored")
+            except APIError:
+                outcomes.append("gene refused")
+
+    threads = [threading.Thread(target=upload, args=(n,)) for n in range(6)]
+    threads += [threading.Thread(target=gene, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(outcomes) == 8
+    with live.admin() as admin:
+        sigma_titles = [r["title"] for r in admin.sigma_rules()]
+        gene_names = [r["Name"] for r in admin.rules()]
+    assert sigma_titles.count("Raced Title") + min(gene_names.count("Raced Title"), 1) == 1, outcomes
+    assert outcomes.count("stored") in (1, 2), outcomes  # one Sigma rule, or the Gene rule (twice)
