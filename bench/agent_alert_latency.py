@@ -152,6 +152,7 @@ def main() -> None:
         final = json.loads(text.split("final stats ", 1)[1].splitlines()[0]) if "final stats " in text else {}
         pipeline = final.get("stages", {}).get("pipeline", {}).get("latency", {})
         latencies = [(arrived[t] - spawned[t]) * 1000 for t in spawned if t in arrived]
+        slowest = sorted(((arrived[t] - spawned[t]) * 1000, t) for t in spawned if t in arrived)[-5:]
         print(
             json.dumps(
                 {
@@ -165,6 +166,7 @@ def main() -> None:
                     "alert_p50_ms": round(percentile(latencies, 0.50), 2),
                     "alert_p99_ms": round(percentile(latencies, 0.99), 2),
                     "alert_max_ms": round(max(latencies, default=0.0), 2),
+                    "slowest": [f"{tag}: {ms:.1f} ms" for ms, tag in reversed(slowest)],
                     "pipeline_mean_ms": pipeline.get("mean_ms"),
                     "pipeline_p99_ms": pipeline.get("p99_ms"),
                     "agent_cpu_percent": round((cpu1 - cpu0) / (t1 - t0) * 100, 1),

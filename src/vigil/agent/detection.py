@@ -176,7 +176,7 @@ def load_containers(directory: str) -> dict[str, list[str]]:
 
 
 def build_engine(config: AgentConfig) -> Any:
-    """The engine with the config's default actions, IoC containers and rules directory."""
+    """The engine with the config's default actions, IoC containers and rules directory, compiled."""
     from vigil.engine import Engine  # type: ignore[attr-defined,unused-ignore]
 
     engine = Engine(show_attack=True, show_actions=True, default_actions=config.default_actions())
@@ -191,4 +191,8 @@ def build_engine(config: AgentConfig) -> Any:
     from vigil.agent.response import builtin_rules
 
     engine.load_text(builtin_rules(config), source="<vigil built-in rules>")
+    # Generate the matcher now, not on the first event: with SigmaHQ's Linux rules that takes about
+    # 100 ms, which the first alert would wait for (and the generated code is then in the heap
+    # that ``freeze_heap`` freezes).
+    engine.compile()
     return engine
