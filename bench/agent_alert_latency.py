@@ -63,6 +63,7 @@ def main() -> None:
     parser.add_argument("--execs", type=int, default=500)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--default-rules", action="store_true", help="load vigil's default rules too")
+    parser.add_argument("--log", type=Path, help="keep the agent's log in this file")
     parser.add_argument(
         "--rules", action="append", default=[], type=Path, metavar="DIR", help="another rule directory"
     )
@@ -149,6 +150,8 @@ def main() -> None:
                 agent.wait()
             log.close()
         text = (tmp / "agent.log").read_text()
+        if args.log is not None:
+            args.log.write_text(text)
         final = json.loads(text.split("final stats ", 1)[1].splitlines()[0]) if "final stats " in text else {}
         pipeline = final.get("stages", {}).get("pipeline", {}).get("latency", {})
         latencies = [(arrived[t] - spawned[t]) * 1000 for t in spawned if t in arrived]
