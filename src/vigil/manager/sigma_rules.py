@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import importlib.util
 import logging
 import re
 import threading
@@ -53,11 +54,8 @@ _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def sigma_available() -> bool:
-    try:
-        import vigil.engine.sigma  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """pySigma is installed (not imported: a manager without Sigma rules never pays for it)."""
+    return importlib.util.find_spec("sigma") is not None
 
 
 @dataclass(frozen=True, slots=True)
