@@ -1,14 +1,12 @@
 """Benchmark: exec-to-alert latency of a real `vigil agent run` (root: kernel sources).
 
-    sudo python bench/agent_alert_latency.py [--execs 500] [--rate 100] [--default-rules] [--rules DIR]...
+    sudo python bench/agent_alert_latency.py [--execs 500] [--rate 100]
 
 Starts the agent in standalone mode with one rule that matches a private copy of /bin/true, runs that
 binary ``--execs`` times at ``--rate`` execs per second (each with a unique argument), and follows
 ``alerts.jsonl``: the latency of an exec is the time from just before its spawn to the moment its
 alert line is in the file. Also reports alerts lost and the agent's CPU time per second of run.
-``--default-rules`` adds vigil's default rule set and each ``--rules DIR`` another rule directory
-(Gene and Sigma files, e.g. SigmaHQ ``rules/linux``) to the agent's rules directory, so the
-latency is measured with those rules loaded next to the benchmark's rule.
+``--default-rules`` and ``--rules DIR`` load more rules next to the benchmark's (bench/rule_dirs.py).
 Prints one JSON object.
 """
 
@@ -25,6 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import rule_dirs
+
 
 def percentile(values: list[float], p: float) -> float:
     if not values:
@@ -38,35 +39,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _count_rules(rules_dir: Path) -> dict[str, int]:
-    """Rules the agent will load from ``rules_dir`` (the engine's view, plus Sigma correlations)."""
-    from vigil.engine import Engine
-
-    engine = Engine()
-    engine.load_path(rules_dir)
-    try:
-        from vigil.engine.sigma import correlation_engine_for
-    except ImportError:
-        correlation = None
-    else:
-        correlation = correlation_engine_for([rules_dir])
-    sigma = sum(1 for r in engine.rules if r.ir.sigma_id is not None)
-    return {
-        "gene": len(engine.rules) - sigma,
-        "sigma": sigma,
-        "sigma_correlation": len(correlation.rules) if correlation is not None else 0,
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--execs", type=int, default=500)
     parser.add_argument("--rate", type=float, default=100.0)
-    parser.add_argument("--default-rules", action="store_true", help="load vigil's default rules too")
-    parser.add_argument("--log", type=Path, help="keep the agent's log in this file")
-    parser.add_argument(
-        "--rules", action="append", default=[], type=Path, metavar="DIR", help="another rule directory"
-    )
+    rule_dirs.add_arguments(parser)
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("needs root: the agent's kernel sources")
@@ -84,14 +61,7 @@ def main() -> None:
             "Condition": "$im",
         }
         (data / "rules" / "bench.gen").write_text(json.dumps(rule))
-        extra = list(args.rules)
-        if args.default_rules:
-            from vigil.rules import default_rules_path
-
-            extra.insert(0, default_rules_path())
-        for i, directory in enumerate(extra):
-            shutil.copytree(directory, data / "rules" / f"extra{i}-{Path(directory).name}")
-        loaded = _count_rules(data / "rules")
+        rules_loaded = rule_dirs.install(args, data / "rules")
         config = tmp / "agent.toml"
         config.write_text(f'data_dir = "{data}"\nendpoint = false\nstats_interval = 3600\n')
         log = (tmp / "agent.log").open("wb")
@@ -150,8 +120,6 @@ def main() -> None:
                 agent.wait()
             log.close()
         text = (tmp / "agent.log").read_text()
-        if args.log is not None:
-            args.log.write_text(text)
         final = json.loads(text.split("final stats ", 1)[1].splitlines()[0]) if "final stats " in text else {}
         pipeline = final.get("stages", {}).get("pipeline", {}).get("latency", {})
         latencies = [(arrived[t] - spawned[t]) * 1000 for t in spawned if t in arrived]
@@ -160,8 +128,7 @@ def main() -> None:
             json.dumps(
                 {
                     "name": "agent_alert_latency",
-                    "rule_dirs": [str(d) for d in extra],
-                    "rules_loaded": loaded,
+                    **rules_loaded,
                     "execs": args.execs,
                     "rate": args.rate,
                     "alerts": len(latencies),
