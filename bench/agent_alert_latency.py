@@ -6,6 +6,7 @@ Starts the agent in standalone mode with one rule that matches a private copy of
 binary ``--execs`` times at ``--rate`` execs per second (each with a unique argument), and follows
 ``alerts.jsonl``: the latency of an exec is the time from just before its spawn to the moment its
 alert line is in the file. Also reports alerts lost and the agent's CPU time per second of run.
+``--default-rules`` and ``--rules DIR`` load more rules next to the benchmark's (bench/rule_dirs.py).
 Prints one JSON object.
 """
 
@@ -21,6 +22,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench import rule_dirs
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -39,6 +43,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--execs", type=int, default=500)
     parser.add_argument("--rate", type=float, default=100.0)
+    rule_dirs.add_arguments(parser)
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("needs root: the agent's kernel sources")
@@ -56,6 +61,7 @@ def main() -> None:
             "Condition": "$im",
         }
         (data / "rules" / "bench.gen").write_text(json.dumps(rule))
+        rules_loaded = rule_dirs.install(args, data / "rules")
         config = tmp / "agent.toml"
         config.write_text(f'data_dir = "{data}"\nendpoint = false\nstats_interval = 3600\n')
         log = (tmp / "agent.log").open("wb")
@@ -117,10 +123,12 @@ def main() -> None:
         final = json.loads(text.split("final stats ", 1)[1].splitlines()[0]) if "final stats " in text else {}
         pipeline = final.get("stages", {}).get("pipeline", {}).get("latency", {})
         latencies = [(arrived[t] - spawned[t]) * 1000 for t in spawned if t in arrived]
+        slowest = sorted(((arrived[t] - spawned[t]) * 1000, t) for t in spawned if t in arrived)[-5:]
         print(
             json.dumps(
                 {
                     "name": "agent_alert_latency",
+                    **rules_loaded,
                     "execs": args.execs,
                     "rate": args.rate,
                     "alerts": len(latencies),
@@ -128,6 +136,7 @@ def main() -> None:
                     "alert_p50_ms": round(percentile(latencies, 0.50), 2),
                     "alert_p99_ms": round(percentile(latencies, 0.99), 2),
                     "alert_max_ms": round(max(latencies, default=0.0), 2),
+                    "slowest": [f"{tag}: {ms:.1f} ms" for ms, tag in reversed(slowest)],
                     "pipeline_mean_ms": pipeline.get("mean_ms"),
                     "pipeline_p99_ms": pipeline.get("p99_ms"),
                     "agent_cpu_percent": round((cpu1 - cpu0) / (t1 - t0) * 100, 1),

@@ -84,3 +84,27 @@ def test_response_action_events_are_reported_but_never_alerts(tmp_path: Path) ->
     assert not verdict.alert
     assert verdict.actions == ()
     assert "Detection" not in action["Event"]
+
+
+def test_freeze_heap_keeps_the_collector_off_loaded_rules_and_frees_replaced_engines() -> None:
+    import gc
+    import weakref
+
+    from vigil.agent.detection import freeze_heap
+
+    class Node:
+        pass
+
+    old = Node()
+    old.cycle = old  # type: ignore[attr-defined]
+    gone = weakref.ref(old)
+    try:
+        freeze_heap()
+        assert gc.get_freeze_count() > 0
+        del old
+        gc.collect()
+        assert gone() is not None, "a frozen cycle is not collected until the next freeze_heap"
+        freeze_heap()  # after an engine swap: unfreeze, collect the replaced one, freeze again
+        assert gone() is None
+    finally:
+        gc.unfreeze()

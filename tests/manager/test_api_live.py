@@ -251,6 +251,26 @@ def test_rules_sync_and_validation(admin: AdminClient, agent: httpx.Client) -> N
     assert admin.stats()["rule-count"] == 1
 
 
+def test_sigma_rules_sync_next_to_gene_rules(admin: AdminClient, agent: httpx.Client) -> None:
+    gene_body = agent.get("/rules").content
+    rule = (
+        "title: Live Sigma Rule\nid: 9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d\n"
+        "logsource: {product: linux, category: process_creation}\n"
+        "detection: {selection: {Image|endswith: /socat}, condition: selection}\nlevel: low\n"
+    )
+    [stored] = admin.add_sigma_rules(rule)
+    assert stored["title"] == "Live Sigma Rule" and stored["criticality"] == 3
+    body = agent.get("/rules/sigma")
+    assert body.content == f"---\n{rule}".encode() and body.headers["content-type"].startswith(
+        "application/yaml"
+    )
+    assert agent.get("/rules/sigma/sha256").text == hashlib.sha256(body.content).hexdigest()
+    assert agent.get("/rules").content == gene_body, "the Gene set is not touched"
+    assert [r["title"] for r in admin.sigma_rules()] == ["Live Sigma Rule"]
+    assert [r["id"] for r in admin.delete_sigma_rule(stored["id"])] == [stored["id"]]
+    assert agent.get("/rules/sigma").content == b""
+
+
 def test_iocs(admin: AdminClient, agent: httpx.Client) -> None:
     group = "11111111-2222-3333-4444-555555555555"
 

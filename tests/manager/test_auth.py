@@ -41,7 +41,11 @@ def _http_cases(live: LiveManager) -> tuple[list[tuple[str, str]], list[tuple[st
 
 def test_every_admin_route_refuses_bad_keys(live: LiveManager) -> None:
     admin_routes, _ = _http_cases(live)
-    assert len(admin_routes) == 42, "the 42 HTTP operations of WHIDS §2"
+    # the 42 HTTP operations of WHIDS §2 and vigil's Sigma rules (GET, POST, DELETE /rules/sigma)
+    assert len(admin_routes) == 45, admin_routes
+    assert {("GET", "/rules/sigma"), ("POST", "/rules/sigma"), ("DELETE", "/rules/sigma")} <= set(
+        admin_routes
+    )
     endpoint_headers = {"X-Endpoint-Uuid": live.endpoint_uuid, "X-Api-Key": live.endpoint_key}
     refused = []
     with httpx.Client(base_url=live.admin_url, verify=live.ssl_context) as client:
@@ -60,7 +64,9 @@ def test_every_admin_route_refuses_bad_keys(live: LiveManager) -> None:
 
 def test_every_endpoint_route_refuses_bad_keys(live: LiveManager) -> None:
     _, endpoint_routes = _http_cases(live)
-    assert len(endpoint_routes) == 16, "the 16 operations of WHIDS §3"
+    # the 16 operations of WHIDS §3 and the Sigma rule set agents sync (/rules/sigma[/sha256])
+    assert len(endpoint_routes) == 18, endpoint_routes
+    assert {("GET", "/rules/sigma"), ("GET", "/rules/sigma/sha256")} <= set(endpoint_routes)
     admin_user = live.manager.store.user_by_key_hash(
         __import__("hashlib").sha256(live.admin_key.encode()).hexdigest()
     )

@@ -78,3 +78,67 @@ def test_fingerprint_of_garbage_fails(tmp_path: Path, garbage: bytes) -> None:
     path.write_bytes(garbage)
     result = vigil("fingerprint", str(path), check=False)
     assert result.returncode == 1 and str(path) in result.stderr
+
+
+SIGMA_RULE = """title: Cli Sigma Rule
+id: 2b4c6d8e-0a1b-4c3d-8e5f-6a7b8c9d0e1f
+logsource:
+    product: linux
+    category: process_creation
+detection:
+    selection:
+        Image|endswith: '/nc'
+    condition: selection
+level: high
+"""
+GENE_RULE = (
+    '{"Name": "CliGeneRule", "Meta": {"Events": {"Linux-Sysmon/Operational": [1]}, "Criticality": 6,'
+    ' "Schema": "2.0.0"}, "Matches": ["$m: Image = \'/usr/bin/socat\'"], "Condition": "$m"}\n'
+)
+
+
+def test_rules_import_stores_gene_and_sigma_of_one_directory_or_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "m"
+    vigil("init", "--data", str(data), "--no-tls")
+    rules = tmp_path / "rules"
+    (rules / "sub").mkdir(parents=True)
+    (rules / "local.gen").write_text(GENE_RULE)
+    (rules / "sub" / "nc.yml").write_text(SIGMA_RULE)
+    (rules / "README.md").write_text("not a rule")
+    # A broken Sigma file next to them: every error printed, nothing stored.
+    (rules / "broken.yaml").write_text(
+        SIGMA_RULE.replace("2b4c6d8e-0a1b-4c3d-8e5f-6a7b8c9d0e1f", "2b4c6d8e-0a1b-4c3d-8e5f-6a7b8c9d0e20")
+        .replace("Cli Sigma Rule", "Cli Broken")
+        .replace("condition: selection", "condition: selection or missing")
+    )
+    refused = vigil("rules", "import", "--data", str(data), str(rules), check=False)
+    assert refused.returncode == 1, refused
+    assert f"{rules / 'broken.yaml'}:1: rule 'Cli Broken': [parse]" in refused.stdout
+    assert "'missing' not defined" in refused.stdout and "nothing was stored" in refused.stderr
+    assert vigil("rules", "list", "--data", str(data)).stdout == ""
+    (rules / "broken.yaml").unlink()
+    stored = vigil("rules", "import", "--data", str(data), str(rules))
+    assert "stored 1 Gene rule(s) and 1 Sigma rule(s)" in stored.stdout
+    listed = vigil("rules", "list", "--data", str(data)).stdout.splitlines()
+    assert listed == [
+        "gene\tCliGeneRule\t6",
+        "sigma-rule\tCli Sigma Rule\t8\t2b4c6d8e-0a1b-4c3d-8e5f-6a7b8c9d0e1f",
+    ]
+    again = vigil("rules", "import", "--data", str(data), str(rules), check=False)
+    assert again.returncode == 1 and "already stored" in again.stdout
+    assert vigil("rules", "import", "--data", str(data), "--update", str(rules)).returncode == 0
+    missing = vigil("rules", "import", "--data", str(data), str(tmp_path / "nope"), check=False)
+    assert missing.returncode == 1 and "no such file or directory" in missing.stderr
+
+
+def test_vigil_rules_check_loads_gene_and_sigma_from_one_directory(tmp_path: Path) -> None:
+    (tmp_path / "database.gen").write_text(GENE_RULE)
+    (tmp_path / "manager-sigma.yml").write_text(f"---\n{SIGMA_RULE}")
+    check = [sys.executable, "-m", "vigil", "rules", "check", str(tmp_path)]
+    ok = subprocess.run(check, capture_output=True, text=True, timeout=60, check=False)
+    assert ok.returncode == 0 and "2 rules loaded" in ok.stdout, ok
+    (tmp_path / "bad.yml").write_text(
+        SIGMA_RULE.replace("|endswith", "|endswiht").replace("Cli Sigma", "Bad")
+    )
+    bad = subprocess.run(check, capture_output=True, text=True, timeout=60, check=False)
+    assert bad.returncode == 1 and "Unknown modifier 'endswiht'" in bad.stdout, bad

@@ -241,7 +241,12 @@ class CanariesConfig:
 
 @dataclass(frozen=True)
 class RulesConfig:
-    dir: str = setting("", "Gene rules loaded at start; empty: data_dir/rules.", kind="path")
+    dir: str = setting(
+        "",
+        "Rules loaded at start: Gene (.gen/.gene) and Sigma (.yml/.yaml) files; the manager's sets are"
+        " synced here (database.gen, manager-sigma.yml); empty: data_dir/rules.",
+        kind="path",
+    )
     containers_dir: str = setting(
         "",
         "IoC containers (NAME.cont or NAME.cont.gz, one value per line); empty: data_dir/containers.",

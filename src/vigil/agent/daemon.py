@@ -23,7 +23,7 @@ from types import FrameType
 from typing import Any
 
 from vigil.agent.config import AgentConfig, ConfigError
-from vigil.agent.detection import Detector, build_engine
+from vigil.agent.detection import Detector, build_engine, freeze_heap
 from vigil.agent.outputs import Output
 from vigil.agent.pipeline import Pipeline, SelfFilter
 from vigil.agent.registry import Registry, default_registry
@@ -141,6 +141,7 @@ class Agent:
             stats_interval=c.stats_interval,
         )
         self.pipeline.extra_stats = self._source_stats
+        freeze_heap()  # before the pipeline runs: full collections would delay alerts
         self.pipeline.start()
         for service in self.services:
             service.start()

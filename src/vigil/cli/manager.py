@@ -44,6 +44,27 @@ def register(subparsers: Any) -> None:
     endpoint_add.set_defaults(handler=_endpoint_add)
     endpoint.set_defaults(handler=lambda args: (endpoint.print_help(sys.stderr), 2)[1])
 
+    rules = sub.add_parser("rules", help="Gene and Sigma rules of the manager's database")
+    rules_sub = rules.add_subparsers(dest="rules_command", metavar="ACTION")
+    rules_import = rules_sub.add_parser(
+        "import",
+        help="validate and store the Gene (.gen/.gene) and Sigma (.yml/.yaml) rules of files or "
+        "directories (all or nothing; run with the manager stopped, or use the admin API)",
+    )
+    rules_import.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    rules_import.add_argument("--data", required=True, type=Path, help="data directory")
+    rules_import.add_argument("--update", action="store_true", help="replace rules already stored")
+    rules_import.add_argument(
+        "--skip-unsupported",
+        action="store_true",
+        help="leave out (and list) Sigma rules whose log source or construct vigil cannot run",
+    )
+    rules_import.set_defaults(handler=_rules_import)
+    rules_list = rules_sub.add_parser("list", help="list the stored Gene and Sigma rules")
+    rules_list.add_argument("--data", required=True, type=Path, help="data directory")
+    rules_list.set_defaults(handler=_rules_list)
+    rules.set_defaults(handler=lambda args: (rules.print_help(sys.stderr), 2)[1])
+
     openapi = sub.add_parser("openapi", help="print the OpenAPI document")
     openapi.add_argument("--api", choices=("admin", "endpoint"), default="admin")
     openapi.add_argument("--markdown", action="store_true", help="print the Markdown reference of both APIs")
@@ -159,6 +180,52 @@ def _endpoint_add(args: argparse.Namespace) -> int:
     finally:
         manager.close()
     print(json.dumps({"uuid": endpoint["uuid"], "key": endpoint["key"]}, indent=2))
+    return 0
+
+
+def _rules_import(args: argparse.Namespace) -> int:
+    from vigil.manager.rule_import import import_rules
+    from vigil.manager.state import Manager
+
+    config = _load(args.data)
+    if config is None:
+        return 1
+    missing = [p for p in args.paths if not p.exists()]
+    if missing:
+        print(f"vigil manager: no such file or directory: {', '.join(map(str, missing))}", file=sys.stderr)
+        return 1
+    manager = Manager.open(config)
+    try:
+        result = import_rules(manager, args.paths, update=args.update, skip_unsupported=args.skip_unsupported)
+    finally:
+        manager.close()
+    for skipped in result.skipped:
+        print(f"skipped: {skipped}", file=sys.stderr)
+    for error in result.errors:
+        print(error)
+    if result.errors:
+        print(f"{len(result.errors)} error(s); nothing was stored", file=sys.stderr)
+        return 1
+    skipped = f", skipped {len(result.skipped)} unsupported Sigma rule(s)" if result.skipped else ""
+    print(f"stored {result.gene} Gene rule(s) and {result.sigma} Sigma rule(s){skipped}")
+    return 0
+
+
+def _rules_list(args: argparse.Namespace) -> int:
+    from vigil.manager.state import Manager
+
+    config = _load(args.data)
+    if config is None:
+        return 1
+    manager = Manager.open(config)
+    try:
+        for name in sorted(manager.rules.rules):
+            info = manager.rules.info.get(name)
+            print(f"gene\t{name}\t{info.criticality if info else 0}")
+        for rule_id, entry in sorted(manager.rules.sigma.entries.items()):
+            print(f"sigma-{entry.kind}\t{entry.title}\t{entry.criticality}\t{rule_id}")
+    finally:
+        manager.close()
     return 0
 
 

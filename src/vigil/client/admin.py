@@ -323,6 +323,26 @@ class AdminClient:
     def delete_rule(self, name: str) -> list[dict[str, Any]]:
         return self.request("DELETE", "/rules", params={"name": name})  # type: ignore[no-any-return]
 
+    def sigma_rules(self, *, id: str | None = None, title: str | None = None) -> list[dict[str, Any]]:
+        """Stored Sigma rules (id, title, kind, level, status, logsource, criticality, techniques,
+        tactics, yaml): all, the one with ``id``, or those whose title matches the regex ``title``."""
+        return self.request("GET", "/rules/sigma", params=_params(id=id, title=title))  # type: ignore[no-any-return]
+
+    def sigma_rule(self, id: str) -> dict[str, Any]:
+        [rule] = self.sigma_rules(id=id)
+        return rule
+
+    def add_sigma_rules(self, yaml_text: str, *, update: bool = False) -> list[dict[str, Any]]:
+        """Store the rules of a Sigma YAML text (one or several documents); ``update`` replaces
+        rules whose id is stored. On any error nothing is stored and :class:`APIError` ``data``
+        lists every error (document, line, id, title, kind, message)."""
+        return self.request(  # type: ignore[no-any-return]
+            "POST", "/rules/sigma", params=_params(update=update), content=yaml_text.encode()
+        )
+
+    def delete_sigma_rule(self, id: str) -> list[dict[str, Any]]:
+        return self.request("DELETE", "/rules/sigma", params={"id": id})  # type: ignore[no-any-return]
+
     # -- Sysmon and tools --------------------------------------------------------------------------
 
     def sysmon_config(self, os: str, *, version: str | None = None, xml: bool = False) -> Any:

@@ -83,4 +83,32 @@ def render_markdown(admin: dict[str, Any], endpoint: dict[str, Any]) -> str:
         " contact) on every request; bodies may be gzip (`Content-Encoding: gzip`).",
         endpoint,
     )
+    lines += [
+        "## Sigma rules (vigil extension)",
+        "",
+        "The manager stores Sigma rules next to its Gene rules; the Gene routes (`/rules`,"
+        " `/rules/sha256`) keep the WHIDS wire format and serve Gene rules only.",
+        "",
+        "* `POST /rules/sigma[?update=true]` (admin): the body is Sigma YAML, one document or several"
+        " separated by `---` lines (detection and correlation rules, each with an `id` and a `title`;"
+        " `action:` collection documents are refused). Rules are keyed by `id`; `update=true` replaces"
+        " stored ids. The whole resulting set (stored rules, minus the replaced ones, plus the upload)"
+        " is compiled with the engine before anything is stored, so correlations may reference stored"
+        " rules. On any error the answer is 400 with `data` listing **every** error as"
+        " `{file, document, line, id, title, rule, kind, message}` (`document` is the 1-based document"
+        " index, `line` the body line where it starts or, for YAML syntax, the line at fault; `kind` is"
+        " `yaml`, `parse` (malformed rule, unknown modifier, bad condition), `logsource`, `construct`,"
+        " `name` (a title already used by a Sigma or Gene rule) or `exists`), and nothing is stored.",
+        "* Rules whose log source vigil does not produce (`kind: logsource`) are **refused**, not stored"
+        " with a warning: every stored rule is served to the agents as a working rule.",
+        "* `GET /rules/sigma[?id=][&title=regex]` (admin) lists `{id, title, kind, level, status,"
+        " logsource, criticality, techniques, tactics, yaml}`; `DELETE /rules/sigma?id=` deletes one"
+        " rule, refused (400, the correlation's error) while a stored correlation rule references it.",
+        "* `GET /rules/sigma` (endpoint) serves the set as YAML, each rule after a `---` line, sorted"
+        " by id (empty body when there is none); `GET /rules/sigma/sha256` is the sha256 of exactly"
+        " that body. Agents write it to `<rules dir>/manager-sigma.yml` next to `database.gen`.",
+        "* Detection reports take a Sigma detection's criticality (from `level`) and ATT&CK techniques"
+        " and tactics (from `tags`) from the stored rule whose title is the detection's Signature.",
+        "",
+    ]
     return "\n".join(lines)

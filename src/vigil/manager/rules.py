@@ -2,7 +2,9 @@
 
 :func:`compile_errors` is the one place that decides whether uploaded rules compile (the engine
 does). :class:`RuleCache` also loads the served rules into an engine so detection reports take
-each rule's criticality and ATT&CK data from the engine's view of it.
+each rule's criticality and ATT&CK data from the engine's view of it; its ``info`` covers the
+Sigma rules too (``RuleCache.sigma``, :mod:`vigil.manager.sigma_rules`), by title, since a Sigma
+detection's Signature is the rule's title.
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import orjson
 
 from vigil.engine import Engine, RuleLoadError
 from vigil.manager.scoring import RuleInfo
+from vigil.manager.sigma_rules import SigmaRuleCache
 from vigil.manager.store.base import Store
 
 __all__ = ["RuleCache", "compile_errors", "rule_info"]
@@ -28,12 +31,15 @@ def _error(source: str, line: int, rule: str, statement: str, message: str) -> d
     return {"file": source, "line": line, "rule": rule, "statement": statement, "message": message}
 
 
-def compile_errors(rules: Sequence[Any], source: str = "<request>") -> list[dict[str, Any]]:
+def compile_errors(
+    rules: Sequence[Any], source: str = "<request>", taken: Collection[str] = ()
+) -> list[dict[str, Any]]:
     """Every error of ``rules``, from scratch engines (WHIDS compiles before storing); [] when all load.
 
     Each rule is compiled on its own, so one bad rule never hides the errors of another; ``line``
     is the rule's 1-based position in ``rules``. A name used twice in one request is reported too,
-    since the second rule would silently replace the first in the store.
+    since the second rule would silently replace the first in the store, and so is a name in
+    ``taken`` (the titles of the stored Sigma rules: agents load both sets into one engine).
     """
     errors: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
@@ -49,6 +55,8 @@ def compile_errors(rules: Sequence[Any], source: str = "<request>") -> list[dict
             errors.append(
                 _error(source, index, name, "Name", f"duplicate rule name (also rule {seen[name]})")
             )
+        elif isinstance(name, str) and name in taken:
+            errors.append(_error(source, index, name, "Name", "a stored Sigma rule has this title"))
         elif isinstance(name, str):
             seen[name] = index
         if isinstance(rule, dict) and not (isinstance(name, str) and name.strip()):
@@ -71,7 +79,20 @@ class RuleCache:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._lock = threading.Lock()
+        #: held by the admin routes from validation to the reload of either set, so two uploads
+        #: cannot race (Gene names and Sigma titles share one name space).
+        self.write_lock = threading.Lock()
+        self._gene_info: dict[str, RuleInfo] = {}
+        #: signature -> criticality and ATT&CK data, for Gene names and Sigma titles alike.
+        self.info: dict[str, RuleInfo] = {}
+        self.sigma = SigmaRuleCache(store)
         self.reload()
+
+    def reload_sigma(self) -> None:
+        """Reload the Sigma set after a change (the Gene set and its sha256 stay as they are)."""
+        self.sigma.reload()
+        with self._lock:
+            self.info = {**self.sigma.info, **self._gene_info}
 
     def reload(self) -> None:
         rows = self._store.list_rules()
@@ -81,7 +102,10 @@ class RuleCache:
             self.rules: dict[str, dict[str, Any]] = rules
             self.body = body
             self.sha256 = hashlib.sha256(body).hexdigest()
-            self.info = self._engine_info(body.decode()) or {name: rule_info(r) for name, r in rules.items()}
+            self._gene_info = self._engine_info(body.decode()) or {
+                name: rule_info(r) for name, r in rules.items()
+            }
+            self.info = {**self.sigma.info, **self._gene_info}
 
     @staticmethod
     def _engine_info(text: str) -> dict[str, RuleInfo] | None:

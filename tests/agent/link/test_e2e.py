@@ -416,6 +416,58 @@ def test_rule_and_ioc_from_the_admin_api_take_effect_and_a_bad_rule_never_reache
 
 @ROOT
 @pytest.mark.root
+def test_sigma_rule_from_the_admin_api_detects_on_the_agent_and_a_bad_one_is_refused(
+    tmp_path: Path, live: LiveManager, audit_lock: None
+) -> None:
+    from vigil.client import APIError
+
+    binary = unique_binary(tmp_path, "vigil-e2e-sigma")
+    rule_id = "7d2c4a1e-9b3f-4c6d-8e5a-0f1b2c3d4e5f"
+    title = "E2e Sigma Exec From Manager"
+    rule = (
+        f"title: {title}\nid: {rule_id}\nlogsource:\n    product: linux\n    category: process_creation\n"
+        f"detection:\n    selection:\n        Image: '{binary}'\n    condition: selection\nlevel: high\n"
+        "tags:\n    - attack.execution\n    - attack.t1059\n"
+    )
+    agent = Agent(tmp_path, live, kernel=True, extra=KERNEL + NO_ACTIONS)
+    try:
+        agent.start()
+        local = agent.data / "rules" / "manager-sigma.yml"
+        with live.admin() as admin:
+            admin.add_sigma_rules(rule)
+            wait_for(
+                lambda: local.exists() and rule_id.encode() in local.read_bytes(),
+                10,
+                "the Sigma rules",
+                agent,
+            )
+            wait_for(lambda: "sigma correlation rules" in agent.log_text(), 10, "the engine reload", agent)
+            subprocess.run([str(binary), "sigma-e2e"], check=True)
+            [hit] = wait_for(lambda: detections_of(live, title), 10, "the Sigma detection", agent)
+            detection = hit["Event"]["Detection"]
+            assert detection["Signature"] == [title] and detection["SigmaIDs"] == [rule_id]
+            assert detection["Criticality"] == 8 and hit["Event"]["EventData"]["Image"] == str(binary)
+            report = admin.report(live.endpoint_uuid)
+            assert report is not None and report["count-by-signature"].get(title) == 1
+            assert "T1059" in report["techniques"] and report["sum-rule-criticality"] >= 8
+            # A bad upload is refused by the manager with its reason, and the agent keeps its set.
+            before = local.read_bytes()
+            with pytest.raises(APIError) as refused:
+                admin.add_sigma_rules(
+                    rule.replace(rule_id, "7d2c4a1e-9b3f-4c6d-8e5a-0f1b2c3d4e60").replace(
+                        "Image:", "Image|bogus:"
+                    )
+                )
+            assert refused.value.status == 400 and "Unknown modifier 'bogus'" in str(refused.value.data)
+            time.sleep(2.5)  # two sync intervals
+            assert local.read_bytes() == before
+        assert agent.stop() == 0
+    finally:
+        agent.stop()  # SIGTERM first: the agent removes its audit rules; SIGKILL after 30 s
+
+
+@ROOT
+@pytest.mark.root
 def test_admin_command_runs_on_the_agent_and_a_fetched_file_comes_back(
     tmp_path: Path, live: LiveManager, audit_lock: None
 ) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import hmac
 import logging
 import math
@@ -182,6 +183,16 @@ class EndpointClient:
 
     def rules(self) -> bytes:
         return self._request("GET", "/rules").content
+
+    def sigma_rules_sha256(self) -> str:
+        """sha256 of the Sigma set; a manager without Sigma routes (WHIDS: 404) serves the empty set."""
+        response = self._request("GET", "/rules/sigma/sha256", ok=(200, 404))
+        if response.status_code == 404:
+            return hashlib.sha256(b"").hexdigest()
+        return response.text.strip()
+
+    def sigma_rules(self) -> bytes:
+        return self._request("GET", "/rules/sigma").content
 
     def iocs_sha256(self) -> str:
         return self._request("GET", "/iocs/sha256").text.strip()

@@ -5,8 +5,10 @@ after it drained). On start it finds the ``manager`` output among the pipeline's
 :class:`~vigil.agent.forwarder.Forwarder` at its spool and runs a
 :class:`~vigil.agent.link.session.ManagerLink` with:
 
-* rules: validated by compiling them with the engine; applied by rebuilding the engine from the
-  rules and containers directories and swapping it into the running detector (no sensor restart);
+* rules: the Gene set (``database.gen``) and the Sigma set (``manager-sigma.yml``, correlation
+  rules included), each validated by compiling it with the engine; applied by rebuilding the engine
+  (and the Sigma correlation engine) from the rules and containers directories and swapping them
+  into the running detector (no sensor restart);
 * IoCs: the ``edr_iocs`` container, applied the same way;
 * config: the local config is pushed when the manager has none (without ``manager.key``); a
   different config from the manager is saved to ``data_dir/manager-config.toml`` and the agent
@@ -37,7 +39,7 @@ from vigil.agent.forwarder import Forwarder
 from vigil.agent.link.client import EndpointClient, ManagerAddress
 from vigil.agent.link.output import ManagerOutput
 from vigil.agent.link.session import LinkIntervals, ManagerLink
-from vigil.agent.link.sync import ConfigSync, IocSync, RuleSync, write_atomically
+from vigil.agent.link.sync import ConfigSync, IocSync, RuleSync, sigma_rule_sync, write_atomically
 from vigil.agent.link.uploader import ArtifactUploader
 
 logger = logging.getLogger(__name__)
@@ -79,6 +81,7 @@ class ManagerService:
     def __init__(self, agent: Any) -> None:
         self.agent = agent
         self.link: ManagerLink | None = None
+        self.sigma_sync: RuleSync | None = None
         self.output: ManagerOutput | None = None
         self._contained = False
         # The manager's config dict last applied and the AgentConfig built from it: while the agent
@@ -129,6 +132,10 @@ class ManagerService:
             system_info=_system_info,
             intervals=LinkIntervals(rules=interval, uploads=min(60.0, interval)),
         )
+        self.sigma_sync = sigma_rule_sync(
+            client, Path(config.rules.dir), validate=validate_sigma_rules, apply=self.reload
+        )
+        self.link.add_task("sigma-rules", lambda: interval, self.sigma_sync.run_once)
         self.link.add_task("health", lambda: config.stats_interval, self.health)
         self.link.start()
         logger.info("manager link to %s started (endpoint %s)", m.url, m.uuid)
@@ -144,19 +151,35 @@ class ManagerService:
 
     # -- rules and IoCs --------------------------------------------------------------------------
     def reload(self) -> None:
-        """Rebuild the engine from disk and swap it into the running detector."""
-        from vigil.agent.detection import build_engine
+        """Rebuild the engine (and the Sigma correlations) from disk and swap them into the detector.
+
+        The correlation engine keeps its open windows when its rules did not change (an IoC or a
+        Gene rule update must not reset a half-counted ``event_count``).
+        """
+        from vigil.agent.detection import build_engine, correlation_engine, freeze_heap
 
         pipeline = self.agent.pipeline
         if pipeline is None:
             return
+        config: AgentConfig = self.agent.config
         try:
-            engine = build_engine(self.agent.config)
+            engine = build_engine(config)
+            correlation = correlation_engine(config.rules.dir)
         except Exception as exc:  # the engine's errors name file, line and rule
             logger.error("rules or IoCs from the manager do not load with the local ones, kept old: %s", exc)
             return
-        pipeline.detector.engine = engine
-        logger.info("engine reloaded: %d rules", len(getattr(engine, "rules", ())))
+        detector = pipeline.detector
+        old = detector.correlation
+        if correlation is not None and old is not None and old.rules == correlation.rules:
+            correlation = old
+        detector.engine = engine
+        detector.correlation = correlation
+        freeze_heap()
+        logger.info(
+            "engine reloaded: %d rules, %d sigma correlation rules",
+            len(getattr(engine, "rules", ())),
+            len(correlation.rules) if correlation is not None else 0,
+        )
 
     # -- config ----------------------------------------------------------------------------------
     def _local_config(self) -> dict[str, Any]:
@@ -288,6 +311,35 @@ def validate_rules(body: bytes) -> list[str]:
         errors = getattr(exc, "errors", None)
         return [str(e) for e in errors] if errors else [str(exc)]
     return []
+
+
+def validate_sigma_rules(body: bytes) -> list[str]:
+    """Every reason the manager's Sigma set cannot run here (empty: every rule compiles).
+
+    Strict like the Gene set: a rule this agent cannot compile (an older front end, a log source it
+    does not know) refuses the whole set, so the agent never runs a part of it silently.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return [f"Sigma rules are not UTF-8: {exc}"]
+    try:
+        from vigil.engine.sigma import load_sigma_text
+    except ImportError:
+        return ["this agent has no Sigma front end (pip install 'vigil[sigma]')"]
+    from vigil.engine.compiler import check_ir
+
+    result = load_sigma_text(text, path="<manager sigma rules>")
+    errors = [str(r) for r in result.rejections]
+    names: set[str] = set()
+    for rule in result.rules:
+        problem = check_ir(rule.ir.condition)
+        if problem is not None:
+            errors.append(f"rule {rule.ir.name!r}: {problem}")
+        if rule.ir.name in names:
+            errors.append(f"rule {rule.ir.name!r}: title used twice")
+        names.add(rule.ir.name)
+    return errors
 
 
 def _system_info() -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Pulls rules, IoCs and the agent configuration from the manager (WHIDS §4.9 schedule).
 
-Each sync compares the manager's sha256 with the local copy's, downloads only on a difference,
+Gene rules (``database.gen``) and Sigma rules (``manager-sigma.yml``) are two sets, each with its
+own sha256, synced the same way. Each sync compares the manager's sha256 with the local copy's, downloads only on a difference,
 verifies the body against the announced digest, validates it, and only then replaces the local
 file atomically and asks the agent to reload. A rule set that does not compile never replaces the
 one in use: the old rules keep running and the reason is kept in ``last_error`` for health reports.
@@ -22,9 +23,21 @@ from vigil.agent.link.client import EndpointClient
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ConfigSync", "IocSync", "RuleSync", "SyncError", "config_digest", "write_atomically"]
+__all__ = [
+    "ConfigSync",
+    "IocSync",
+    "RuleSync",
+    "SyncError",
+    "config_digest",
+    "sigma_rule_sync",
+    "write_atomically",
+]
 
 RULES_FILE = "database.gen"
+#: The manager's Sigma rules, next to its Gene rules: the engine loads ``.yml`` files of the rules
+#: directory with the Sigma front end, and the detector reads their correlation rules.
+SIGMA_RULES_FILE = "manager-sigma.yml"
+_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 IOC_CONTAINER = "edr_iocs"
 
 
@@ -55,7 +68,11 @@ class _State:
 
 
 class RuleSync:
-    """Keeps ``<rules_dir>/database.gen`` equal to the manager's rule set."""
+    """Keeps ``<rules_dir>/database.gen`` (or ``file_name``) equal to one of the manager's rule sets.
+
+    ``fetch`` and ``fetch_sha256`` name the set (default: the Gene rules of ``GET /rules``).
+    With ``absent_when_empty`` an empty set is no file at all (the Sigma set: most fleets have none).
+    """
 
     def __init__(
         self,
@@ -64,40 +81,75 @@ class RuleSync:
         *,
         validate: Callable[[bytes], list[str]],
         apply: Callable[[], None],
+        file_name: str = RULES_FILE,
+        fetch: Callable[[], bytes] | None = None,
+        fetch_sha256: Callable[[], str] | None = None,
+        absent_when_empty: bool = False,
+        what: str = "rules",
     ) -> None:
         self.client = client
-        self.path = rules_dir / RULES_FILE
+        self.path = rules_dir / file_name
         self.validate = validate
         self.apply = apply
+        self.fetch = fetch or client.rules
+        self.fetch_sha256 = fetch_sha256 or client.rules_sha256
+        self.absent_when_empty = absent_when_empty
+        self.what = what
         self.state = _State()
 
     def local_digest(self) -> str:
-        return hashlib.sha256(self.path.read_bytes()).hexdigest() if self.path.exists() else ""
+        if self.path.exists():
+            return hashlib.sha256(self.path.read_bytes()).hexdigest()
+        return _EMPTY_SHA256 if self.absent_when_empty else ""
 
     def run_once(self) -> bool:
-        remote = self.client.rules_sha256()
+        remote = self.fetch_sha256()
         if remote == self.local_digest():
             return False
-        body = self.client.rules()
+        body = self.fetch()
         digest = hashlib.sha256(body).hexdigest()
         try:
             if digest != remote:
-                raise SyncError(f"rules body sha256 {digest} differs from the announced {remote}")
-            errors = self.validate(body)
+                raise SyncError(f"{self.what} body sha256 {digest} differs from the announced {remote}")
+            errors = self.validate(body) if body or not self.absent_when_empty else []
             if errors:
                 raise SyncError(
-                    f"manager rule set refused, keeping the current rules: {'; '.join(errors[:5])}"
+                    f"manager {self.what} refused, keeping the current ones: {'; '.join(errors[:5])}"
                 )
         except SyncError as exc:
             self.state.last_error = str(exc)
             logger.error("%s", exc)
             return False
-        write_atomically(self.path, body)
+        if body or not self.absent_when_empty:
+            write_atomically(self.path, body)
+        else:
+            self.path.unlink(missing_ok=True)
         self.state.last_error = ""
         self.state.updates += 1
-        logger.info("rules updated from the manager (sha256 %s)", digest)
+        logger.info("%s updated from the manager (sha256 %s)", self.what, digest)
         self.apply()
         return True
+
+
+def sigma_rule_sync(
+    client: EndpointClient,
+    rules_dir: Path,
+    *,
+    validate: Callable[[bytes], list[str]],
+    apply: Callable[[], None],
+) -> RuleSync:
+    """Keeps ``<rules_dir>/manager-sigma.yml`` equal to the manager's Sigma set (``GET /rules/sigma``)."""
+    return RuleSync(
+        client,
+        rules_dir,
+        validate=validate,
+        apply=apply,
+        file_name=SIGMA_RULES_FILE,
+        fetch=client.sigma_rules,
+        fetch_sha256=client.sigma_rules_sha256,
+        absent_when_empty=True,
+        what="Sigma rules",
+    )
 
 
 class IocSync:

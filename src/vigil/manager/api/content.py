@@ -23,6 +23,7 @@ from vigil.manager.errors import BadRequest, NotFound, RuleRejected
 from vigil.manager.iocs import IOC_FIELDS, normalize_ioc
 from vigil.manager.keys import new_uuid
 from vigil.manager.rules import compile_errors
+from vigil.manager.sigma_rules import SIGMA_UNAVAILABLE, check_sigma_delete, check_sigma_upload
 from vigil.manager.state import Manager
 from vigil.manager.sysmon import SYSMON_OS, config_from_json, config_from_xml, config_to_xml
 from vigil.manager.times import parse_rfc3339
@@ -165,6 +166,16 @@ def get_rules(
     return ok(out)
 
 
+def _store_gene(manager: Manager, body: list[Any], replace: bool) -> None:
+    with manager.rules.write_lock:  # Sigma titles are checked and stored under the same lock
+        errors = compile_errors(body, "<request>", set(manager.rules.sigma.info))
+        if errors:
+            raise RuleRejected(errors)
+        rows = [{"name": rule["Name"], "body": orjson.dumps(rule).decode()} for rule in body]
+        manager.store.put_rules(rows, replace)
+        manager.rules.reload()
+
+
 @router.post(
     "/rules",
     summary="Add rules; every rule is compiled first and all errors are returned",
@@ -178,13 +189,7 @@ async def post_rules(request: Request, admin: Admin, update: str | None = None) 
         body = [body]
     if not isinstance(body, list) or not body:
         raise BadRequest("body must be a non-empty list of Gene rules", field="body")
-    errors = await run_in_threadpool(compile_errors, body)
-    if errors:
-        raise RuleRejected(errors)
-    manager = _m(request)
-    rows = [{"name": rule["Name"], "body": orjson.dumps(rule).decode()} for rule in body]
-    await run_in_threadpool(manager.store.put_rules, rows, replace)
-    await run_in_threadpool(manager.rules.reload)
+    await run_in_threadpool(_store_gene, _m(request), body, replace)
     return ok(body)
 
 
@@ -196,6 +201,95 @@ def delete_rules(request: Request, admin: Admin, name: str | None = None) -> Res
     deleted = manager.store.delete_rules(name)
     manager.rules.reload()
     return ok([orjson.loads(r["body"]) for r in deleted])
+
+
+# -- Sigma rules (vigil extension) ----------------------------------------------------------------
+
+
+def _sigma_ready(manager: Manager) -> None:
+    if not manager.rules.sigma.available:
+        raise BadRequest(SIGMA_UNAVAILABLE, field="rules")
+
+
+@router.get(
+    "/rules/sigma",
+    summary="Sigma rules (vigil): all, the one with this exact id, or those whose title matches a regex",
+    tags=["Rules"],
+)
+def get_sigma_rules(
+    request: Request, admin: Admin, id: str | None = None, title: str | None = None
+) -> Response:
+    try:
+        pattern = re2.compile(title or ".*")
+    except re2.error as exc:
+        raise BadRequest(f"title: invalid regex: {exc}", field="title") from exc
+    entries = _m(request).rules.sigma.entries
+    if id is not None:
+        if id not in entries:
+            raise NotFound(f"no Sigma rule with id {id!r}", field="id")
+        selected = [entries[id]]
+    else:
+        selected = [entries[k] for k in sorted(entries)]
+    return ok([e.to_json() for e in selected if pattern.search(e.title)])
+
+
+def _store_sigma(manager: Manager, text: str, update: bool) -> list[dict[str, Any]]:
+    cache = manager.rules.sigma
+    with manager.rules.write_lock:  # validate and store against the same stored sets
+        upload = check_sigma_upload(text, cache.texts, set(manager.rules.rules), update=update)
+        if upload.errors:
+            raise RuleRejected(upload.errors)
+        rows = [{"id": d.rule_id, "title": d.title, "kind": d.kind, "body": d.text} for d in upload.documents]
+        manager.store.put_sigma_rules(rows)
+        manager.rules.reload_sigma()
+        entries = manager.rules.sigma.entries
+        return [entries[str(d.rule_id)].to_json() for d in upload.documents]
+
+
+@router.post(
+    "/rules/sigma",
+    summary="Add Sigma rules (vigil; YAML body); the whole resulting set is compiled first and all "
+    "errors are returned, nothing stored",
+    tags=["Rules"],
+    openapi_extra=schemas.body(schemas.SIGMA_YAML, media="application/yaml"),
+)
+async def post_sigma_rules(request: Request, admin: Admin, update: str | None = None) -> Response:
+    replace = parse_bool(update, "update")
+    manager = _m(request)
+    _sigma_ready(manager)
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"body is not UTF-8 text: {exc}", field="body") from exc
+    return ok(await run_in_threadpool(_store_sigma, manager, text, replace))
+
+
+def _delete_sigma(manager: Manager, rule_id: str) -> list[dict[str, Any]]:
+    cache = manager.rules.sigma
+    with manager.rules.write_lock:
+        if rule_id not in cache.texts:
+            raise NotFound(f"no Sigma rule with id {rule_id!r}", field="id")
+        errors = check_sigma_delete(rule_id, cache.texts, set(manager.rules.rules))
+        if errors:
+            raise RuleRejected(errors)
+        entry = cache.entries[rule_id].to_json()
+        manager.store.delete_sigma_rule(rule_id)
+        manager.rules.reload_sigma()
+        return [entry]
+
+
+@router.delete(
+    "/rules/sigma",
+    summary="Delete the Sigma rule with this id (vigil); refused while a correlation rule uses it",
+    tags=["Rules"],
+)
+async def delete_sigma_rules(request: Request, admin: Admin, id: str | None = None) -> Response:
+    if not id:
+        raise BadRequest("id is required", field="id")
+    manager = _m(request)
+    _sigma_ready(manager)
+    return ok(await run_in_threadpool(_delete_sigma, manager, id))
 
 
 # -- Sysmon configuration and tools ----------------------------------------------------------------

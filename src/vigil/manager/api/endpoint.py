@@ -1,4 +1,5 @@
-"""The endpoint API (agents, default port 1519): the 16 operations of WHIDS spec §3."""
+"""The endpoint API (agents, default port 1519): the 16 operations of WHIDS spec §3, and the Sigma rule
+set (``/rules/sigma``, ``/rules/sigma/sha256``: vigil extensions the agent syncs like ``/rules``)."""
 
 from __future__ import annotations
 
@@ -60,6 +61,19 @@ async def get_rules(request: Request, endpoint: Endpoint) -> Response:
 @router.get("/rules/sha256", summary="sha256 of the GET /rules body")
 async def get_rules_sha256(request: Request, endpoint: Endpoint) -> Response:
     return _text(_m(request).rules.sha256)
+
+
+@router.get(
+    "/rules/sigma",
+    summary="Sigma rules (vigil): one YAML document per rule, each after a --- line, sorted by id",
+)
+async def get_sigma_rules(request: Request, endpoint: Endpoint) -> Response:
+    return _text(_m(request).rules.sigma.body, media="application/yaml")
+
+
+@router.get("/rules/sigma/sha256", summary="sha256 of the GET /rules/sigma body (vigil)")
+async def get_sigma_rules_sha256(request: Request, endpoint: Endpoint) -> Response:
+    return _text(_m(request).rules.sigma.sha256)
 
 
 @router.get("/iocs", summary="IoC values (deduplicated, insertion order)")

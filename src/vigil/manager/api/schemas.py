@@ -71,6 +71,11 @@ RULES = {
         },
     },
 }
+SIGMA_YAML = {
+    "type": "string",
+    "description": "Sigma rules as YAML: one document or several separated by --- lines (rules and "
+    "correlation rules, each with its id and title)",
+}
 OBJECT = {"type": "object"}
 FILE_UPLOAD = {
     "type": "object",

@@ -571,6 +571,31 @@ class SQLiteStore:
 
         return self._writer.call(write)
 
+    # -- Sigma rules -------------------------------------------------------------------------------
+
+    def list_sigma_rules(self) -> list[Row]:
+        return self._read("SELECT id, title, kind, body FROM sigma_rules ORDER BY id")
+
+    def put_sigma_rules(self, rows: Sequence[Row]) -> None:
+        params = [(r["id"], r["title"], r["kind"], r["body"]) for r in rows]
+        self._writer.call(
+            lambda conn, _: conn.executemany(
+                "INSERT INTO sigma_rules (id, title, kind, body) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET title = excluded.title, kind = excluded.kind,"
+                " body = excluded.body",
+                params,
+            )
+        )
+
+    def delete_sigma_rule(self, rule_id: str) -> list[Row]:
+        def write(conn: sqlite3.Connection, _: AfterCommit) -> list[Row]:
+            cur = conn.execute(
+                "DELETE FROM sigma_rules WHERE id = ? RETURNING id, title, kind, body", (rule_id,)
+            )
+            return [dict(zip(("id", "title", "kind", "body"), r, strict=True)) for r in cur.fetchall()]
+
+        return self._writer.call(write)
+
     # -- sysmon configs and tools ------------------------------------------------------------------
 
     def get_sysmon_config(self, os_name: str, version: str | None) -> Row | None:

@@ -540,9 +540,27 @@ function parseRuleText(text) {
   return rules;
 }
 
+function isGeneText(text) {
+  const t = text.trim();
+  return t.startsWith("{") || t.startsWith("[");
+}
+
+function ruleErrorText(e) {
+  if (typeof e === "string") return e;
+  if (e.document !== undefined) {  // Sigma: document, line, id/title, kind, message
+    return [e.file !== "<request>" && e.file, e.document && `document ${e.document}`, e.line && `line ${e.line}`,
+      (e.title || e.id) && `rule ${e.title || e.id}`, (e.kind ? `[${e.kind}] ` : "") + e.message].filter(Boolean).join(": ");
+  }
+  return [e.rule && `rule ${e.rule}`, e.line && `line ${e.line}`, e.statement && `statement ${e.statement}`, e.message].filter(Boolean).join(": ");
+}
+
 async function rulesView() {
-  const rules = (await api("GET", "/rules")) || [];
+  const [rules, sigma] = await Promise.all([
+    api("GET", "/rules").then((r) => r || []),
+    api("GET", "/rules/sigma").then((r) => r || []).catch(() => []),
+  ]);
   const tbody = h("tbody", {});
+  const sigmaBody = h("tbody", {});
   const render = (q) => {
     const query = q.toLowerCase();
     tbody.replaceChildren(...rules.filter((r) => !query || JSON.stringify(r).toLowerCase().includes(query)).map((r) => {
@@ -552,35 +570,45 @@ async function rulesView() {
         h("td", {}, (meta.ATTACK || []).map((a) => h("span", { className: "tag" }, a.ID))),
         h("td", {}, meta.Filter ? "filter" : "alert"));
     }));
+    sigmaBody.replaceChildren(...sigma.filter((r) => !query || JSON.stringify(r).toLowerCase().includes(query)).map((r) =>
+      h("tr", {}, h("td", {}, r.title), h("td", {}, critBadge(r.criticality || 0)),
+        h("td", {}, Object.entries(r.logsource || {}).map(([k, v]) => `${k}: ${v}`).join(", ")),
+        h("td", {}, (r.techniques || []).map((t) => h("span", { className: "tag" }, t))),
+        h("td", {}, r.kind), h("td", {}, h("code", {}, r.id)))));
   };
   const result = h("div", { id: "upload-result", "aria-live": "polite" });
-  const textarea = h("textarea", { id: "rule-text", spellcheck: "false", placeholder: "Paste Gene rules (a .gen file or a JSON array)" });
+  const textarea = h("textarea", { id: "rule-text", spellcheck: "false", placeholder: "Paste Gene rules (a .gen file or a JSON array) or Sigma rules (YAML, documents separated by ---)" });
   const upload = async (ev) => {
     ev.preventDefault();
     result.replaceChildren();
+    const gene = isGeneText(textarea.value);
     let parsed;
-    try { parsed = parseRuleText(textarea.value); } catch (err) { result.replaceChildren(errorBox(new Error(`not valid rule JSON: ${err.message}`))); return; }
+    if (gene) {
+      try { parsed = parseRuleText(textarea.value); } catch (err) { result.replaceChildren(errorBox(new Error(`not valid rule JSON: ${err.message}`))); return; }
+    }
     try {
-      await api("POST", "/rules?update=true", parsed);
-      result.replaceChildren(h("p", { role: "status" }, `${parsed.length} rule(s) stored.`));
+      const stored = gene ? await api("POST", "/rules?update=true", parsed) : await api("POST", "/rules/sigma?update=true", textarea.value);
+      result.replaceChildren(h("p", { role: "status" }, `${(stored || []).length} ${gene ? "Gene" : "Sigma"} rule(s) stored.`));
       setTimeout(rulesView, 800);
     } catch (err) {
       const errors = Array.isArray(err.data) ? err.data : [];
       fill(result,
         h("p", { className: "error", role: "alert" }, `Rejected: ${err.message}`),
-        errors.length ? h("ul", { "aria-label": "rule errors" }, errors.map((e) => h("li", { className: "error" },
-          typeof e === "string" ? e : [e.rule && `rule ${e.rule}`, e.line && `line ${e.line}`, e.statement && `statement ${e.statement}`, e.message].filter(Boolean).join(": ")))) : null,
+        errors.length ? h("ul", { "aria-label": "rule errors" }, errors.map((e) => h("li", { className: "error" }, ruleErrorText(e)))) : null,
       );
     }
   };
   view(
-    h("h1", {}, `Rules (${rules.length})`),
+    h("h1", {}, `Rules (${rules.length} Gene, ${sigma.length} Sigma)`),
     h("div", { className: "filters" }, h("div", {}, h("label", { for: "rule-search" }, "Search"), h("input", { id: "rule-search", type: "search", oninput: (e) => render(e.target.value) }))),
-    h("table", {}, h("thead", {}, h("tr", {}, ["Name", "Crit.", "Channels", "ATT&CK", "Kind"].map((t) => h("th", { scope: "col" }, t)))), tbody),
+    h("h2", {}, "Gene rules"),
+    h("table", { "aria-label": "Gene rules" }, h("thead", {}, h("tr", {}, ["Name", "Crit.", "Channels", "ATT&CK", "Kind"].map((t) => h("th", { scope: "col" }, t)))), tbody),
+    h("h2", {}, "Sigma rules"),
+    h("table", { "aria-label": "Sigma rules" }, h("thead", {}, h("tr", {}, ["Title", "Crit.", "Log source", "ATT&CK", "Kind", "Id"].map((t) => h("th", { scope: "col" }, t)))), sigmaBody),
     h("h2", {}, "Upload rules"),
     h("form", { onsubmit: upload },
       h("label", { for: "rule-text" }, "Rule text"), textarea,
-      h("p", {}, h("label", { for: "rule-file" }, "or a file"), h("input", { id: "rule-file", type: "file", accept: ".gen,.gene,.json", onchange: async (e) => { const f = e.target.files[0]; if (f) textarea.value = await f.text(); } })),
+      h("p", {}, h("label", { for: "rule-file" }, "or a file"), h("input", { id: "rule-file", type: "file", accept: ".gen,.gene,.json,.yml,.yaml", onchange: async (e) => { const f = e.target.files[0]; if (f) textarea.value = await f.text(); } })),
       h("button", { type: "submit" }, "Compile and store")),
     result,
   );
