@@ -25,6 +25,7 @@ the agent running. The agent's work per exec is the same for both. Prints one JS
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -40,10 +41,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "src"))
 
-from bench.execgen import ExecGen, build  # noqa: E402
-from vigil.agent.sources.proc_connector import ProcConnectorSource  # noqa: E402
+from bench.execgen import ExecGen, build
+from vigil.agent.sources.proc_connector import ProcConnectorSource
 
 TICK = os.sysconf("SC_CLK_TCK")
+AUDIT_LOCK = "/run/vigil-audit-tests.lock"
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -94,11 +96,16 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="generator processes sharing the rate")
     parser.add_argument("--binary", choices=["true", "static"], default="true")
     parser.add_argument("--idle-seconds", type=float, default=5.0)
-    parser.add_argument("--wait", type=float, default=30.0, help="seconds to wait for alerts after the last spawn")
+    parser.add_argument(
+        "--wait", type=float, default=30.0, help="seconds to wait for alerts after the last spawn"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("needs root: the agent's kernel sources")
 
+    # Audit state is global: wait for other vigil tests and benchmarks using it (their lock).
+    audit_lock = open(AUDIT_LOCK, "w")  # noqa: SIM115 - held for the whole run
+    fcntl.flock(audit_lock, fcntl.LOCK_EX)
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp_dir, HostExecs() as host:
         tmp = Path(tmp_dir)
         generator = ExecGen(build(tmp_dir), tmp_dir)
