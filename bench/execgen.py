@@ -135,7 +135,16 @@ class ExecGen:
         """Begin spawning at `start_ns` (CLOCK_REALTIME); `binary TAG-N` for N in range(count)."""
         self._prefix = os.path.join(self.directory, f"spawned-{tag}")
         self._workers = workers
-        argv = [self.exe, binary, tag, str(count), repr(float(rate)), str(start_ns), str(workers), self._prefix]
+        argv = [
+            self.exe,
+            binary,
+            tag,
+            str(count),
+            repr(float(rate)),
+            str(start_ns),
+            str(workers),
+            self._prefix,
+        ]
         self._proc = subprocess.Popen(argv)
         return self._proc
 

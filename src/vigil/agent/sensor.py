@@ -1,9 +1,11 @@
 """The sensor: starts the event sources and turns their raw records into enriched Sysmon events.
 
-Sources run in their own threads and put raw records on one bounded queue; one pipeline thread
-merges them (cn_proc exec + audit EXECVE by pid), keeps the process tracker current, builds
-Sysmon-shaped events, runs the enrichment hooks and hands each event to the caller's sink. The
-agent never reports on itself or its children (`exclude_pids` and their descendants).
+Sources run in their own threads and hand raw records to the sensor, which handles each one in
+the calling thread under one lock (records keep one order): it merges them (cn_proc exec + audit
+EXECVE by pid), keeps the process tracker current, builds Sysmon-shaped events, runs the
+enrichment hooks and hands each event to the caller's sink. The sensor's own thread only keeps
+time (held records' deadlines, expiry of exited processes). The agent never reports on itself or
+its children (`exclude_pids` and their descendants).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ _AUDIT_WAIT_S = 1.0  # how long a pid-only cn_proc exec waits for its audit EXEC
 _SYNC_WAIT_S = 2.0  # how long a record that overtook its process's exec waits for it (at most)
 _IMAGE_WAIT_S = 1.0  # how long an exec of a process already gone waits for fanotify's image hashes
 _HASH_WAIT_S = 10.0  # an exec whose image is being hashed by the worker (big binaries)
+_TICK_S = 0.1  # while records are held, the timer looks at their deadlines this often at least
 _PARENT_GRACE_S = 0.1  # a child's exec waits for its parent's held exec: the parent's deadline + this
 _STOP = object()
 _PROCESS_RECORDS = ("exit", "connect", "dns", "file_create", "file_delete", "module")
@@ -64,10 +67,13 @@ class Sensor:
         if self.watch_paths:
             self._options.setdefault("files", {}).setdefault("paths", self.watch_paths)
         self._extra = list(extra_sources or [])
-        # SimpleQueue: a put and a get cost a fraction of queue.Queue's (no Condition); bounded
-        # by checking its size first (a few producers may overshoot by one record each).
+        # Records are handled in the source's thread under this lock (see _put); the queue only
+        # wakes the timer thread and stops it.
+        self._lock = threading.RLock()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._queue_size = queue_size
+        self._queue_size = queue_size  # kept for callers; records no longer wait in a queue
+        self._timer_idle = False
+        self._stopped = False
         self._next_due = float("inf")  # the earliest deadline in _pending
         self._sources: dict[str, EventSource] = {}
         self._status: dict[str, str | None] = {}
@@ -99,9 +105,10 @@ class Sensor:
     def start(self, sink: EventSink) -> None:
         self._sink = sink
         self._stopping = False
+        self._stopped = False
         self.tracker.seed()
         self._hasher = Hasher(self.tracker.hash_cache)
-        self._thread = threading.Thread(target=self._pipeline, name="vigil-sensor", daemon=True)
+        self._thread = threading.Thread(target=self._timer, name="vigil-sensor", daemon=True)
         self._thread.start()
         wanted = list(self._names)
         candidates: list[EventSource] = []
@@ -184,48 +191,63 @@ class Sensor:
 
     # -- pipeline --------------------------------------------------------------------------------
     def _put(self, record: RawRecord) -> None:
+        """The sources' sink: the record is handled at once, in the calling source's thread.
+
+        Handing each record to a sensor thread cost a thread wakeup and a GIL hand-off per record
+        (about five per exec), which dominated the agent's CPU at ordinary exec rates. The lock
+        keeps records in one order, as the queue did; the sensor thread only keeps time (held
+        records' deadlines, the expiry of exited processes).
+        """
         record["_t"] = time.monotonic_ns()
-        if self._queue.qsize() >= self._queue_size:
-            self.counters["queue_full"] += 1
-            self.counters["dropped"] += 1
-            return
-        self._queue.put(record)
+        with self._lock:
+            if self._stopped:
+                self.counters["dropped"] += 1
+                return
+            self.counters["received"] += 1
+            try:
+                self._handle(record)
+            except Exception:
+                self.counters["errors"] += 1
+                logger.exception("sensor: could not handle %s record", record.get("type"))
+            if self._pending and time.monotonic() >= self._next_due:
+                self._flush_pending()
+            if self._timer_idle and (self._pending or self.tracker.has_exited()):
+                self._timer_idle = False
+                self._queue.put(None)  # the timer sleeps without a deadline: give it one
 
     def _hold(self, pid: int, deadline: float, rec: RawRecord, later: list[RawRecord]) -> None:
         """Keep `rec` (and the records behind it) of `pid` until `deadline` at most."""
         self._pending[pid] = (deadline, rec, later)
         self._next_due = min(self._next_due, deadline)
 
-    def _pipeline(self) -> None:
-        """Wakes for records and for deadlines only: an idle sensor sleeps in get()."""
+    def _timer(self) -> None:
+        """Releases held records at their deadline and expires exited processes; sleeps when
+        there is nothing to wait for (an idle sensor makes no wakeups)."""
         last_expire = time.monotonic()
         get = self._queue.get
-        counters = self.counters
         while True:
-            if self._pending:
-                timeout: float | None = max(0.0, self._next_due - time.monotonic())
-            else:
-                timeout = 1.0 if self.tracker.has_exited() else None
+            with self._lock:
+                now = time.monotonic()
+                if self._pending:
+                    timeout: float | None = min(_TICK_S, max(0.0, self._next_due - now))
+                else:
+                    timeout = 1.0 if self.tracker.has_exited() else None
+                self._timer_idle = timeout is None
             try:
                 item = get(timeout=timeout)
             except queue.Empty:
                 item = None
-            if item is _STOP:
-                self._flush_pending(force=True)
-                return
-            if item is not None:
-                counters["received"] += 1
-                try:
-                    self._handle(item)
-                except Exception:
-                    counters["errors"] += 1
-                    logger.exception("sensor: could not handle %s record", item.get("type"))
-            now = time.monotonic()
-            if self._pending and now >= self._next_due:
-                self._flush_pending()
-            if now - last_expire > 1.0:
-                self.tracker.expire()
-                last_expire = now
+            with self._lock:
+                if item is _STOP:
+                    self._flush_pending(force=True)
+                    self._stopped = True
+                    return
+                now = time.monotonic()
+                if self._pending and now >= self._next_due:
+                    self._flush_pending()
+                if now - last_expire > 1.0:
+                    self.tracker.expire()
+                    last_expire = now
 
     def _handle(self, rec: RawRecord) -> None:
         typ = rec.get("type")

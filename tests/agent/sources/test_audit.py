@@ -184,3 +184,45 @@ def test_losing_the_daemon_race_falls_back_to_multicast(
     finally:
         src.stop()
     assert audit_rules_with(src.key) == []
+
+
+def test_header_and_fields_split_without_regexes() -> None:
+    body = b'audit(1733330000.123:456): arch=c000003e syscall=59 success=yes comm="true" exe="/usr/bin/true" key=(null)\x00'
+    head = nl.parse_header(body)
+    assert head is not None
+    ts_ns, serial, start = head
+    assert (ts_ns, serial) == (1733330000_123_000_000, 456)
+    fields = nl.split_fields(body[start:])
+    assert fields == {
+        b"arch": b"c000003e",
+        b"syscall": b"59",
+        b"success": b"yes",
+        b"comm": b'"true"',
+        b"exe": b'"/usr/bin/true"',
+        b"key": b"(null)",
+    }
+    assert nl.parse_header(b"type=SYSCALL msg=audit(1.2:3)") is None
+    assert nl.parse_header(b"audit(x.2:3): a=b") is None
+    assert nl.decode_argv({b"argc": b"2", b"a0": b'"ls"', b"a1": b"2D6C61"}) == ["ls", "-la"]
+
+
+@needs_root
+def test_backlog_limit_is_raised_for_bursts_and_restored_on_stop(audit_ready: None) -> None:
+    from vigil.agent.sources import audit as audit_mod
+
+    ctl = nl.open_socket()
+    try:
+        original = nl.get_status(ctl).backlog_limit
+        nl.set_status(ctl, nl.AUDIT_STATUS_BACKLOG_LIMIT, backlog_limit=1024)
+        try:
+            src = AuditSource(rule_sets=("mod",))
+            src.start(lambda r: None)
+            try:
+                assert nl.get_status(ctl).backlog_limit == audit_mod._BACKLOG
+            finally:
+                src.stop()
+            assert nl.get_status(ctl).backlog_limit == 1024
+        finally:
+            nl.set_status(ctl, nl.AUDIT_STATUS_BACKLOG_LIMIT, backlog_limit=original)
+    finally:
+        ctl.close()

@@ -3,7 +3,7 @@
 Netlink sources get one datagram per kernel record (audit sends about eight per exec, cn_proc three),
 so reading them one recv() at a time costs a system call, a GIL round trip and a Python loop turn
 each. `DatagramReader.read()` returns every datagram waiting on a non-blocking socket, up to
-`batch` per call, in one system call. The buffers are allocated once.
+`batch` per system call and at most `max_calls` calls per read(). The buffers are allocated once.
 """
 
 from __future__ import annotations
@@ -59,10 +59,13 @@ class DatagramReader:
     Datagrams longer than `size` are truncated, as recv(size) would.
     """
 
-    def __init__(self, sock: socket.socket, *, batch: int = 64, size: int = 16384) -> None:
+    def __init__(
+        self, sock: socket.socket, *, batch: int = 64, size: int = 16384, max_calls: int = 16
+    ) -> None:
         sock.setblocking(False)
         self.sock = sock
         self.batch = batch
+        self.max_calls = max_calls  # system calls per read(), so one read() is bounded
         self.size = size
         self.calls = 0  # system calls made, for the source's statistics
         self._error = 0  # an error met after some datagrams were read: raised by the next read()
@@ -91,7 +94,7 @@ class DatagramReader:
         if self._fn is None:
             return self._read_loop()
         out: list[bytes] = []
-        while True:
+        for _ in range(self.max_calls):
             self.calls += 1
             n = self._fn(self._fd, ctypes.addressof(self._msgs), self.batch, MSG_DONTWAIT, None)  # type: ignore[operator]
             if n < 0:
@@ -110,11 +113,12 @@ class DatagramReader:
                 out.append(bytes(data[start : start + min(length, size)]))
             if n < self.batch:
                 return out
+        return out  # more may wait: the caller polls again (bounded work per call)
 
     def _read_loop(self) -> list[bytes]:
         out: list[bytes] = []
         recv = self.sock.recv
-        while len(out) < 4096:
+        while len(out) < self.batch * self.max_calls:
             self.calls += 1
             try:
                 out.append(recv(self.size))

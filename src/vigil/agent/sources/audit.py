@@ -18,7 +18,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import queue
 import secrets
 import select
 import socket
@@ -31,7 +30,6 @@ from vigil.agent.sources.base import (
     CAP_AUDIT_CONTROL,
     CAP_AUDIT_READ,
     EventSource,
-    Sink,
     has_capability,
 )
 from vigil.agent.sources.netinv import socket_of_fd
@@ -41,14 +39,12 @@ logger = logging.getLogger(__name__)
 KEY_PREFIX = "vigil-"
 SO_RCVBUFFORCE = 33  # root may exceed net.core.rmem_max
 _GROUP_TIMEOUT_NS = 2_000_000_000
-_FLUSH_EVERY_S = 0.5  # how often groups that never saw their EOE are looked at
+_FLUSH_EVERY_MS = 500  # how often groups that never saw their EOE are looked at
 _WANTED = {nl.AUDIT_SYSCALL, nl.AUDIT_EXECVE, nl.AUDIT_CWD, nl.AUDIT_SOCKADDR}
 _BACKLOG = 32768  # kernel records queued for the reader (about 4 000 execs); raised, then restored
 _RCVBUF = 32 << 20  # the reader socket's receive buffer (SO_RCVBUFFORCE)
 _BATCH = 256  # datagrams per recvmmsg
 _DATAGRAM = 9000  # the kernel's longest audit record (MAX_AUDIT_MESSAGE_LENGTH 8970) fits
-_INBOX_MAX = 1 << 18  # datagrams read but not parsed yet, at most (about 30 000 execs)
-_LOST = b"\0vigil-lost"  # an inbox marker: the reader lost datagrams
 
 RULE_SETS: dict[str, list[str]] = {
     "exec": ["execve", "execveat"],
@@ -91,9 +87,6 @@ class AuditSource(EventSource):
         self._groups: dict[int, list[tuple[int, dict[bytes, bytes]]]] = {}
         self._group_ts: dict[int, int] = {}
         self._syscalls: dict[int, str] = {}
-        self._inbox: queue.SimpleQueue[list[bytes] | None] = queue.SimpleQueue()
-        self._inbox_in = 0  # datagrams queued by the reader (written by the reader only)
-        self._inbox_out = 0  # datagrams taken by the parser (written by the parser only)
         self._reader_calls: DatagramReader | None = None
         self._last_flush = 0
 
@@ -113,16 +106,10 @@ class AuditSource(EventSource):
         return unmet
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def start(self, sink: Sink) -> None:
-        super().start(sink)
-        self._spawn(self._parse_loop, "vigil-audit-parse")
-
     def _open(self) -> None:
         arch = nl.machine_arch()
         assert arch is not None
         self._ctl = nl.open_socket()
-        self._inbox = queue.SimpleQueue()
-        self._inbox_in = self._inbox_out = 0
         try:
             status = nl.get_status(self._ctl)
             if status.enabled == 2:
@@ -245,10 +232,11 @@ class AuditSource(EventSource):
             logger.exception("audit: could not restore the backlog limit to %d", original)
 
     # -- reading ---------------------------------------------------------------------------------
-    # Two threads: the reader only drains the netlink socket (many datagrams per system call) into
-    # an in-memory inbox, so a burst never waits in the kernel, where the audit backlog would
-    # throttle the exec'ing processes (unicast) or the socket would overflow (multicast); the
-    # parser turns the records into raw records behind it, at its own pace.
+    # One thread reads and parses: each wakeup drains every waiting datagram (recvmmsg, many per
+    # system call) and then parses them. A second thread that only drained the socket was measured
+    # slower under bursts: with the GIL, the hand-off between the two cost more than it saved, and
+    # the parser fell seconds behind. Bursts wait in the 32 MiB socket buffer and the kernel's
+    # audit backlog (raised to _BACKLOG while we run) instead.
     def _run(self) -> None:
         sock = self._reader
         assert sock is not None
@@ -257,63 +245,31 @@ class AuditSource(EventSource):
         poller = select.poll()
         poller.register(sock, select.POLLIN)
         poller.register(self._wakefd, select.POLLIN)
-        inbox = self._inbox
+        record = self._record
         while not self._stop.is_set():
-            if not poller.poll():
+            timeout = _FLUSH_EVERY_MS if self._group_ts else None
+            if not poller.poll(timeout):
+                self._flush_old()
                 continue
             try:
                 batch = reader.read()
             except OSError as e:
                 if e.errno == errno.ENOBUFS:
                     self._dropped += 1
-                    self._emit_lost(1)
+                    self._emit({"type": "lost", "count": 1})
                     continue
                 if self._stop.is_set():
                     return
                 raise
-            if not batch:
-                continue
-            if self._inbox_in - self._inbox_out >= _INBOX_MAX:
-                self._dropped += len(batch)  # the parser is hopelessly behind: bounded memory first
-                self._emit_lost(len(batch))
-                continue
-            self._inbox_in += len(batch)
-            inbox.put(batch)
-
-    def _emit_lost(self, count: int) -> None:
-        self._inbox.put([_LOST + count.to_bytes(4, "little")])
-
-    def _wake(self) -> None:
-        self._inbox.put(None)
-        super()._wake()
-
-    def _parse_loop(self) -> None:
-        inbox = self._inbox
-        record = self._record
-        while True:
-            timeout = _FLUSH_EVERY_S if self._group_ts else None
-            try:
-                batch = inbox.get(timeout=timeout)
-            except queue.Empty:
-                self._flush_old()
-                continue
-            if batch is None:
-                if self._stop.is_set():
-                    return
-                continue
-            self._inbox_out += len(batch)
             for datagram in batch:
                 typ = int.from_bytes(datagram[4:6], "little")
                 if typ >= nl.AUDIT_FIRST_USER_MSG:
                     record(typ, datagram[16:])
-                elif datagram.startswith(_LOST):
-                    self._emit({"type": "lost", "count": int.from_bytes(datagram[len(_LOST) :], "little")})
-            if self._group_ts and time.monotonic_ns() - self._last_flush > _FLUSH_EVERY_S * 1e9:
+            if self._group_ts and time.monotonic_ns() - self._last_flush > _FLUSH_EVERY_MS * 1_000_000:
                 self._flush_old()
 
     def stats(self) -> dict[str, int]:
         out = super().stats()
-        out["inbox"] = self._inbox_in - self._inbox_out
         reader = self._reader_calls
         out["recv_calls"] = reader.calls if reader is not None else 0
         return out
