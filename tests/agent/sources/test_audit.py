@@ -12,6 +12,7 @@ import pytest
 from tests.agent.sensor_helpers import Collector, audit_rules_with, needs_root
 
 from vigil.agent.sources import _auditnl as nl
+from vigil.agent.sources import audit as audit_mod
 from vigil.agent.sources.audit import AuditSource
 
 
@@ -176,7 +177,9 @@ def test_losing_the_daemon_race_falls_back_to_multicast(
         return real_set(sock, mask, **kw)
 
     monkeypatch.setattr(nl, "set_status", someone_else_registered)
-    monkeypatch.setattr(nl, "get_status", lambda s: nl.AuditStatus(0, 1, 1, 0, 0, 8192, 0, 0))
+    # the faked status has the backlog already raised, so the test changes no global audit state
+    backlog = audit_mod._BACKLOG
+    monkeypatch.setattr(nl, "get_status", lambda s: nl.AuditStatus(0, 1, 1, 0, 0, backlog, 0, 0))
     src = AuditSource(rule_sets=("mod",))
     try:
         src.start(lambda r: None)
@@ -208,8 +211,6 @@ def test_header_and_fields_split_without_regexes() -> None:
 
 @needs_root
 def test_backlog_limit_is_raised_for_bursts_and_restored_on_stop(audit_ready: None) -> None:
-    from vigil.agent.sources import audit as audit_mod
-
     ctl = nl.open_socket()
     try:
         original = nl.get_status(ctl).backlog_limit

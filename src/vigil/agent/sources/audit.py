@@ -217,15 +217,13 @@ class AuditSource(EventSource):
             self._ctl = None
 
     def _restore_backlog(self, ctl: socket.socket) -> None:
-        """Put back the backlog limit we raised, unless another vigil instance still runs on it
-        or someone changed it since."""
+        """Put back the backlog limit we raised, unless someone changed it since. (Another vigil
+        instance started meanwhile found it raised and changed nothing, so this one restores.)"""
         if self._backlog_restore is None:
             return
         original, self._backlog_restore = self._backlog_restore, None
         try:
             if nl.get_status(ctl).backlog_limit != _BACKLOG:
-                return
-            if any(rule.key.startswith(KEY_PREFIX) for rule, _payload in nl.list_rules(ctl)):
                 return
             nl.set_status(ctl, nl.AUDIT_STATUS_BACKLOG_LIMIT, backlog_limit=original)
         except OSError:
