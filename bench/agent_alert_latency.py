@@ -1,18 +1,32 @@
-"""Benchmark: exec-to-alert latency of a real `vigil agent run` (root: kernel sources).
+"""Benchmark: exec-to-alert latency, events lost and CPU per exec of a real `vigil agent run` (root).
 
-    sudo python bench/agent_alert_latency.py [--execs 500] [--rate 100]
+    sudo .venv/bin/python bench/agent_alert_latency.py [--execs 500] [--rate 100] [--workers 1]
+        [--binary true|static] [--idle-seconds 5]
 
-Starts the agent in standalone mode with one rule that matches a private copy of /bin/true, runs that
-binary ``--execs`` times at ``--rate`` execs per second (each with a unique argument), and follows
-``alerts.jsonl``: the latency of an exec is the time from just before its spawn to the moment its
-alert line is in the file. Also reports alerts lost and the agent's CPU time per second of run.
+Starts the agent in standalone mode with one rule that matches a private copy of the test binary,
+then measures:
+
+- **idle**: the agent's CPU time (utime+stime of /proc/PID/stat) over ``--idle-seconds`` before
+  any load, with the number of execs the rest of the host made meanwhile (the agent sees every
+  process on the host; a shared machine is never quiet).
+- **load**: a C generator (bench/execgen.py, built with gcc at run time) runs the private binary
+  ``--execs`` times at ``--rate`` execs/s, each with a unique argument, recording child pid and
+  spawn time. ``alerts.jsonl`` is followed: latency = alert line in the file - spawn; *lost* = a
+  spawned pid without an alert carrying its pid and argument; *drain* = last alert - last spawn.
+  CPU per exec = the agent's CPU time from the first spawn to the last alert (or the wait limit),
+  divided by the execs; also per host exec (ours plus everyone else's, counted by a process-
+  connector listener in this process).
+
 ``--default-rules`` and ``--rules DIR`` load more rules next to the benchmark's (bench/rule_dirs.py).
-Prints one JSON object.
+``--binary static`` spawns a copy of a static do-nothing program compiled here: an exec of it costs
+the kernel about half of dynamic /bin/true's, so a 2-core machine can generate 2 000 execs/s with
+the agent running. The agent's work per exec is the same for both. Prints one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -20,11 +34,20 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1] / "src"))
+
 from bench import rule_dirs
+from bench.execgen import ExecGen, build
+from vigil.agent.sources.proc_connector import ProcConnectorSource
+
+TICK = os.sysconf("SC_CLK_TCK")
+AUDIT_LOCK = "/run/vigil-audit-tests.lock"
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -36,22 +59,61 @@ def percentile(values: list[float], p: float) -> float:
 
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+class HostExecs:
+    """Counts every exec on the host (cn_proc), to put the agent's CPU per exec in context."""
+
+    def __init__(self) -> None:
+        self.execs = 0
+        self._lock = threading.Lock()
+        self._src = ProcConnectorSource()
+
+    def _sink(self, record: dict[str, Any]) -> None:
+        if record.get("type") == "exec":
+            with self._lock:
+                self.execs += 1
+
+    def __enter__(self) -> HostExecs:
+        self._src.start(self._sink)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._src.stop()
+
+
+def static_true(directory: Path) -> Path:
+    src = directory / "static-true.c"
+    src.write_text("int main(void) { return 0; }\n")
+    out = directory / "static-true"
+    subprocess.run(["gcc", "-O2", "-static", "-o", str(out), str(src)], check=True)
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--execs", type=int, default=500)
     parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--workers", type=int, default=1, help="generator processes sharing the rate")
+    parser.add_argument("--binary", choices=["true", "static"], default="true")
+    parser.add_argument("--idle-seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--wait", type=float, default=30.0, help="seconds to wait for alerts after the last spawn"
+    )
     rule_dirs.add_arguments(parser)
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("needs root: the agent's kernel sources")
 
-    with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp_dir:
+    # Audit state is global: wait for other vigil tests and benchmarks using it (their lock).
+    audit_lock = open(AUDIT_LOCK, "w")  # noqa: SIM115 - held for the whole run
+    fcntl.flock(audit_lock, fcntl.LOCK_EX)
+    with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp_dir, HostExecs() as host:
         tmp = Path(tmp_dir)
+        generator = ExecGen(build(tmp_dir), tmp_dir)
         binary = tmp / "vigil-bench-true"
-        shutil.copy("/bin/true", binary)
+        shutil.copy(static_true(tmp) if args.binary == "static" else Path("/bin/true"), binary)
         data = tmp / "data"
         (data / "rules").mkdir(parents=True)
         rule = {
@@ -74,12 +136,17 @@ def main() -> None:
                 if agent.poll() is not None or time.monotonic() > deadline:
                     sys.exit("the agent did not start:\n" + (tmp / "agent.log").read_text())
                 time.sleep(0.05)
+            time.sleep(1.0)  # let start-up work (seeding, first hashes) finish
+            idle_cpu0, idle_execs0, idle_t0 = cpu_seconds(agent.pid), host.execs, time.monotonic()
+            time.sleep(args.idle_seconds)
+            idle_cpu = cpu_seconds(agent.pid) - idle_cpu0
+            idle_wall = time.monotonic() - idle_t0
+            idle_execs = host.execs - idle_execs0
+
             alerts_path = data / "logs" / "alerts.jsonl"
-            spawned: dict[str, float] = {}
-            arrived: dict[str, float] = {}
+            arrived: dict[tuple[int, str], int] = {}
             offset = 0
             buffer = b""
-            cpu0, t0 = cpu_seconds(agent.pid), time.monotonic()
 
             def follow() -> None:
                 nonlocal offset, buffer
@@ -88,30 +155,36 @@ def main() -> None:
                 with alerts_path.open("rb") as f:
                     f.seek(offset)
                     chunk = f.read()
-                now = time.perf_counter()
+                if not chunk:
+                    return
+                now = time.time_ns()
                 offset += len(chunk)
                 buffer += chunk
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
                     if line:
-                        tag = json.loads(line)["Event"]["EventData"]["CommandLine"].rsplit(" ", 1)[-1]
-                        arrived.setdefault(tag, now)
+                        ev = json.loads(line)["Event"]["EventData"]
+                        tag = ev["CommandLine"].rsplit(" ", 1)[-1]
+                        arrived.setdefault((int(ev["ProcessId"]), tag), now)
 
-            start = time.perf_counter()
-            for i in range(args.execs):
-                due = start + i / args.rate
-                while time.perf_counter() < due:
-                    follow()
-                    time.sleep(0.0005)
-                tag = f"run{i}"
-                spawned[tag] = time.perf_counter()
-                subprocess.Popen([str(binary), tag]).wait()
+            run = f"run{os.getpid()}"
+            start_ns = time.time_ns() + 300_000_000
+            cpu0, execs0, t0 = cpu_seconds(agent.pid), host.execs, time.monotonic()
+            proc = generator.start(str(binary), run, args.execs, args.rate, start_ns, args.workers)
+            while proc.poll() is None:
                 follow()
-            wait_until = time.perf_counter() + 10
-            while len(arrived) < len(spawned) and time.perf_counter() < wait_until:
+                time.sleep(0.002)
+            spawned = generator.wait()
+            last_spawn_ns = max(s.t_ns for s in spawned)
+            wait_until = time.monotonic() + args.wait
+            while len(arrived) < len(spawned) and time.monotonic() < wait_until:
                 follow()
-                time.sleep(0.0005)
-            cpu1, t1 = cpu_seconds(agent.pid), time.monotonic()
+                time.sleep(0.002)
+            follow()
+            cpu = cpu_seconds(agent.pid) - cpu0
+            wall = time.monotonic() - t0
+            host_execs = host.execs - execs0
+            loadavg = os.getloadavg()
             agent.send_signal(signal.SIGTERM)
             agent.wait(timeout=60)
         finally:
@@ -122,24 +195,44 @@ def main() -> None:
         text = (tmp / "agent.log").read_text()
         final = json.loads(text.split("final stats ", 1)[1].splitlines()[0]) if "final stats " in text else {}
         pipeline = final.get("stages", {}).get("pipeline", {}).get("latency", {})
-        latencies = [(arrived[t] - spawned[t]) * 1000 for t in spawned if t in arrived]
-        slowest = sorted(((arrived[t] - spawned[t]) * 1000, t) for t in spawned if t in arrived)[-5:]
+        sensor = final.get("sources", {}).get("sensor", {})
+        latencies = []
+        lost = []
+        for s in spawned:
+            got = arrived.get((s.pid, f"{run}-{s.n}"))
+            if got is None:
+                lost.append(s.pid)
+            else:
+                latencies.append((got - s.t_ns) / 1e6)
+        first_ns = min(s.t_ns for s in spawned)
+        span = (last_spawn_ns - first_ns) / 1e9
         print(
             json.dumps(
                 {
                     "name": "agent_alert_latency",
                     **rules_loaded,
+                    "binary": args.binary,
                     "execs": args.execs,
                     "rate": args.rate,
+                    "achieved_rate": round((len(spawned) - 1) / span, 1) if span > 0 else None,
                     "alerts": len(latencies),
-                    "lost": len(spawned) - len(latencies),
+                    "lost": len(lost),
+                    "lost_pids_sample": lost[:10],
                     "alert_p50_ms": round(percentile(latencies, 0.50), 2),
                     "alert_p99_ms": round(percentile(latencies, 0.99), 2),
                     "alert_max_ms": round(max(latencies, default=0.0), 2),
-                    "slowest": [f"{tag}: {ms:.1f} ms" for ms, tag in reversed(slowest)],
+                    "drain_ms": round((max(arrived.values()) - last_spawn_ns) / 1e6, 1) if arrived else None,
                     "pipeline_mean_ms": pipeline.get("mean_ms"),
                     "pipeline_p99_ms": pipeline.get("p99_ms"),
-                    "agent_cpu_percent": round((cpu1 - cpu0) / (t1 - t0) * 100, 1),
+                    "agent_cpu_s": round(cpu, 3),
+                    "agent_cpu_percent": round(cpu / wall * 100, 1),
+                    "agent_cpu_ms_per_exec": round(cpu * 1000 / len(spawned), 3),
+                    "host_execs": host_execs,
+                    "agent_cpu_ms_per_host_exec": round(cpu * 1000 / host_execs, 3) if host_execs else None,
+                    "idle_agent_cpu_percent": round(idle_cpu / idle_wall * 100, 2),
+                    "idle_host_execs_per_s": round(idle_execs / idle_wall, 1),
+                    "sensor": {k: sensor.get(k) for k in ("received", "emitted", "dropped", "queue_full")},
+                    "loadavg": loadavg,
                     "agent_exit": agent.returncode,
                 }
             )

@@ -2,8 +2,9 @@
 
     sudo .venv/bin/python bench/agent_latency.py [--seconds 3] [--rates 500,2000] [--cpu-rate 100]
 
-Spawner processes (children of this one) run `/bin/true bench-<run>-<n>` with posix_spawn at a
-fixed total rate and write the wall-clock time just before each spawn. The sensor (cn_proc +
+The C exec generator (bench/execgen.py, built with gcc at run time) runs `/bin/true bench-<run>-<n>`
+with posix_spawn at a fixed total rate (`--workers` processes share it) and records the
+wall-clock time just before each spawn. The sensor (cn_proc +
 audit + fanotify exec hashes, as the agent runs by default) delivers ProcessCreate events to a
 sink that records when each arrived. Latency = arrival - spawn; lost = spawned processes without
 a ProcessCreate carrying their full command line. CPU = this process's CPU time (the sensor's
@@ -13,39 +14,20 @@ threads; spawners are separate processes) over wall time. Prints one JSON object
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import resource
-import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "src"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(1, os.path.join(os.path.dirname(__file__), "..", "src"))
 
+from bench.execgen import ExecGen, build
 from vigil.agent.sensor import Sensor
-
-SPAWNER = r"""
-import os, sys, time
-run, start, count = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
-rate, workers, wid = float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
-interval = workers / rate
-out = []
-n = wid
-k = 0
-while n < count:
-    target = start + k * interval + wid / rate
-    delay = target - time.time()
-    if delay > 0:
-        time.sleep(delay)
-    t = time.time_ns()
-    pid = os.posix_spawn("/bin/true", ["/bin/true", f"bench-{run}-{n}"], os.environ)
-    out.append(f"{pid} {n} {t}")
-    os.waitpid(pid, 0)
-    n += workers
-    k += 1
-print("\n".join(out))
-"""
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -58,7 +40,8 @@ def percentile(values: list[float], p: float) -> float:
 class Bench:
     """One long-lived sensor (as in the agent) measured under several loads."""
 
-    def __init__(self, sources: list[str]) -> None:
+    def __init__(self, sources: list[str], generator: ExecGen) -> None:
+        self.generator = generator
         self.tag = "bench-none-"
         self.arrivals: dict[str, int] = {}
         self.sensor = Sensor(
@@ -77,23 +60,14 @@ class Bench:
         self.arrivals = {}
         tag, arrivals = self.tag, self.arrivals
         count = int(rate * seconds)
-        start = time.time() + 0.5
-        procs = [
-            subprocess.Popen(
-                [sys.executable, "-c", SPAWNER, run, str(start), str(count), str(rate), str(workers), str(w)],
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            for w in range(workers)
-        ]
-        time.sleep(max(0.0, start - time.time()))
+        start_ns = time.time_ns() + 500_000_000
+        proc = self.generator.start("/bin/true", f"bench-{run}", count, rate, start_ns, workers)
+        time.sleep(max(0.0, start_ns / 1e9 - time.time()))
         received0 = self.sensor.counters["received"]
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         wall0 = time.monotonic()
-        spawned: list[tuple[int, ...]] = []
-        for p in procs:
-            out, _ = p.communicate()
-            spawned += [tuple(map(int, line.split())) for line in out.splitlines() if line]
+        proc.wait()
+        spawned = [(s.pid, s.n, s.t_ns) for s in self.generator.wait()]
         spawn_wall = time.monotonic() - wall0
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and len(arrivals) < len(spawned):
@@ -137,8 +111,11 @@ def main() -> None:
     if os.geteuid() != 0:
         sys.exit("bench/agent_latency.py needs root (kernel event sources)")
     sources = args.sources.split(",")
+    audit_lock = open("/run/vigil-audit-tests.lock", "w")  # noqa: SIM115 - audit state is global
+    fcntl.flock(audit_lock, fcntl.LOCK_EX)
     t0 = time.monotonic()
-    bench = Bench(sources)
+    tmp = tempfile.TemporaryDirectory(prefix="vigil-bench-")
+    bench = Bench(sources, ExecGen(build(tmp.name), tmp.name))
     bench.sensor.start(bench.sink)
     try:
         bench.run_load(50, 0.5, 1)  # warm-up: the spawner's interpreter gets hashed once
@@ -160,6 +137,7 @@ def main() -> None:
         stats = bench.sensor.stats()
     finally:
         bench.sensor.stop()
+        tmp.cleanup()
     events = sum(x["spawned"] for x in loads) + steady["spawned"]
     seconds = time.monotonic() - t0
     print(

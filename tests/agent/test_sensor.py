@@ -195,3 +195,35 @@ def test_agent_and_its_children_are_never_reported(audit_ready: None, collector:
         s.stop()
     assert collector.find(lambda e: tag in str(e)) == []
     assert s.stats()["excluded"] >= 2
+
+
+@needs_root
+def test_child_forked_right_after_its_parents_exec_names_the_new_parent_image(
+    sensor: Sensor, collector: Collector, tmp_path: Path
+) -> None:
+    """The parent execs a binary the sensor has never seen (its hash takes a while: 24 MiB) and
+    forks its child at once; the child's ParentImage must be the parent's new image, not the
+    image before the exec (this test process)."""
+    parent = tmp_path / "vigil-new-service"
+    parent.write_bytes(Path(SH).read_bytes() + b"\0" * (24 << 20))  # trailing bytes: still runs
+    parent.chmod(0o755)
+    marker = f"vigil-fork-race-{os.getpid()}"
+    # the child's binary is hashed already, as on any host: only the parent's exec waits
+    subprocess.run([TRUE, f"{marker}-warm-up"], check=True)
+    assert collector.wait_for(lambda e: eid(e) == 1 and ed(e)["CommandLine"] == f"{TRUE} {marker}-warm-up")
+    proc = subprocess.Popen([str(parent), "-c", f"{TRUE} {marker}; true"], cwd=tmp_path)
+    assert proc.wait(10) == 0
+    children = collector.wait_for(
+        lambda e: eid(e) == 1 and ed(e)["CommandLine"] == f"{TRUE} {marker}", timeout=20
+    )
+    assert len(children) == 1
+    child = ed(children[0])
+    assert child["ParentProcessId"] == str(proc.pid)
+    assert child["ParentImage"] == str(parent)
+    assert child["ParentCommandLine"] == f"{parent} -c {TRUE} {marker}; true"
+    parents = collector.find(lambda e: eid(e) == 1 and ed(e)["ProcessId"] == str(proc.pid))
+    assert [ed(e)["Image"] for e in parents] == [str(parent)]
+    assert child["ParentProcessGuid"] == ed(parents[0])["ProcessGuid"]
+    assert child["Ancestors"].endswith(f"|{PY}|{parent}"), child["Ancestors"]
+    # the parent's ProcessCreate went first, as it happened
+    assert collector.events.index(parents[0]) < collector.events.index(children[0])

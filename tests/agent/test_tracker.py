@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 from vigil.agent.guid import process_guid, start_ticks_of
@@ -76,6 +77,14 @@ def test_guid_is_stable_and_differs_on_pid_reuse() -> None:
     assert process_guid(100, 5, "boot") != process_guid(100, 6, "boot")
     g = process_guid(100, 5, "boot")
     assert g.startswith("{") and g.endswith("}") and len(g) == 38
+
+
+def test_guid_is_the_name_based_uuid5_of_boot_pid_and_start() -> None:
+    """The same value every agent version computed (a UUID v5), so stored GUIDs stay valid."""
+    namespace = uuid.UUID("6b1f0f3c-7a55-4b1e-9d62-5f1b2b8f0a11")
+    for pid, ticks in [(1, 0), (4242, 123456), (4_194_304, 2**40)]:
+        expected = "{" + str(uuid.uuid5(namespace, f"boot-x/{pid}/{ticks}")) + "}"
+        assert process_guid(pid, ticks, "boot-x") == expected
 
 
 def test_hash_cache_keyed_by_stat(tmp_path: Path) -> None:

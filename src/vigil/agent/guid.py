@@ -9,6 +9,7 @@ name-based UUID (v5) of that triple, written in Sysmon's `{...}` form.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 import time
@@ -18,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 ZERO_GUID = "{00000000-0000-0000-0000-000000000000}"
 _NAMESPACE = uuid.UUID("6b1f0f3c-7a55-4b1e-9d62-5f1b2b8f0a11")
+_NAMESPACE_BYTES = _NAMESPACE.bytes
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -35,7 +37,13 @@ def boot_id() -> str:
 def process_guid(pid: int, start_ticks: int, boot: str | None = None) -> str:
     """`{uuid}` for the process `pid` started `start_ticks` clock ticks after boot."""
     name = f"{boot or boot_id()}/{pid}/{start_ticks}"
-    return "{" + str(uuid.uuid5(_NAMESPACE, name)) + "}"
+    # uuid.uuid5 without building a UUID object (one per new process): SHA-1 of namespace + name,
+    # version 5 and the RFC 4122 variant set
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{{{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}}}"
 
 
 def start_ticks_of(pid: int) -> int | None:

@@ -28,6 +28,8 @@ __all__ = ["ActionSink", "Hook", "Pipeline", "SelfFilter"]
 
 logger = logging.getLogger(__name__)
 
+_IDLE_TICK_S = 1.0  # an idle pipeline flushes outputs and checks the stats timer this often
+
 #: An enrichment hook: returns the (possibly modified) event, or None to drop it.
 Hook = Callable[[dict[str, Any]], dict[str, Any] | None]
 
@@ -104,7 +106,12 @@ class Pipeline:
         self.batch_size = batch_size
         self.stats_interval = stats_interval
         self.board = board if board is not None else StatsBoard()
-        self._queue: queue.Queue[tuple[float, dict[str, Any], bool]] = queue.Queue(maxsize=queue_size)
+        # SimpleQueue (no Condition per put and get, unlike queue.Queue), bounded by checking its
+        # size at intake, which the intake lock serializes.
+        self._queue: queue.SimpleQueue[tuple[float, dict[str, Any], bool] | None] = queue.SimpleQueue()
+        self._maxsize = queue_size
+        self._accepted = 0  # events queued (written under the intake lock)
+        self._finished = 0  # events taken off the queue and handled (written by the pipeline thread)
         self._intake_lock = threading.Lock()
         self._accepting = False
         self._stop = threading.Event()
@@ -134,13 +141,13 @@ class Pipeline:
             if not self._accepting:
                 self.intake.dropped += 1
                 return
-            try:
-                self._queue.put_nowait((time.monotonic(), event, act))
-            except queue.Full:
+            if self._maxsize and self._queue.qsize() >= self._maxsize:
                 self.intake.dropped += 1
                 if self.intake.dropped in (1, 100) or self.intake.dropped % 10000 == 0:
                     logger.warning("pipeline queue full: %d events dropped so far", self.intake.dropped)
                 return
+            self._accepted += 1
+            self._queue.put((time.monotonic(), event, act))
             self.intake.emitted += 1
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -158,7 +165,7 @@ class Pipeline:
     def drain(self, timeout: float) -> bool:
         """Wait until every queued event went through; False when ``timeout`` passed first."""
         deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks:
+        while self._finished < self._accepted:
             if time.monotonic() >= deadline or self._thread is None or not self._thread.is_alive():
                 return False
             time.sleep(0.005)
@@ -169,16 +176,18 @@ class Pipeline:
         self.close_intake()
         drained = self.drain(timeout)
         self._stop.set()
+        self._queue.put(None)  # wakes the thread
         if self._thread is not None:
             self._thread.join(timeout=max(1.0, timeout))
         left = 0
         while True:
             try:
-                self._queue.get_nowait()
+                item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            self._queue.task_done()
-            left += 1
+            if item is not None:
+                self._finished += 1
+                left += 1
         if left:
             self.total.dropped += left  # accepted at intake, never processed
             logger.warning("pipeline stopped with %d events not drained within %.1f s", left, timeout)
@@ -195,17 +204,23 @@ class Pipeline:
         q = self._queue
         while not self._stop.is_set():
             try:
-                first = q.get(timeout=0.2)
+                # idle: one wakeup per tick (or at the next stats line), no polling
+                due = self._last_stats + self.stats_interval - time.monotonic()
+                first = q.get(timeout=max(0.0, min(_IDLE_TICK_S, due)))
             except queue.Empty:
                 self._flush()
                 self._maybe_log_stats()
                 continue
+            if first is None:
+                continue  # stop() wakes us
             batch = [first]
             while len(batch) < self.batch_size:
                 try:
-                    batch.append(q.get_nowait())
+                    item = q.get_nowait()
                 except queue.Empty:
                     break
+                if item is not None:
+                    batch.append(item)
             for t0, event, act in batch:
                 try:
                     self._process(t0, event, act)
@@ -213,8 +228,7 @@ class Pipeline:
                     self.detect.dropped += 1
                     self._log_error("pipeline: event processing failed")
             self._flush()
-            for _ in batch:
-                q.task_done()
+            self._finished += len(batch)
             self._window_events += len(batch)
             self._maybe_log_stats()
 
@@ -350,11 +364,11 @@ class Pipeline:
                 logger.exception("source statistics failed")
         self._last_stats = self._window_start = now
         self._window_events = 0
-        if not final and self._queue.maxsize and snap["queued"] * 2 >= self._queue.maxsize:
+        if not final and self._maxsize and snap["queued"] * 2 >= self._maxsize:
             logger.warning(
                 "pipeline falling behind: %d events queued of %d (pipeline.queue_size); beyond it events are dropped",
                 snap["queued"],
-                self._queue.maxsize,
+                self._maxsize,
             )
         logger.info(
             "%s %s", "final stats" if final else "stats", orjson.dumps(snap).decode(), extra={"stats": snap}

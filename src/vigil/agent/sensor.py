@@ -1,9 +1,11 @@
 """The sensor: starts the event sources and turns their raw records into enriched Sysmon events.
 
-Sources run in their own threads and put raw records on one bounded queue; one pipeline thread
-merges them (cn_proc exec + audit EXECVE by pid), keeps the process tracker current, builds
-Sysmon-shaped events, runs the enrichment hooks and hands each event to the caller's sink. The
-agent never reports on itself or its children (`exclude_pids` and their descendants).
+Sources run in their own threads and hand raw records to the sensor, which handles each one in
+the calling thread under one lock (records keep one order): it merges them (cn_proc exec + audit
+EXECVE by pid), keeps the process tracker current, builds Sysmon-shaped events, runs the
+enrichment hooks and hands each event to the caller's sink. The sensor's own thread only keeps
+time (held records' deadlines, expiry of exited processes). The agent never reports on itself or
+its children (`exclude_pids` and their descendants).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ _AUDIT_WAIT_S = 1.0  # how long a pid-only cn_proc exec waits for its audit EXEC
 _SYNC_WAIT_S = 2.0  # how long a record that overtook its process's exec waits for it (at most)
 _IMAGE_WAIT_S = 1.0  # how long an exec of a process already gone waits for fanotify's image hashes
 _HASH_WAIT_S = 10.0  # an exec whose image is being hashed by the worker (big binaries)
+_TICK_S = 0.1  # while records are held, the timer looks at their deadlines this often at least
+_PARENT_GRACE_S = 0.1  # a child's exec waits for its parent's held exec: the parent's deadline + this
 _STOP = object()
 _PROCESS_RECORDS = ("exit", "connect", "dns", "file_create", "file_delete", "module")
 _HOLDABLE = _PROCESS_RECORDS[1:]  # an exit never overtakes its exec: cn_proc keeps them in order
@@ -63,7 +67,14 @@ class Sensor:
         if self.watch_paths:
             self._options.setdefault("files", {}).setdefault("paths", self.watch_paths)
         self._extra = list(extra_sources or [])
-        self._queue: queue.Queue[Any] = queue.Queue(queue_size)
+        # Records are handled in the source's thread under this lock (see _put); the queue only
+        # wakes the timer thread and stops it.
+        self._lock = threading.RLock()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._queue_size = queue_size  # kept for callers; records no longer wait in a queue
+        self._timer_idle = False
+        self._stopped = False
+        self._next_due = float("inf")  # the earliest deadline in _pending
         self._sources: dict[str, EventSource] = {}
         self._status: dict[str, str | None] = {}
         self._sink: EventSink | None = None
@@ -72,6 +83,8 @@ class Sensor:
         self._pending: dict[int, tuple[float, RawRecord, list[RawRecord]]] = {}
         self._hasher: Hasher | None = None
         self._audit_seen: dict[int, int] = {}
+        self._children_waiting: dict[int, list[int]] = {}  # ppid -> children whose exec waits for it
+        self._stopping = False
         self._audit_exec = False
         self._audit_net = False
         self._fanotify_exec = False
@@ -84,15 +97,18 @@ class Sensor:
             "excluded": 0,
             "queue_full": 0,
             "errors": 0,
+            "parent_waits": 0,
         }
         self.latency_ns_total = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self, sink: EventSink) -> None:
         self._sink = sink
+        self._stopping = False
+        self._stopped = False
         self.tracker.seed()
         self._hasher = Hasher(self.tracker.hash_cache)
-        self._thread = threading.Thread(target=self._pipeline, name="vigil-sensor", daemon=True)
+        self._thread = threading.Thread(target=self._timer, name="vigil-sensor", daemon=True)
         self._thread.start()
         wanted = list(self._names)
         candidates: list[EventSource] = []
@@ -162,6 +178,7 @@ class Sensor:
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.counters)
         out["queued"] = self._queue.qsize()
+        out["pending"] = len(self._pending)
         out["sources"] = {name: src.stats() for name, src in self._sources.items()}
         out["hook_errors"] = self.hooks.errors
         out["hash_cache"] = {"hits": self.tracker.hash_cache.hits, "misses": self.tracker.hash_cache.misses}
@@ -174,37 +191,63 @@ class Sensor:
 
     # -- pipeline --------------------------------------------------------------------------------
     def _put(self, record: RawRecord) -> None:
-        record["_t"] = time.monotonic_ns()
-        try:
-            self._queue.put_nowait(record)
-        except queue.Full:
-            self.counters["queue_full"] += 1
-            self.counters["dropped"] += 1
+        """The sources' sink: the record is handled at once, in the calling source's thread.
 
-    def _pipeline(self) -> None:
-        last_expire = time.monotonic()
-        while True:
-            timeout = 0.05 if self._pending else 0.5
+        Handing each record to a sensor thread cost a thread wakeup and a GIL hand-off per record
+        (about five per exec), which dominated the agent's CPU at ordinary exec rates. The lock
+        keeps records in one order, as the queue did; the sensor thread only keeps time (held
+        records' deadlines, the expiry of exited processes).
+        """
+        record["_t"] = time.monotonic_ns()
+        with self._lock:
+            if self._stopped:
+                self.counters["dropped"] += 1
+                return
+            self.counters["received"] += 1
             try:
-                item = self._queue.get(timeout=timeout)
+                self._handle(record)
+            except Exception:
+                self.counters["errors"] += 1
+                logger.exception("sensor: could not handle %s record", record.get("type"))
+            if self._pending and time.monotonic() >= self._next_due:
+                self._flush_pending()
+            if self._timer_idle and (self._pending or self.tracker.has_exited()):
+                self._timer_idle = False
+                self._queue.put(None)  # the timer sleeps without a deadline: give it one
+
+    def _hold(self, pid: int, deadline: float, rec: RawRecord, later: list[RawRecord]) -> None:
+        """Keep `rec` (and the records behind it) of `pid` until `deadline` at most."""
+        self._pending[pid] = (deadline, rec, later)
+        self._next_due = min(self._next_due, deadline)
+
+    def _timer(self) -> None:
+        """Releases held records at their deadline and expires exited processes; sleeps when
+        there is nothing to wait for (an idle sensor makes no wakeups)."""
+        last_expire = time.monotonic()
+        get = self._queue.get
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                if self._pending:
+                    timeout: float | None = min(_TICK_S, max(0.0, self._next_due - now))
+                else:
+                    timeout = 1.0 if self.tracker.has_exited() else None
+                self._timer_idle = timeout is None
+            try:
+                item = get(timeout=timeout)
             except queue.Empty:
                 item = None
-            if item is _STOP:
-                self._flush_pending(force=True)
-                return
-            if item is not None:
-                self.counters["received"] += 1
-                try:
-                    self._handle(item)
-                except Exception:
-                    self.counters["errors"] += 1
-                    logger.exception("sensor: could not handle %s record", item.get("type"))
-            if self._pending:
-                self._flush_pending()
-            now = time.monotonic()
-            if now - last_expire > 1.0:
-                self.tracker.expire()
-                last_expire = now
+            with self._lock:
+                if item is _STOP:
+                    self._flush_pending(force=True)
+                    self._stopped = True
+                    return
+                now = time.monotonic()
+                if self._pending and now >= self._next_due:
+                    self._flush_pending()
+                if now - last_expire > 1.0:
+                    self.tracker.expire()
+                    last_expire = now
 
     def _handle(self, rec: RawRecord) -> None:
         typ = rec.get("type")
@@ -234,17 +277,19 @@ class Sensor:
         if typ == "image":
             self._process(rec)  # remembers the hashes for the exec
             pending = self._pending.get(pid)
-            if pending is not None and pending[1].get("source") == "audit":
+            if (
+                pending is not None
+                and pending[1].get("source") == "audit"
+                and not pending[1].get("_await_parent")
+            ):
                 del self._pending[pid]
                 self._process_chain(pending[1], pending[2])
             return
         if typ in _HOLDABLE and pid not in self._pending and self._exec_not_seen_yet(pid):
             # Sources race: this record overtook the exec of its process. Hold it until the exec
             # is processed (or a moment has passed), so it is attributed to the new image.
-            self._pending[pid] = (
-                time.monotonic() + _SYNC_WAIT_S,
-                {"type": "exec", "pid": pid, "source": "sync"},
-                [],
+            self._hold(
+                pid, time.monotonic() + _SYNC_WAIT_S, {"type": "exec", "pid": pid, "source": "sync"}, []
             )
         if pid in self._pending and typ in _PROCESS_RECORDS:
             _deadline, first, later = self._pending[pid]
@@ -286,7 +331,7 @@ class Sensor:
             ):
                 # The process is gone, so /proc/PID/exe cannot give the executed file and the path
                 # may name another one by now: wait for fanotify's race-free image hash.
-                self._pending[pid] = (time.monotonic() + _IMAGE_WAIT_S, rec, later)
+                self._hold(pid, time.monotonic() + _IMAGE_WAIT_S, rec, later)
                 return
             self._process_chain(rec, later)
             return
@@ -301,9 +346,9 @@ class Sensor:
         pending = self._pending.get(pid)
         if self._audit_exec and rec.get("source") == "proc_connector":
             if pending is None:
-                self._pending[pid] = (time.monotonic() + _AUDIT_WAIT_S, rec, [])
+                self._hold(pid, time.monotonic() + _AUDIT_WAIT_S, rec, [])
             elif pending[1].get("source") == "sync":
-                self._pending[pid] = (pending[0], rec, pending[2])  # still waiting for audit's record
+                self._hold(pid, pending[0], rec, pending[2])  # still waiting for audit's record
             return
         held: list[RawRecord] = []
         if pending is not None and pending[1].get("source") == "sync":
@@ -341,8 +386,15 @@ class Sensor:
 
     def _flush_pending(self, force: bool = False) -> None:
         now = time.monotonic()
-        for pid in [p for p, v in self._pending.items() if force or v[0] <= now]:
-            _deadline, rec, later = self._pending.pop(pid)
+        if force:
+            self._stopping = True  # nothing waits any more, not even for a parent's exec
+        due = [p for p, v in self._pending.items() if force or v[0] <= now]
+        self._next_due = min((v[0] for v in self._pending.values() if v[0] > now), default=float("inf"))
+        for pid in due:
+            entry = self._pending.pop(pid, None)
+            if entry is None:
+                continue  # released meanwhile (a child waiting for this parent's exec)
+            _deadline, rec, later = entry
             if rec.get("source") == "sync":
                 info = self.tracker.get(pid)
                 if info is not None:
@@ -352,14 +404,20 @@ class Sensor:
             else:
                 rec["_await_hash"] = False  # past its deadline: hash inline if still needed
                 self._process_chain(rec, later)  # no audit record came: enrich from /proc
+        for ppid in [p for p in self._children_waiting if p not in self._pending]:
+            del self._children_waiting[ppid]  # that parent's exec went without building (bounded)
 
     def _excluded(self, info: ProcessInfo | None) -> bool:
         if info is None:
             return False
         if info.excluded is None:
-            info.excluded = info.pid in self.exclude_pids or any(
-                p.pid in self.exclude_pids for p in self.tracker.ancestry(info.pid)
-            )
+            parent = self.tracker.parent_of(info)
+            if parent is not None and parent.excluded is not None:
+                info.excluded = parent.excluded or info.pid in self.exclude_pids  # decided once per process
+            else:
+                info.excluded = info.pid in self.exclude_pids or any(
+                    p.pid in self.exclude_pids for p in self.tracker.ancestry(info.pid)
+                )
         return info.excluded
 
     def _process_chain(self, first: RawRecord, later: list[RawRecord]) -> None:
@@ -390,7 +448,48 @@ class Sensor:
             return None
         return None if self.tracker.hash_cache.peek(stat_key(st)) else path
 
+    def _wait_for_parent_exec(self, rec: RawRecord) -> bool:
+        """Hold an exec while the exec of its parent is itself still held; True when held.
+
+        A process may exec and fork a child that execs within the same millisecond. The parent's
+        exec can still be held here (waiting for its audit record, for fanotify's image, or for the
+        hash of a new binary) when the child's exec arrives; building the child's event then would
+        give it the parent's pre-exec image as ParentImage. So the child waits behind the parent's
+        exec (at most as long as the parent's own deadline) and is built when the parent is.
+        """
+        pid = rec["pid"]
+        ppid = rec.get("ppid")
+        if not ppid or ppid <= 0:
+            known = self.tracker.get(pid)
+            ppid = known.ppid if known is not None else 0
+        held = self._pending.get(ppid) if ppid > 0 else None
+        if held is None or self._stopping or held[1].get("type") != "exec" or held[1].get("source") == "sync":
+            return False
+        mine = self._pending.get(pid)
+        if mine is not None and mine[1] is not rec:
+            return False  # an earlier record of this pid is held: never replace it
+        deadline = rec.setdefault("_parent_deadline", held[0] + _PARENT_GRACE_S)
+        if time.monotonic() >= deadline:
+            return False
+        later = self._pending.pop(pid, (0.0, {}, []))[2]
+        rec["_await_parent"] = ppid
+        self._hold(pid, deadline, rec, later)
+        self._children_waiting.setdefault(ppid, []).append(pid)
+        self.counters["parent_waits"] += 1
+        return True
+
+    def _release_children(self, ppid: int) -> None:
+        """The exec of `ppid` was built: build the children's execs that waited for it."""
+        for child in self._children_waiting.pop(ppid, ()):
+            entry = self._pending.get(child)
+            if entry is not None and entry[1].get("_await_parent") == ppid:
+                del self._pending[child]
+                entry[1]["_await_parent"] = None
+                self._process_chain(entry[1], entry[2])
+
     def _process(self, rec: RawRecord) -> None:
+        if rec.get("type") == "exec" and self._pending and self._wait_for_parent_exec(rec):
+            return
         if rec.get("type") == "exec" and "_await_hash" not in rec:
             path = self._needs_hash(rec)
             if path is not None and self._hasher is not None:
@@ -398,13 +497,17 @@ class Sensor:
                 rec["_await_hash"] = True
                 pid = rec["pid"]
                 later = self._pending.pop(pid, (0.0, {}, []))[2]
-                self._pending[pid] = (time.monotonic() + _HASH_WAIT_S, rec, later)
+                self._hold(pid, time.monotonic() + _HASH_WAIT_S, rec, later)
                 self._hasher.submit(pid, path, lambda p: self._put({"type": "hashed", "pid": p}))
                 return
         built = self._builder.build(rec)
-        if built is None:
-            return
-        event, info = built
+        if built is not None:
+            self._deliver(rec, *built)
+        if rec.get("type") == "exec" and self._children_waiting:
+            self._release_children(rec["pid"])  # after the parent's own ProcessCreate
+
+    def _deliver(self, rec: RawRecord, event: dict[str, Any], info: ProcessInfo | None) -> None:
+        """Filter, enrich and hand a built event to the sink."""
         if self._excluded(info) or rec.get("pid") in self.exclude_pids:
             self.counters["excluded"] += 1
             return

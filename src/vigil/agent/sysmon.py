@@ -63,16 +63,30 @@ VIGIL_EVENT_IDS: dict[int, str] = {
 UNKNOWN = "-"
 
 
+# The formatted second of the last time stamp: events come many per second, so most reuse it.
+# One tuple, replaced whole, so threads never see a second paired with another's text.
+_last_second: tuple[int, str, str] = (-1, "", "")
+
+
+def _second(secs: int) -> tuple[int, str, str]:
+    global _last_second
+    cached = _last_second
+    if cached[0] != secs:
+        dt = datetime.fromtimestamp(secs, UTC)
+        cached = _last_second = (secs, dt.strftime("%Y-%m-%dT%H:%M:%S"), dt.strftime("%Y-%m-%d %H:%M:%S"))
+    return cached
+
+
 def system_time(ts_ns: int) -> str:
     """RFC 3339 UTC with nanoseconds: `2026-12-04T16:40:00.123456789Z`."""
     secs, ns = divmod(ts_ns, 1_000_000_000)
-    return datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ns:09d}Z"
+    return f"{_second(secs)[1]}.{ns:09d}Z"
 
 
 def utc_time(ts_ns: int) -> str:
     """Sysmon's `UtcTime` field: `2026-12-04 16:40:00.123` (milliseconds)."""
     secs, ns = divmod(ts_ns, 1_000_000_000)
-    return datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%d %H:%M:%S") + f".{ns // 1_000_000:03d}"
+    return f"{_second(secs)[2]}.{ns // 1_000_000:03d}"
 
 
 def format_hashes(hashes: Mapping[str, str]) -> str:

@@ -120,7 +120,8 @@ class ProcessTracker:
         self._lock = threading.RLock()
         self._live: dict[int, ProcessInfo] = {}
         self._guids: dict[str, ProcessInfo] = {}
-        self._dead: list[ProcessInfo] = []
+        self._dead: list[ProcessInfo] = []  # oldest first, for expiry
+        self._dead_by_pid: dict[int, ProcessInfo] = {}  # the latest exited process of each pid
         # pid -> [(path, stat key, hashes)] of files fanotify saw it exec, consumed by on_exec
         self._exec_images: dict[int, list[tuple[str, tuple[int, int, int, int], dict[str, str]]]] = {}
         self.hash_origins = {"fanotify": 0, "proc_exe": 0, "path": 0, "none": 0}
@@ -143,10 +144,8 @@ class ProcessTracker:
             parent = self._live.get(info.ppid)
             if parent is not None and parent.start_ticks <= info.start_ticks:
                 return parent
-            for dead in reversed(self._dead):  # exited parent still in its grace period
-                if dead.pid == info.ppid:
-                    return dead
-            return parent
+            dead = self._dead_by_pid.get(info.ppid)  # exited parent still in its grace period
+            return dead if dead is not None else parent
 
     def ancestry(self, pid: int) -> list[ProcessInfo]:
         """Parent first, up to the root (pid 1 or the first unknown parent)."""
@@ -247,9 +246,20 @@ class ProcessTracker:
         if info.time_terminated is None:
             info.time_terminated = time.monotonic()
         self._dead.append(info)
+        self._dead_by_pid[info.pid] = info
 
-    def _ensure(self, pid: int, ppid: int | None, mono_ns: int | None) -> ProcessInfo:
-        """The live entry for pid, created from /proc or (when gone) from what the record says."""
+    def has_exited(self) -> bool:
+        """Whether exited processes wait for `expire()`."""
+        return bool(self._dead)
+
+    def _ensure(
+        self, pid: int, ppid: int | None, mono_ns: int | None, *, from_record: bool = False
+    ) -> ProcessInfo:
+        """The live entry for pid, created from /proc or (when gone) from what the record says.
+
+        `from_record`: the caller's record gives image, command line, cwd and user (audit), so a
+        new entry needs only its start time from /proc, not the rest.
+        """
         with self._lock:
             info = self._live.get(pid)
             if info is not None and (info.from_fork or info.execed):
@@ -257,7 +267,7 @@ class ProcessTracker:
             start = start_ticks_of(pid)
             if info is not None and (start is None or start == info.start_ticks):
                 return info
-            fresh = self._from_proc(pid) if start is not None else None
+            fresh = self._from_proc(pid) if start is not None and not from_record else None
             if fresh is None:
                 ticks = start if start is not None else (ticks_from_monotonic_ns(mono_ns) if mono_ns else 0)
                 fresh = self._new(pid, ppid if ppid is not None else 0, ticks)
@@ -295,7 +305,8 @@ class ProcessTracker:
     ) -> ProcessInfo:
         """Update pid for a new image; `record` is an audit exec record (argv, cwd, exe, uid)."""
         ppid = record.get("ppid") if record else None
-        info = self._ensure(pid, ppid, mono_ns)
+        complete = bool(record and record.get("exe") and record.get("argv") and record.get("cwd"))
+        info = self._ensure(pid, ppid, mono_ns, from_record=complete)
         with self._lock:
             info.execed = True
             info.from_fork = False
@@ -394,6 +405,8 @@ class ProcessTracker:
                 else:
                     if self._guids.get(info.guid) is info:
                         del self._guids[info.guid]
+                    if self._dead_by_pid.get(info.pid) is info:
+                        del self._dead_by_pid[info.pid]
                     gone += 1
             self._dead = keep
             return gone
@@ -404,10 +417,7 @@ class ProcessTracker:
             info = self._live.get(pid)
             if info is not None:
                 return info
-            for dead in reversed(self._dead):
-                if dead.pid == pid:
-                    return dead
-            return None
+            return self._dead_by_pid.get(pid)
 
     def resolve(self, pid: int) -> ProcessInfo | None:
         """`find(pid)`, else load it from /proc (a process the sources never reported)."""

@@ -12,6 +12,7 @@ import pytest
 from tests.agent.sensor_helpers import Collector, audit_rules_with, needs_root
 
 from vigil.agent.sources import _auditnl as nl
+from vigil.agent.sources import audit as audit_mod
 from vigil.agent.sources.audit import AuditSource
 
 
@@ -176,7 +177,9 @@ def test_losing_the_daemon_race_falls_back_to_multicast(
         return real_set(sock, mask, **kw)
 
     monkeypatch.setattr(nl, "set_status", someone_else_registered)
-    monkeypatch.setattr(nl, "get_status", lambda s: nl.AuditStatus(0, 1, 1, 0, 0, 8192, 0, 0))
+    # the faked status has the backlog already raised, so the test changes no global audit state
+    backlog = audit_mod._BACKLOG
+    monkeypatch.setattr(nl, "get_status", lambda s: nl.AuditStatus(0, 1, 1, 0, 0, backlog, 0, 0))
     src = AuditSource(rule_sets=("mod",))
     try:
         src.start(lambda r: None)
@@ -184,3 +187,43 @@ def test_losing_the_daemon_race_falls_back_to_multicast(
     finally:
         src.stop()
     assert audit_rules_with(src.key) == []
+
+
+def test_header_and_fields_split_without_regexes() -> None:
+    body = b'audit(1733330000.123:456): arch=c000003e syscall=59 success=yes comm="true" exe="/usr/bin/true" key=(null)\x00'
+    head = nl.parse_header(body)
+    assert head is not None
+    ts_ns, serial, start = head
+    assert (ts_ns, serial) == (1733330000_123_000_000, 456)
+    fields = nl.split_fields(body[start:])
+    assert fields == {
+        b"arch": b"c000003e",
+        b"syscall": b"59",
+        b"success": b"yes",
+        b"comm": b'"true"',
+        b"exe": b'"/usr/bin/true"',
+        b"key": b"(null)",
+    }
+    assert nl.parse_header(b"type=SYSCALL msg=audit(1.2:3)") is None
+    assert nl.parse_header(b"audit(x.2:3): a=b") is None
+    assert nl.decode_argv({b"argc": b"2", b"a0": b'"ls"', b"a1": b"2D6C61"}) == ["ls", "-la"]
+
+
+@needs_root
+def test_backlog_limit_is_raised_for_bursts_and_restored_on_stop(audit_ready: None) -> None:
+    ctl = nl.open_socket()
+    try:
+        original = nl.get_status(ctl).backlog_limit
+        nl.set_status(ctl, nl.AUDIT_STATUS_BACKLOG_LIMIT, backlog_limit=1024)
+        try:
+            src = AuditSource(rule_sets=("mod",))
+            src.start(lambda r: None)
+            try:
+                assert nl.get_status(ctl).backlog_limit == audit_mod._BACKLOG
+            finally:
+                src.stop()
+            assert nl.get_status(ctl).backlog_limit == 1024
+        finally:
+            nl.set_status(ctl, nl.AUDIT_STATUS_BACKLOG_LIMIT, backlog_limit=original)
+    finally:
+        ctl.close()

@@ -14,7 +14,9 @@ import platform
 import re
 import socket
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 NETLINK_AUDIT = 9
 NLMSG_ERROR = 2
@@ -241,27 +243,56 @@ def delete_rule(sock: socket.socket, payload: bytes) -> None:
 
 
 # -- record text ----------------------------------------------------------------------------------
-_HEAD = re.compile(rb"^audit\((\d+)\.(\d+):(\d+)\):\s?")
-_FIELD = re.compile(rb'([A-Za-z_][\w\[\]]*)=("[^"]*"|\S*)')
-_HEXVALUE = re.compile(rb"^[0-9A-F]+$")
+# Kernel records are `audit(SECS.MS:SERIAL): k=v k=v ...`. The kernel hex-encodes every value that
+# holds a space, a quote or a control character (audit_log_untrustedstring), so splitting on
+# whitespace and at the first `=` gives exactly the fields; quoted values keep their quotes.
+
+
+def parse_header(body: bytes) -> tuple[int, int, int] | None:
+    """(ts_ns, serial, offset of the first field) of a record, or None when it is not one."""
+    if not body.startswith(b"audit("):
+        return None
+    dot = body.find(b".", 6)
+    colon = body.find(b":", dot + 1)
+    close = body.find(b")", colon + 1)
+    if dot < 0 or colon < 0 or close < 0:
+        return None
+    try:
+        ts_ns = int(body[6:dot]) * 1_000_000_000 + int(body[dot + 1 : colon]) * 1_000_000
+        serial = int(body[colon + 1 : close])
+    except ValueError:
+        return None
+    start = close + 2 if body[close + 1 : close + 2] == b":" else close + 1
+    return ts_ns, serial, start
+
+
+def split_fields(text: bytes) -> dict[bytes, bytes]:
+    """`k=v k=v` -> {k: v}, keys and values as bytes (values keep their quotes)."""
+    # An enriched user-space suffix (after 0x1d) is not part of kernel records; drop it anyway.
+    text = text.split(b"\x1d", 1)[0].rstrip(b"\0\n")
+    out: dict[bytes, bytes] = {}
+    for item in text.split():
+        key, eq, value = item.partition(b"=")
+        if eq:
+            out[key] = value
+    return out
 
 
 def parse_record(body: bytes) -> tuple[int, int, dict[str, bytes]] | None:
     """(ts_ns, serial, raw fields) of one record body; values keep their quotes."""
-    body = body.rstrip(b"\0\n")
-    m = _HEAD.match(body)
-    if m is None:
+    head = parse_header(body)
+    if head is None:
         return None
-    ts_ns = int(m.group(1)) * 1_000_000_000 + int(m.group(2)) * 1_000_000
-    # Enriched user-space suffix (after 0x1d) is not part of kernel records; drop it anyway.
-    text = body[m.end() :].split(b"\x1d", 1)[0]
-    fields = {k.decode(): v for k, v in _FIELD.findall(text)}
-    return ts_ns, int(m.group(3)), fields
+    ts_ns, serial, start = head
+    return ts_ns, serial, {k.decode(): v for k, v in split_fields(body[start:]).items()}
 
 
 def record_serial(body: bytes) -> int | None:
-    m = _HEAD.match(body)
-    return int(m.group(3)) if m else None
+    head = parse_header(body)
+    return head[1] if head else None
+
+
+_HEXVALUE = re.compile(rb"^[0-9A-F]+$")
 
 
 def decode_value(raw: bytes | None, *, hex_allowed: bool = True) -> str | None:
@@ -275,21 +306,31 @@ def decode_value(raw: bytes | None, *, hex_allowed: bool = True) -> str | None:
     return raw.decode(errors="surrogateescape")
 
 
-def decode_argv(fields: dict[str, bytes]) -> list[str]:
-    """EXECVE `argc`, `aN` and the split form `aN_len`/`aN[k]` for long arguments."""
+def decode_argv(fields: Mapping[str, bytes] | Mapping[bytes, bytes]) -> list[str]:
+    """EXECVE `argc`, `aN` and the split form `aN_len`/`aN[k]` for long arguments.
+
+    Keys may be str (`parse_record`) or bytes (`split_fields`).
+    """
+    get = cast("Mapping[object, bytes]", fields).get
+    as_bytes = any(isinstance(k, bytes) for k in fields)
+
+    def key(text: str) -> object:
+        return text.encode() if as_bytes else text
+
     try:
-        argc = int(fields.get("argc", b"0"))
+        argc = int(get(key("argc"), b"0"))
     except ValueError:
         return []
     argv = []
     for i in range(argc):
-        if f"a{i}" in fields:
-            argv.append(decode_value(fields[f"a{i}"]) or "")
+        whole = get(key(f"a{i}"))
+        if whole is not None:
+            argv.append(decode_value(whole) or "")
             continue
         chunks = []
         k = 0
-        while f"a{i}[{k}]" in fields:
-            chunks.append(decode_value(fields[f"a{i}[{k}]"]) or "")
+        while (part := get(key(f"a{i}[{k}]"))) is not None:
+            chunks.append(decode_value(part) or "")
             k += 1
         argv.append("".join(chunks))
     return argv

@@ -42,6 +42,7 @@ class EventSource(abc.ABC):
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._sink: Sink | None = None
+        self._wakefd = -1  # an eventfd readers poll beside their kernel fd: stop() writes it
 
     @abc.abstractmethod
     def requirements(self) -> list[str]:
@@ -54,7 +55,13 @@ class EventSource(abc.ABC):
             raise SourceUnavailable(self.name, unmet)
         self._sink = sink
         self._stop.clear()
-        self._open()
+        self._wakefd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        try:
+            self._open()
+        except BaseException:
+            os.close(self._wakefd)
+            self._wakefd = -1
+            raise
         self._spawn(self._run, f"vigil-{self.name}")
 
     def stop(self) -> None:
@@ -67,6 +74,9 @@ class EventSource(abc.ABC):
                 logger.warning("source %s: thread %s did not stop within 5 s", self.name, t.name)
         self._threads.clear()
         self._close()
+        if self._wakefd >= 0:
+            os.close(self._wakefd)
+            self._wakefd = -1
 
     def stats(self) -> dict[str, int]:
         return {"received": self._received, "emitted": self._emitted, "dropped": self._dropped}
@@ -83,8 +93,11 @@ class EventSource(abc.ABC):
     def _close(self) -> None:  # noqa: B027 - optional hook
         """Release kernel objects and remove installed rules or marks."""
 
-    def _wake(self) -> None:  # noqa: B027 - optional hook
-        """Unblock `_run` so it sees the stop flag (default: threads poll with a timeout)."""
+    def _wake(self) -> None:
+        """Unblock `_run` so it sees the stop flag: readers poll `self._wakefd` beside their fd,
+        so they can wait without a timeout (an idle source makes no wakeups)."""
+        if self._wakefd >= 0:
+            os.eventfd_write(self._wakefd, 1)
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         t = threading.Thread(target=self._guarded, args=(target,), name=name, daemon=True)

@@ -267,8 +267,10 @@ class DnsSource(EventSource):
             enter_netns(self.netns)  # so that /proc/thread-self/net shows the namespace's sockets
         poller = select.poll()
         poller.register(sock, select.POLLIN)
+        poller.register(self._wakefd, select.POLLIN)
         while not self._stop.is_set():
-            if not poller.poll(100):
+            # without queries waiting for their answer there is nothing to time out: no wakeups
+            if not poller.poll(100 if self._waiting else None):
                 self._expire()
                 continue
             try:

@@ -124,9 +124,10 @@ class FanotifyExecSource(EventSource):
     def _run(self) -> None:
         poller = select.poll()
         poller.register(self._fd, select.POLLIN)
+        poller.register(self._wakefd, select.POLLIN)
         own = os.getpid()
         while not self._stop.is_set():
-            if not poller.poll(200):
+            if not poller.poll():
                 continue
             try:
                 events = list(fan.read_events(self._fd))

@@ -115,8 +115,9 @@ class FileSource(EventSource):
     def _run(self) -> None:
         poller = select.poll()
         poller.register(self._fd, select.POLLIN)
+        poller.register(self._wakefd, select.POLLIN)
         while not self._stop.is_set():
-            if not poller.poll(200):
+            if not poller.poll():
                 continue
             try:
                 if self.mode == "fanotify":

@@ -148,7 +148,8 @@ class NetInventorySource(EventSource):
 
     def poll_once(self) -> int:
         entries = [e for e in read_sockets() if e.inode]
-        owners = inode_to_pid()
+        # Mapping sockets to processes lists every /proc/PID/fd: only when there is a new socket.
+        owners = inode_to_pid() if any(e.inode not in self._seen for e in entries) else {}
         current = set()
         new = 0
         for e in entries:

@@ -14,6 +14,7 @@ import select
 import socket
 import struct
 
+from vigil.agent.sources._recvmmsg import DatagramReader
 from vigil.agent.sources.base import CAP_NET_ADMIN, EventSource, has_capability
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class ProcConnectorSource(EventSource):
         super().__init__()
         self.rcvbuf = rcvbuf
         self._sock: socket.socket | None = None
+        self._reader: DatagramReader | None = None
 
     def requirements(self) -> list[str]:
         unmet = []
@@ -99,13 +101,16 @@ class ProcConnectorSource(EventSource):
     def _run(self) -> None:
         sock = self._sock
         assert sock is not None
+        reader = DatagramReader(sock, batch=128, size=4096)
+        self._reader = reader
         poller = select.poll()
         poller.register(sock, select.POLLIN)
+        poller.register(self._wakefd, select.POLLIN)
         while not self._stop.is_set():
-            if not poller.poll(200):
+            if not poller.poll():
                 continue
             try:
-                buf = sock.recv(65536)
+                batch = reader.read()
             except OSError as e:
                 if e.errno == errno.ENOBUFS:
                     self._dropped += 1
@@ -114,7 +119,13 @@ class ProcConnectorSource(EventSource):
                 if self._stop.is_set():
                     return
                 raise
-            self._parse(buf)
+            for buf in batch:
+                self._parse(buf)
+
+    def stats(self) -> dict[str, int]:
+        out = super().stats()
+        out["recv_calls"] = self._reader.calls if self._reader is not None else 0
+        return out
 
     def _parse(self, buf: bytes) -> None:
         off = 0

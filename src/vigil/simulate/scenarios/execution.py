@@ -117,20 +117,16 @@ def download_exec(sb: Sandbox) -> None:
     ["WebServerSpawnsShell", "ServiceSpawnsRecon", "DatabaseSpawnsShell", "JavaSpawnsShellWithTool"],
 )
 def service_shell(sb: Sandbox) -> None:
-    # Each "service" first waits a moment, as a real server does before it serves: a shell spawned
-    # in the same millisecond as its parent's exec can reach the sensor before the parent's new image.
-    settle = "sleep 0.2; "
+    # Each "service" spawns its shell at once: the sensor builds a child's ProcessCreate after its
+    # parent's exec even when the two are a millisecond apart (docs/agent-events.md).
     nginx = sb.copy_program("sh", "nginx")
     sb.run(
-        [str(nginx), "-c", settle + "/bin/sh -c true; id >/dev/null; true"],
+        [str(nginx), "-c", "/bin/sh -c true; id >/dev/null; true"],
         children=[("/bin/sh", "/bin/sh -c true"), ("id", "id")],
     )
     postgres = sb.copy_program("sh", "postgres")
-    sb.run([str(postgres), "-c", settle + "/bin/sh -c true; true"], children=[("/bin/sh", "/bin/sh -c true")])
+    sb.run([str(postgres), "-c", "/bin/sh -c true; true"], children=[("/bin/sh", "/bin/sh -c true")])
     java = sb.copy_program("sh", "java")
     port = sb.closed_port()
     inner = f"curl -s -m 1 http://127.0.0.1:{port}/ >/dev/null 2>&1"
-    sb.run(
-        [str(java), "-c", f"{settle}/bin/sh -c '{inner}'; true"],
-        children=[("/bin/sh", f"/bin/sh -c {inner}")],
-    )
+    sb.run([str(java), "-c", f"/bin/sh -c '{inner}'; true"], children=[("/bin/sh", f"/bin/sh -c {inner}")])
