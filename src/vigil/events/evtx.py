@@ -24,6 +24,7 @@ values.
 
 from __future__ import annotations
 
+import copy
 import logging
 import mmap
 import os
@@ -80,7 +81,10 @@ class EvtxError(ValueError):
 # --- rendering into gene's shape ----------------------------------------------------------------
 #
 # Each template element is compiled once into a closure ``render(values) -> (key, value)``; the
-# closures of a template are cached on its elements, so a record only runs closures.
+# closures are cached on the elements, and the trees are shared by every chunk holding the same
+# template (``_binxml``), so a record only runs closures.  ``render_element`` interprets the same
+# rules without compiling: it renders trees written out in a record (used once), and it is the
+# reference the compiled closures are tested against.
 
 
 def _attribute_value(parts: list[str | Subst], values: list[Any]) -> str | None:
@@ -114,6 +118,64 @@ def _unique(out: dict[str, Any], key: str) -> str:
     return f"{key}{rank}"
 
 
+def render_element(
+    element: Element, values: list[Any], *, root: bool = False, compiled: bool = True
+) -> tuple[str, Any]:
+    """gene's (key, value) for ``element``, interpreted from the shape rules.
+
+    Nested template instances are rendered by their compiled renderers unless ``compiled`` is
+    false (the tests compare the two).
+    """
+    attrs: dict[str, Any] = {}
+    if not root:
+        for attr, attr_parts in element.attrs:
+            text = _attribute_value(attr_parts, values)
+            if text is not None:
+                attrs[attr] = text
+    children: list[tuple[str, Any]] = []
+    texts: list[str] = []
+    array: list[str] | None = None
+    null = False
+    for part in element.content:
+        if isinstance(part, str):
+            texts.append(part)
+        elif isinstance(part, Subst):
+            value = values[part.index] if part.index < len(values) else None
+            if isinstance(value, str):
+                texts.append(value)
+            elif isinstance(value, Instance):
+                if value.root is not None:
+                    children.append(render_instance(value, compiled=compiled))
+            elif isinstance(value, list):
+                array = value
+            else:
+                null = True
+        else:
+            children.append(render_element(part, values, compiled=compiled))
+    return _shape(element.name, attrs, children, texts=texts, array=array, null=null)
+
+
+def render_instance(instance: Instance, *, root: bool = False, compiled: bool = True) -> tuple[str, Any]:
+    """gene's (key, value) for a template instance (its root must not be None)."""
+    if instance.rendered is not None:
+        if instance.handed_out:  # the same value substituted twice: do not share one dict
+            return copy.deepcopy(instance.rendered)
+        instance.handed_out = True
+        return instance.rendered
+    assert instance.root is not None
+    if instance.once or not compiled:
+        return render_element(instance.root, instance.values, root=root, compiled=compiled)
+    return renderer(instance.root, root=root)(instance.values)
+
+
+def _nested_value(instance: Instance) -> dict[str, Any]:
+    """The value of an element whose only content is a substitution holding ``instance``."""
+    if instance.root is None:
+        return {}
+    key, value = render_instance(instance)
+    return {key: value}
+
+
 def renderer(element: Element, *, root: bool = False) -> Renderer:
     """The compiled renderer of ``element`` (cached on it)."""
     if root:
@@ -125,31 +187,43 @@ def renderer(element: Element, *, root: bool = False) -> Renderer:
     return element.render
 
 
+def _static_attributes(attrs: list[tuple[str, list[str | Subst]]]) -> dict[str, str] | None:
+    """The attributes as a dict when none holds a substitution, else None."""
+    static: dict[str, str] = {}
+    for attr, parts in attrs:
+        if not all(isinstance(part, str) for part in parts):
+            return None
+        static[attr] = "".join(parts)  # type: ignore[arg-type]
+    return static
+
+
+def _has_substitution(element: Element) -> bool:
+    if any(isinstance(part, Subst) for _, parts in element.attrs for part in parts):
+        return True
+    return any(
+        isinstance(part, Subst) or (isinstance(part, Element) and _has_substitution(part))
+        for part in element.content
+    )
+
+
 def _compile(element: Element, *, root: bool) -> Renderer:
     """Specialised closures for the common element forms; anything else goes to ``_general``."""
     attrs = [] if root else element.attrs
     name = element.name
     content = element.content
+    if any(isinstance(part, Element) for part in content):
+        static = _static_attributes(attrs)
+        if static is not None:
+            return _container(name, static, content)
     children = [renderer(part) if isinstance(part, Element) else part for part in content]
     general = _general(name, attrs, children)
     if any(len(parts) != 1 for _, parts in attrs):
         return general
     slots = [(attr, parts[0]) for attr, parts in attrs]
-    static: dict[str, str] = {attr: part for attr, part in slots if isinstance(part, str)}
+    static = {attr: part for attr, part in slots if isinstance(part, str)}
     dynamic = [(attr, part.index, part.optional) for attr, part in slots if isinstance(part, Subst)]
     if content and all(isinstance(part, Element) for part in content):
-        if dynamic:
-            return general
-        fns: list[Renderer] = children  # type: ignore[assignment]
-
-        def container(values: list[Any]) -> tuple[str, Any]:
-            out = dict(static)
-            for fn in fns:
-                key, value = fn(values)
-                out[_unique(out, key) if key in out else key] = value
-            return name, out
-
-        return container
+        return general
     if len(content) == 1 and isinstance(content[0], Subst):
         return _leaf(name, content[0].index, static, dynamic, general)
     if content:
@@ -169,6 +243,85 @@ def _compile(element: Element, *, root: bool) -> Renderer:
         return name, out
 
     return attributes
+
+
+# How a container renders each of its parts (see ``_container``).
+_SLOT = 0  # <X>%n</X>: "X": value
+_NAMED = 1  # <X Name="k">%n</X>: "k": value
+_CALL = 2  # any other element: its own renderer
+_CONST = 3  # an element without substitutions whose value is a string (or null)
+_NESTED = 4  # a substitution among elements: a template instance's element, if it holds one
+
+
+def _container(name: str, static: dict[str, str], content: list[Element | str | Subst]) -> Renderer:
+    """An element with child elements and constant attributes: a dict of its children.
+
+    With at least one child element the result is always a dict, so text parts are dropped and a
+    substitution contributes only when it holds a template instance.  A repeated key is ranked at
+    render time, as the keys of called children and instances are not known before.
+    """
+    plan: list[tuple[int, str, Any]] = []
+    width = 0  # substitution indices read here: shorter value arrays are padded with None
+    for part in content:
+        if isinstance(part, Subst):
+            plan.append((_NESTED, "", part.index))
+            width = max(width, part.index + 1)
+            continue
+        if not isinstance(part, Element):
+            continue
+        only = part.content[0] if len(part.content) == 1 else None
+        if isinstance(only, Subst) and not part.attrs:
+            plan.append((_SLOT, part.name, only.index))
+            width = max(width, only.index + 1)
+        elif isinstance(only, Subst) and _static_attributes(part.attrs) == {"Name": _name_attr(part)}:
+            plan.append((_NAMED, _name_attr(part), (only.index, renderer(part))))
+            width = max(width, only.index + 1)
+        elif not _has_substitution(part):
+            key, value = render_element(part, [])
+            if value is None or isinstance(value, str):
+                plan.append((_CONST, key, value))
+            else:
+                plan.append((_CALL, "", renderer(part)))
+        else:
+            plan.append((_CALL, "", renderer(part)))
+
+    def container(values: list[Any]) -> tuple[str, Any]:
+        if len(values) < width:
+            values = values + [None] * (width - len(values))
+        out = dict(static) if static else {}
+        for kind, static_key, arg in plan:
+            if kind == _SLOT:
+                key = static_key
+                value = values[arg]
+                if value.__class__ is Instance:
+                    value = _nested_value(value)
+            elif kind == _NAMED:
+                value = values[arg[0]]
+                if value.__class__ is Instance:
+                    key, value = arg[1](values)
+                else:
+                    key = static_key
+            elif kind == _CALL:
+                key, value = arg(values)
+            elif kind == _CONST:
+                key = static_key
+                value = arg
+            else:
+                value = values[arg]
+                if value.__class__ is not Instance or value.root is None:
+                    continue
+                key, value = render_instance(value)
+            if key in out:
+                key = _unique(out, key)
+            out[key] = value
+        return name, out
+
+    return container
+
+
+def _name_attr(element: Element) -> str:
+    parts = element.attrs[0][1] if element.attrs else []
+    return "".join(part for part in parts if isinstance(part, str))
 
 
 def _leaf(
@@ -258,7 +411,7 @@ def _general(name: str, attrs: list[tuple[str, list[str | Subst]]], parts: list[
                     texts.append(value)
                 elif isinstance(value, Instance):
                     if value.root is not None:
-                        children.append(renderer(value.root)(value.values))
+                        children.append(render_instance(value))
                 elif isinstance(value, list):
                     array = value
                 else:
@@ -383,7 +536,8 @@ def iter_evtx(path: str | os.PathLike[str]) -> Iterator[dict[str, Any] | EvtxErr
 def _records(
     path: str, chunk_offset: int, raw: bytes, fail: Callable[[EvtxError], None]
 ) -> Iterator[dict[str, Any]]:
-    chunk = Chunk(raw, chunk_offset)
+    chunk = Chunk(raw, chunk_offset, shape=_shape_tree)
+    plain: Chunk | None = None
     (end,) = _U32.unpack_from(raw, 48)  # free space offset: the records end there
     trusted = CHUNK_HEADER_SIZE <= end <= CHUNK_SIZE
     if not trusted:
@@ -406,12 +560,34 @@ def _records(
                 return
             continue
         try:
-            instance = chunk.instance(pos + RECORD_HEADER_SIZE, pos + size - 4)
-            if instance.root is None:
-                raise CorruptError("record holds no element")
-            _, event = renderer(instance.root, root=True)(instance.values)
-        except _DECODE_ERRORS as exc:
-            fail(EvtxError(path, f"corrupt record: {exc}", record=record_id, offset=chunk_offset + pos))
+            event = _event(chunk, pos + RECORD_HEADER_SIZE, pos + size - 4)
+        except _DECODE_ERRORS:
+            # Redo the record on the plain walk (trees parsed, then rendered): it reports a corrupt
+            # record exactly as it always has.
+            if plain is None:
+                plain = Chunk(raw, chunk_offset)
+            try:
+                event = _event(plain, pos + RECORD_HEADER_SIZE, pos + size - 4)
+            except _DECODE_ERRORS as exc:
+                where = chunk_offset + pos
+                fail(EvtxError(path, f"corrupt record: {exc}", record=record_id, offset=where))
+            else:
+                yield {"Event": event}
         else:
             yield {"Event": event}
         pos += size
+
+
+def _event(chunk: Chunk, start: int, end: int) -> Any:
+    """The ``Event`` value of the record whose BinXML spans ``start:end``."""
+    instance = chunk.instance(start, end, record=True)
+    if instance.root is None:
+        raise CorruptError("record holds no element")
+    return render_instance(instance, root=True)[1]
+
+
+def _shape_tree(
+    name: str, attrs: dict[str, str], children: list[tuple[str, Any]], texts: list[str], null: bool
+) -> tuple[str, Any]:
+    """``_shape`` for a tree written out in a record (no substitution values, so no arrays)."""
+    return _shape(name, attrs, children, texts=texts, array=None, null=null)
