@@ -23,6 +23,7 @@ CHUNK_SIZE = 0x10000
 FILE_HEADER_SIZE = 0x1000
 CHUNK_HEADER_SIZE = 0x200
 RECORD_HEADER_SIZE = 24
+_NAMES_START = CHUNK_HEADER_SIZE // 2  # a name offset below this is not taken for one
 
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
@@ -229,8 +230,8 @@ _FAST: dict[int, Callable[[bytes, int], str]] = {
 @dataclass(slots=True)
 class _Definition:
     root: Element | None
-    names: tuple[tuple[int, str, bool], ...]  # (field position, name, inline), from the data start
-    elements: tuple[tuple[int, int], ...]  # (element position, name field position)
+    # (field position, name, inline, position of the element it names or -1), from the data start
+    names: tuple[tuple[int, str, bool, int], ...]
     kept: tuple[tuple[int, int], ...]  # byte ranges compared as they are
     kept_bytes: bytes
 
@@ -256,6 +257,7 @@ def _definition_of(
     for field, name, inline in names:
         masked.append((field, field + 4 + (10 + 2 * len(name) if inline else 0)))
     masked.sort()
+    named = {field: element for element, field in elements}
     kept: list[tuple[int, int]] = []
     pos = start
     for begin, end in masked:
@@ -266,8 +268,10 @@ def _definition_of(
         kept.append((pos - start, stop - start))
     return _Definition(
         root,
-        tuple((field - start, name, inline) for field, name, inline in names),
-        tuple((element - start, field - start) for element, field in elements),
+        tuple(
+            (field - start, name, inline, named[field] - start if field in named else -1)
+            for field, name, inline in names
+        ),
         tuple(kept),
         b"".join([data[start + a : start + b] for a, b in kept]),
     )
@@ -354,13 +358,20 @@ class Chunk:
         data = self.data
         unpack = _U32.unpack_from
         try:
-            for element, field in known.elements:
-                if self._element_name_pos(start + element) != start + field:
-                    return False
-            for field, name, inline in known.names:
+            for field, name, inline, element in known.names:
                 pos = start + field
                 (offset,) = unpack(data, pos)
-                if (offset == pos + 4) is not inline or self._name(offset) != name:
+                if (offset == pos + 4) is not inline:
+                    return False
+                if element >= 0:  # an element's name: the layout ``_element_name_pos`` picks
+                    at = start + element
+                    if pos - at == 5:  # the layout tried first must fail
+                        (first,) = unpack(data, at + 7)
+                        if first == at + 11 or _NAMES_START <= first < at:
+                            return False
+                    if not inline and not _NAMES_START <= offset < at:
+                        return False
+                if self._name(offset) != name:
                     return False
         except (CorruptError, struct.error):
             return False
@@ -416,10 +427,10 @@ class Chunk:
         to a name defined earlier in the chunk: we take the layout where that holds.
         """
         (offset,) = _U32.unpack_from(self.data, pos + 7)
-        if offset == pos + 11 or CHUNK_HEADER_SIZE // 2 <= offset < pos:
+        if offset == pos + 11 or _NAMES_START <= offset < pos:
             return pos + 7
         (offset,) = _U32.unpack_from(self.data, pos + 5)
-        if offset == pos + 9 or CHUNK_HEADER_SIZE // 2 <= offset < pos:
+        if offset == pos + 9 or _NAMES_START <= offset < pos:
             return pos + 5
         raise CorruptError(f"element at {pos:#x}: name offset {offset:#x} is not in the chunk")
 

@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["EvtxError", "iter_evtx", "read_evtx"]
 
 _U32 = struct.Struct("<I")
+_ZEROS = bytes(CHUNK_SIZE)
 _RECORD_HEAD = struct.Struct("<4sIQQ")  # magic, size, record id, written time
 
 # What decoding corrupt bytes can raise; translated into EvtxError at the record boundary.
@@ -251,6 +252,7 @@ _NAMED = 1  # <X Name="k">%n</X>: "k": value
 _CALL = 2  # any other element: its own renderer
 _CONST = 3  # an element without substitutions whose value is a string (or null)
 _NESTED = 4  # a substitution among elements: a template instance's element, if it holds one
+_ATTRS = 5  # <X a="%n" b="c"/>: "X": {"a": value, "b": "c"} (what ``_compile``'s ``attributes`` does)
 
 
 def _container(name: str, static: dict[str, str], content: list[Element | str | Subst]) -> Renderer:
@@ -276,6 +278,9 @@ def _container(name: str, static: dict[str, str], content: list[Element | str | 
         elif isinstance(only, Subst) and _static_attributes(part.attrs) == {"Name": _name_attr(part)}:
             plan.append((_NAMED, _name_attr(part), (only.index, renderer(part))))
             width = max(width, only.index + 1)
+        elif (attributes := _attribute_slots(part)) is not None:
+            plan.append((_ATTRS, part.name, (*attributes, renderer(part))))
+            width = max(width, *(index + 1 for _, index, _ in attributes[1]))
         elif not _has_substitution(part):
             key, value = render_element(part, [])
             if value is None or isinstance(value, str):
@@ -303,6 +308,21 @@ def _container(name: str, static: dict[str, str], content: list[Element | str | 
                     key = static_key
             elif kind == _CALL:
                 key, value = arg(values)
+            elif kind == _ATTRS:
+                static_attrs, dynamic, fallback = arg
+                value = dict(static_attrs) if static_attrs else {}
+                for attr, index, optional in dynamic:
+                    attr_value = values[index]
+                    if attr_value.__class__ is str:
+                        value[attr] = attr_value
+                    elif attr_value is not None or not optional:
+                        key, value = fallback(values)
+                        break
+                else:
+                    if len(value) == 1 and "Name" in value:
+                        key, value = value["Name"], ""
+                    else:
+                        key = static_key
             elif kind == _CONST:
                 key = static_key
                 value = arg
@@ -310,13 +330,33 @@ def _container(name: str, static: dict[str, str], content: list[Element | str | 
                 value = values[arg]
                 if value.__class__ is not Instance or value.root is None:
                     continue
-                key, value = render_instance(value)
+                render = value.root.render
+                if render is not None and not value.once:
+                    key, value = render(value.values)
+                else:
+                    key, value = render_instance(value)
             if key in out:
                 key = _unique(out, key)
             out[key] = value
         return name, out
 
     return container
+
+
+def _attribute_slots(
+    element: Element,
+) -> tuple[dict[str, str], list[tuple[str, int, bool]]] | None:
+    """For an element without content whose attributes are each a text or one substitution (at
+    least one): its constant attributes and its (attribute, index, optional) substitutions."""
+    if element.content or any(len(parts) != 1 for _, parts in element.attrs):
+        return None
+    static = {attr: parts[0] for attr, parts in element.attrs if isinstance(parts[0], str)}
+    dynamic = [
+        (attr, parts[0].index, parts[0].optional)
+        for attr, parts in element.attrs
+        if isinstance(parts[0], Subst)
+    ]
+    return (static, dynamic) if dynamic else None  # type: ignore[return-value]
 
 
 def _name_attr(element: Element) -> str:
@@ -468,7 +508,7 @@ def _chunks(path: str, data: bytes | mmap.mmap) -> Iterator[tuple[int, bytes]]:
             if len(chunk) < CHUNK_SIZE:
                 raise EvtxError(path, f"truncated chunk: {len(chunk)} of {CHUNK_SIZE} bytes", offset=offset)
             yield offset, chunk
-        elif chunk.count(0) != len(chunk):
+        elif chunk != _ZEROS[: len(chunk)]:  # an unused chunk is all zeros (memcmp, not a count)
             raise EvtxError(path, "bad chunk signature", offset=offset)
 
 
@@ -581,8 +621,11 @@ def _records(
 def _event(chunk: Chunk, start: int, end: int) -> Any:
     """The ``Event`` value of the record whose BinXML spans ``start:end``."""
     instance = chunk.instance(start, end, record=True)
-    if instance.root is None:
+    root = instance.root
+    if root is None:
         raise CorruptError("record holds no element")
+    if root.root_render is not None and not instance.once:  # the usual case, without the calls
+        return root.root_render(instance.values)[1]
     return render_instance(instance, root=True)[1]
 
 
