@@ -65,6 +65,10 @@ _T_SUBST = 0x0D
 _T_OPT_SUBST = 0x0E
 _T_FRAGMENT = 0x0F
 
+# Tokens that can follow an attribute's value when it is its only part: the next attribute, the
+# close tags.  Anything else (another value part, a reference) goes through ``Chunk._content``.
+_ATTRIBUTE_ENDS = frozenset({0x06, 0x46, _T_CLOSE_START, _T_CLOSE_EMPTY})
+
 _ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 
 
@@ -81,8 +85,8 @@ class CorruptError(Exception):
 Renderer = Callable[[list[Any]], tuple[str, Any]]
 """Renders an element with a record's substitution values as gene's (key, value)."""
 
-Shaper = Callable[[str, dict[str, str], list[tuple[str, Any]], list[str], bool], tuple[str, Any]]
-"""gene's (key, value) for an element: name, attributes, children, texts, whether it held a null."""
+Shaper = Callable[..., tuple[str, Any]]
+"""gene's (key, value) for an element: ``shape(name, attrs, children, *, texts, array, null)``."""
 
 _MAX_TREE_DEPTH = 64  # deeper trees written out in a record go through the plain parse
 
@@ -512,19 +516,45 @@ class Chunk:
     def _render_tree(self, pos: int, root: bool, depth: int) -> tuple[tuple[str, Any], int]:
         """gene's (key, value) for an element written out in a record, parsed and rendered at once.
 
-        The same walk and checks as ``_element`` without building the tree: no template means no
-        substitution values, so a substitution is a null and an optional one drops its attribute.
+        The same walk and checks as ``_element`` and ``_content`` (inlined: such records are long
+        and hold nothing but elements, attributes and text) without building the tree: no template
+        means no substitution values, so a substitution is a null and an optional one drops its
+        attribute.
         """
         if depth > _MAX_TREE_DEPTH:
             raise CorruptError(f"elements nested deeper than {_MAX_TREE_DEPTH}")
         data = self.data
+        names = self.names
+        unpack_u16 = _U16.unpack_from
         token = data[pos]
-        name, pos = self._name_at(self._element_name_pos(pos))
+        field = self._element_name_pos(pos)
+        (offset,) = _U32.unpack_from(data, field)
+        name = names.get(offset)
+        if name is None:
+            name = self._name(offset)
+        pos = field + 14 + 2 * len(name) if offset == field + 4 else field + 4
         attrs: dict[str, str] = {}
         if token & 0x40:
             pos += 4  # attribute list size
             while data[pos] & 0x0F == _T_ATTRIBUTE:
-                attr_name, pos = self._name_at(pos + 1)
+                (offset,) = _U32.unpack_from(data, pos + 1)
+                attr_name = names.get(offset)
+                if attr_name is None:
+                    attr_name = self._name(offset)
+                pos = pos + 15 + 2 * len(attr_name) if offset == pos + 5 else pos + 5
+                token = data[pos]
+                if (
+                    token in {0x05, 0x45}
+                    and data[pos + 4 + 2 * unpack_u16(data, pos + 2)[0]] in _ATTRIBUTE_ENDS
+                ):
+                    # the usual attribute: one text value, then the next attribute or the close tag
+                    (count,) = unpack_u16(data, pos + 2)
+                    if not root:
+                        attrs[attr_name] = _decode_utf16(
+                            data[pos + 4 : pos + 4 + 2 * count], "replace", True
+                        )[0]
+                    pos += 4 + 2 * count
+                    continue
                 parts, pos = self._content(pos, attribute=True)
                 if root:
                     continue
@@ -538,7 +568,7 @@ class Chunk:
                     attrs[attr_name] = "".join(texts)
         token = data[pos]
         if token == _T_CLOSE_EMPTY:
-            return self.shape(name, attrs, [], [], False), pos + 1  # type: ignore[misc]
+            return self.shape(name, attrs, [], texts=[], array=None, null=False), pos + 1  # type: ignore[misc]
         if token != _T_CLOSE_START:
             raise CorruptError(f"element {name!r}: expected a close tag, got token {token:#04x} at {pos:#x}")
         pos += 1
@@ -548,7 +578,7 @@ class Chunk:
         while True:
             token = data[pos]
             if token in {0x05, 0x45}:
-                (count,) = _U16.unpack_from(data, pos + 2)
+                (count,) = unpack_u16(data, pos + 2)
                 texts.append(_decode_utf16(data[pos + 4 : pos + 4 + 2 * count], "replace", True)[0])
                 pos += 4 + 2 * count
             elif token in {0x01, 0x41}:
@@ -558,19 +588,19 @@ class Chunk:
                 null = True
                 pos += 4
             elif token in {0x08, 0x48}:
-                texts.append(chr(_U16.unpack_from(data, pos + 1)[0]))
+                texts.append(chr(unpack_u16(data, pos + 1)[0]))
                 pos += 3
             elif token in {0x09, 0x49}:
                 entity, pos = self._name_at(pos + 1)
                 texts.append(_ENTITIES.get(entity, f"&{entity};"))
             elif token in {0x07, 0x47}:
-                (count,) = _U16.unpack_from(data, pos + 1)
+                (count,) = unpack_u16(data, pos + 1)
                 texts.append(_decode_utf16(data[pos + 3 : pos + 3 + 2 * count], "replace", True)[0])
                 pos += 3 + 2 * count
             elif token == _T_PI_TARGET:
                 _, pos = self._name_at(pos + 1)
             elif token == _T_PI_DATA:
-                (count,) = _U16.unpack_from(data, pos + 1)
+                (count,) = unpack_u16(data, pos + 1)
                 pos += 3 + 2 * count
             else:
                 break
@@ -578,7 +608,7 @@ class Chunk:
             raise CorruptError(
                 f"element {name!r}: expected an end tag, got token {data[pos]:#04x} at {pos:#x}"
             )
-        return self.shape(name, attrs, children, texts, null), pos + 1  # type: ignore[misc]
+        return self.shape(name, attrs, children, texts=texts, array=None, null=null), pos + 1  # type: ignore[misc]
 
     def _values(self, pos: int) -> tuple[list[Any], int]:
         """A record's substitution values, decoded; the commonest types inline, by frequency."""

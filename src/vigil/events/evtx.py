@@ -576,7 +576,7 @@ def iter_evtx(path: str | os.PathLike[str]) -> Iterator[dict[str, Any] | EvtxErr
 def _records(
     path: str, chunk_offset: int, raw: bytes, fail: Callable[[EvtxError], None]
 ) -> Iterator[dict[str, Any]]:
-    chunk = Chunk(raw, chunk_offset, shape=_shape_tree)
+    chunk = Chunk(raw, chunk_offset, shape=_shape)
     plain: Chunk | None = None
     (end,) = _U32.unpack_from(raw, 48)  # free space offset: the records end there
     trusted = CHUNK_HEADER_SIZE <= end <= CHUNK_SIZE
@@ -627,10 +627,3 @@ def _event(chunk: Chunk, start: int, end: int) -> Any:
     if root.root_render is not None and not instance.once:  # the usual case, without the calls
         return root.root_render(instance.values)[1]
     return render_instance(instance, root=True)[1]
-
-
-def _shape_tree(
-    name: str, attrs: dict[str, str], children: list[tuple[str, Any]], texts: list[str], null: bool
-) -> tuple[str, Any]:
-    """``_shape`` for a tree written out in a record (no substitution values, so no arrays)."""
-    return _shape(name, attrs, children, texts=texts, array=None, null=null)
