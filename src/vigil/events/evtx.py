@@ -56,6 +56,10 @@ _U32 = struct.Struct("<I")
 _ZEROS = bytes(CHUNK_SIZE)
 _RECORD_HEAD = struct.Struct("<4sIQQ")  # magic, size, record id, written time
 
+_reference = False
+"""Read with the plain walk only: trees parsed then interpreted, no template shared between chunks
+(with ``_binxml._share_templates`` off).  The tests compare the fast paths with it."""
+
 # What decoding corrupt bytes can raise; translated into EvtxError at the record boundary.
 _DECODE_ERRORS = (CorruptError, struct.error, IndexError, ValueError, OverflowError, RecursionError)
 
@@ -576,7 +580,7 @@ def iter_evtx(path: str | os.PathLike[str]) -> Iterator[dict[str, Any] | EvtxErr
 def _records(
     path: str, chunk_offset: int, raw: bytes, fail: Callable[[EvtxError], None]
 ) -> Iterator[dict[str, Any]]:
-    chunk = Chunk(raw, chunk_offset, shape=_shape)
+    chunk = Chunk(raw, chunk_offset) if _reference else Chunk(raw, chunk_offset, shape=_shape)
     plain: Chunk | None = None
     (end,) = _U32.unpack_from(raw, 48)  # free space offset: the records end there
     trusted = CHUNK_HEADER_SIZE <= end <= CHUNK_SIZE
@@ -624,6 +628,8 @@ def _event(chunk: Chunk, start: int, end: int) -> Any:
     root = instance.root
     if root is None:
         raise CorruptError("record holds no element")
+    if _reference:
+        return render_instance(instance, root=True, compiled=False)[1]
     if root.root_render is not None and not instance.once:  # the usual case, without the calls
         return root.root_render(instance.values)[1]
     return render_instance(instance, root=True)[1]
