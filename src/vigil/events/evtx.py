@@ -360,7 +360,7 @@ def _attribute_slots(
         for attr, parts in element.attrs
         if isinstance(parts[0], Subst)
     ]
-    return (static, dynamic) if dynamic else None  # type: ignore[return-value]
+    return (static, dynamic) if dynamic else None
 
 
 def _name_attr(element: Element) -> str:
