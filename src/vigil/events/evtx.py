@@ -280,10 +280,10 @@ def _container(name: str, static: dict[str, str], content: list[Element | str | 
             plan.append((_SLOT, part.name, only.index))
             width = max(width, only.index + 1)
         elif isinstance(only, Subst) and _static_attributes(part.attrs) == {"Name": _name_attr(part)}:
-            plan.append((_NAMED, _name_attr(part), (only.index, renderer(part))))
+            plan.append((_NAMED, _name_attr(part), (only.index, _on_demand(part))))
             width = max(width, only.index + 1)
         elif (attributes := _attribute_slots(part)) is not None:
-            plan.append((_ATTRS, part.name, (*attributes, renderer(part))))
+            plan.append((_ATTRS, part.name, (*attributes, _on_demand(part))))
             width = max(width, *(index + 1 for _, index, _ in attributes[1]))
         elif not _has_substitution(part):
             key, value = render_element(part, [])
@@ -345,6 +345,15 @@ def _container(name: str, static: dict[str, str], content: list[Element | str | 
         return name, out
 
     return container
+
+
+def _on_demand(element: Element) -> Renderer:
+    """``element``'s renderer, compiled when first needed: for fallbacks most templates never take."""
+
+    def render(values: list[Any]) -> tuple[str, Any]:
+        return renderer(element)(values)
+
+    return render
 
 
 def _attribute_slots(
