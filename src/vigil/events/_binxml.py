@@ -2,8 +2,9 @@
 
 A record's BinXML is a template instance: a template definition (an element tree with
 substitution slots, stored once per chunk) and the record's array of typed values.  ``Chunk``
-parses template definitions once (cached by offset) and decodes each record's values.  Values are
-decoded to the strings gene v2.3.0 prints for them (see ``vigil.events.evtx`` for the shape).
+parses template definitions once (cached by offset, and shared with later chunks holding the same
+definition) and decodes each record's values.  Values are decoded to the strings gene v2.3.0
+prints for them (see ``vigil.events.evtx`` for the shape).
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ Renderer = Callable[[list[Any]], tuple[str, Any]]
 """Renders an element with a record's substitution values as gene's (key, value)."""
 
 Shaper = Callable[..., tuple[str, Any]]
-"""gene's (key, value) for an element: ``shape(name, attrs, children, *, texts, array, null)``."""
+"""gene's (key, value) for an element: ``shape(name, attrs, children, texts=, array=, null=)``."""
 
 _MAX_TREE_DEPTH = 64  # deeper trees written out in a record go through the plain parse
 

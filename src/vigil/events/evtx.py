@@ -18,8 +18,11 @@ Shape rules (observed on the golden renderings in ``../shared/data/evtx``):
 * a repeated key is suffixed with its rank: ``Data``, ``Data1``, ``Data2``...;
 * the root ``Event`` element's attributes (``xmlns``) are dropped.
 
-Templates are parsed once per chunk and cached, so a record costs one pass over its substitution
-values.
+Templates are parsed and compiled once and shared by every chunk holding the same definition
+(``_binxml``), so a record costs one pass over its substitution values and one over the compiled
+plan.  Records written out without a template are rendered while they are parsed; whatever goes
+wrong there, the record is read again by the plain walk (tree, then ``render_element``), which
+reports errors as the reader always has.
 """
 
 from __future__ import annotations
