@@ -4,10 +4,13 @@
     .venv/bin/python bench/evtx_scan.py --parse-only      # the EVTX reader alone
     .venv/bin/python bench/evtx_scan.py --parser rust-xml # a candidate parser, for comparison
     .venv/bin/python bench/evtx_scan.py --cli             # the real `vigil scan --all --attack`
+    .venv/bin/python bench/evtx_scan.py --cli --jobs 1 2 --runs 3  # and its scaling with --jobs
 
 Prints one JSON object: name, events, seconds, events_per_s, cpu_seconds, events_per_cpu_s
 (steadier on a loaded machine), peak_rss_mb, files, errors (and, for a scan, positives).
-``--repeat N`` runs the corpus N times to steady the figure.
+``--repeat N`` runs the corpus N times to steady the figure. With ``--cli --jobs N...`` each run
+also reports the CPU of the parent and of the workers apart, the start-up alone, and the scaling
+against one job (see bench/cli_run.py).
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.cli_run import scan_scaling
 
 DEFAULT_CORPUS = Path("../shared/data/evtx/evtx")
 DEFAULT_RULES = Path("../shared/data/gene-rules/rules")
@@ -61,14 +67,23 @@ def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def _cli(files: list[Path], rules: Path) -> int:
-    """One real ``vigil scan --all --attack`` over every file (output discarded)."""
+def _cli(files: list[Path], rules: Path, jobs: list[int] | None, runs: int) -> int:
+    """The real ``vigil scan --all --attack`` over every file (output discarded)."""
+    import os
     import subprocess
 
     from vigil.events.evtx import read_evtx
 
     events = sum(1 for path in files for _ in read_evtx(path, on_error=lambda error: None))
     command = [sys.executable, "-m", "vigil", "scan", "--rules", str(rules), "--all", "--attack"]
+    if jobs:
+        scan = [*command, "--output", os.devnull]
+        result: dict[str, Any] = {"name": "evtx-scan-cli", "events": events, "files": len(files)}
+        result.update(scan_scaling(scan, [str(f) for f in files], jobs, runs, events))
+        result["rules"] = str(rules)
+        result["cpu_count"] = os.cpu_count()
+        print(json.dumps(result))
+        return 0
     start = time.perf_counter()
     subprocess.run(
         [*command, *map(str, files)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True
@@ -96,11 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parser", choices=sorted(PARSERS), default="vigil")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--cli", action="store_true", help="time `vigil scan` in a subprocess")
+    parser.add_argument("--jobs", type=int, nargs="+", help="with --cli: `vigil scan --jobs N` for each N")
+    parser.add_argument("--runs", type=int, default=3, help="with --cli --jobs: runs of each")
     args = parser.parse_args(argv)
 
     files = sorted(args.corpus.rglob("*.evtx"))
     if args.cli:
-        return _cli(files, args.rules)
+        return _cli(files, args.rules, args.jobs, args.runs)
     read = PARSERS[args.parser]
     scan_only = args.parse_only or args.parser != "vigil"
     engine: Any = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -32,18 +33,24 @@ def vigil(*args: str) -> str:
 class ManagerProcess:
     """``vigil manager init`` + ``endpoint add`` + ``run`` in a temporary data directory."""
 
-    def __init__(self, data: Path | None = None, sync_full: bool = True) -> None:
+    def __init__(
+        self, data: Path | None = None, sync_full: bool = True, ingest_workers: int | None = None
+    ) -> None:
         self._tmp = None if data else tempfile.TemporaryDirectory(prefix="vigil-bench-")
         self.data = data or Path(self._tmp.name) / "manager"  # type: ignore[union-attr]
         self.sync_full = sync_full
+        self.ingest_workers = ingest_workers
         self.proc: subprocess.Popen[str] | None = None
 
     def init(self) -> dict[str, Any]:
         out = vigil("init", "--data", str(self.data))
         self.admin_key = out.split("admin key (shown once): ")[1].split()[0]
+        toml = (self.data / "manager.toml").read_text()
         if not self.sync_full:
-            toml = (self.data / "manager.toml").read_text().replace("sync_full = true", "sync_full = false")
-            (self.data / "manager.toml").write_text(toml)
+            toml = toml.replace("sync_full = true", "sync_full = false")
+        if self.ingest_workers is not None:
+            toml = re.sub(r"(?m)^ingest_workers = \d+$", f"ingest_workers = {self.ingest_workers}", toml)
+        (self.data / "manager.toml").write_text(toml)
         self.endpoint = json.loads(vigil("endpoint", "add", "--data", str(self.data)))
         return self.endpoint
 

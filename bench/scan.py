@@ -3,9 +3,12 @@
 Usage: .venv/bin/python bench/scan.py [--jobs N ...] [--runs N]
 Builds bench/out/events-205k.jsonl with ../shared/bench/make-events-205k.sh if missing, runs
 `vigil scan --rules ../shared/data/gene-rules/rules events-205k.jsonl --output FILE` in a child
-process (wall time, CPU time, peak RSS of the child), the same with `--all --attack` checked byte for
-byte against gene's golden output repeated 300 times, and a plain orjson decode of the file (the
-floor). Prints one JSON object.
+process for each --jobs value (wall time; CPU time of the scanning process itself and of its worker
+processes, see bench/cli_run.py; peak RSS), the start-up alone (the same command over an empty file),
+the same scan with `--all --attack` checked byte for byte against gene's golden output repeated 300
+times, and a plain orjson decode of the file (the floor). Prints one JSON object; `scaling` compares
+each --jobs N with --jobs 1: wall speed-up, and total CPU per event (parent + workers) relative to one
+job, the figure to trust on a shared machine.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import argparse
 import hashlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -21,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.cli_run import run_measured
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / "../shared"
@@ -38,18 +45,7 @@ def _ensure_events() -> None:
 
 
 def _run(args: list[str]) -> dict[str, Any]:
-    """Run a child with a fresh RUSAGE_CHILDREN baseline: use a wrapper process per measurement."""
-    code = (
-        "import resource, subprocess, sys, time, json\n"
-        "t = time.perf_counter()\n"
-        "p = subprocess.run(sys.argv[1:], stderr=subprocess.PIPE)\n"
-        "wall = time.perf_counter() - t\n"
-        "r = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
-        "print(json.dumps({'rc': p.returncode, 'wall_s': wall, 'cpu_s': r.ru_utime + r.ru_stime,"
-        " 'max_rss_mb': r.ru_maxrss / 1024, 'stderr': p.stderr.decode()[-400:]}))\n"
-    )
-    res = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, check=True, cwd=ROOT)
-    return json.loads(res.stdout)  # type: ignore[no-any-return]
+    return run_measured(args, cwd=ROOT)
 
 
 def _floor() -> dict[str, Any]:
@@ -93,8 +89,11 @@ def main() -> None:
         "input": str(EVENTS.relative_to(ROOT)),
         "gene_events_per_s": 25000,
     }
+    empty = OUT / "empty.jsonl"
+    empty.write_bytes(b"")
     for jobs in args.jobs:
         runs = []
+        starts = []
         for _ in range(args.runs):
             out = OUT / f"scan-j{jobs}.jsonl"
             r = _run(
@@ -107,13 +106,61 @@ def main() -> None:
                     "lines": lines,
                     "events_per_s": round(205500 / r["wall_s"]),
                     "events_per_cpu_s": round(205500 / r["cpu_s"]),
+                    "parent_cpu_share": round(r["parent_cpu_s"] / r["cpu_s"], 3),
                 }
+            )
+            starts.append(
+                _run(
+                    [
+                        *VIGIL,
+                        "scan",
+                        "--rules",
+                        rules,
+                        "--jobs",
+                        str(jobs),
+                        "--output",
+                        os.devnull,
+                        str(empty),
+                    ]
+                )
             )
         best = min(runs, key=lambda x: x["wall_s"])
         result[f"jobs{jobs}"] = {
             k: (round(v, 3) if isinstance(v, float) else v) for k, v in best.items() if k != "stderr"
         }
         result[f"jobs{jobs}"]["stderr_tail"] = best["stderr"].strip().splitlines()[-6:]
+        cpu = statistics.median(r["cpu_s"] for r in runs)
+        parent = statistics.median(r["parent_cpu_s"] for r in runs)
+        start_cpu = statistics.median(r["cpu_s"] for r in starts)
+        result[f"jobs{jobs}"].update(
+            {
+                "runs_wall_s": [round(r["wall_s"], 3) for r in runs],
+                "runs_cpu_s": [round(r["cpu_s"], 3) for r in runs],
+                "runs_load_average_1m": [round(r["load_average_1m"], 2) for r in runs],
+                "median_cpu_s": round(cpu, 3),
+                "median_parent_cpu_s": round(parent, 3),
+                "startup_cpu_s": round(start_cpu, 3),
+                "startup_wall_s": round(statistics.median(r["wall_s"] for r in starts), 3),
+                # CPU of the scan itself (start-up taken off), and the parent's share of it
+                "scan_cpu_s": round(cpu - start_cpu, 3),
+                "scan_parent_cpu_share": round(max(parent - start_cpu, 0) / max(cpu - start_cpu, 1e-9), 3),
+            }
+        )
+    if "jobs1" in result:
+        one = result["jobs1"]
+        result["scaling"] = {
+            f"jobs{jobs}": {
+                "wall_speedup": round(one["wall_s"] / result[f"jobs{jobs}"]["wall_s"], 2),
+                "cpu_per_event_vs_jobs1": round(
+                    result[f"jobs{jobs}"]["median_cpu_s"] / one["median_cpu_s"], 3
+                ),
+                "scan_cpu_per_event_vs_jobs1": round(
+                    result[f"jobs{jobs}"]["scan_cpu_s"] / max(one["scan_cpu_s"], 1e-9), 3
+                ),
+            }
+            for jobs in args.jobs
+            if jobs != 1
+        }
     out = OUT / "scan-all-a.jsonl"
     r = _run([*VIGIL, "scan", "--rules", rules, "--all", "--attack", "--output", str(out), str(EVENTS)])
     same = hashlib.sha256(out.read_bytes()).hexdigest() == _golden_x300_sha()

@@ -183,7 +183,7 @@ def test_evtx_inputs_go_to_the_evtx_reader(
 
 
 def test_parallel_blocks_cut_between_objects_and_keep_line_numbers() -> None:
-    from vigil.cli.scan import _chunks
+    from vigil.cli.scan_jobs import _chunks
 
     data = b'{"a":1}\n{\n "b": 2\n}\n{"c":3}\n\n{"d":4}\n'
     blocks = list(_chunks(io.BytesIO(data), size=5))

@@ -64,7 +64,18 @@ def matches(
     for name, values in (containers or {}).items():
         engine.add_container(name, values)
     engine.add_rule(RuleIR(name="r", condition=node))
-    return engine.match(event or EVENT).signature == ["r"]
+    got = engine.match(event or EVENT).signature == ["r"]
+    # The same rule in an indexed bucket (candidates from its required tests) agrees.
+    from vigil.engine import compiler
+
+    old, compiler.INDEX_MIN = compiler.INDEX_MIN, 0
+    try:
+        engine.compile()
+        indexed = engine.match(event or EVENT).signature == ["r"]
+    finally:
+        compiler.INDEX_MIN = old
+    assert indexed == got, f"indexed bucket disagrees on {node!r}"
+    return got
 
 
 @pytest.mark.parametrize(
@@ -331,16 +342,26 @@ def test_add_rule_duplicate_name() -> None:
         engine.add_rule(RuleIR(name="r", condition=Const(True)))
 
 
-def test_required_regexes() -> None:
-    from vigil.engine.compiler import required_regexes
+def test_required_tests() -> None:
+    from vigil.engine.compiler import required_tests
 
     a, b, c = (RegexMatch(f("Image"), p) for p in ("a", "b", "c"))
-    assert required_regexes(a) == {(f("Image"), "a")}
-    assert required_regexes(And((T, a, Or((b, c))))) == {(f("Image"), "a")}
-    assert required_regexes(Or((a, And((b, T))))) == {(f("Image"), "a"), (f("Image"), "b")}
-    assert required_regexes(Or((a, T))) is None
-    assert required_regexes(Not(a)) is None
-    assert required_regexes(And((T, Not(a)))) is None
+    assert required_tests(a) == {a}
+    assert required_tests(And((T, a, Or((b, c))))) == {a}
+    assert required_tests(Or((a, And((b, T))))) == {a, b}
+    assert required_tests(Or((a, T))) is None  # T is a contains test: no literal to look up
+    assert required_tests(Not(a)) is None
+    assert required_tests(And((T, Not(a)))) is None
+    eq = StrMatch(f("Image"), "eq", "x")
+    ends = StrMatch(f("Image"), "endswith", "\\cmd.exe", ignore_case=True)
+    empty = StrMatch(f("Image"), "endswith", "")
+    system = StrMatch(("Event", "System", "EventID"), "eq", "1")
+    assert required_tests(Or((eq, ends))) == {eq, ends}
+    assert required_tests(empty) is None  # an empty suffix holds for every value
+    assert required_tests(And((a, ends))) == {ends}  # a literal lookup before a regex
+    assert required_tests(And((system, a))) == {a}  # EventID is shared by the whole bucket
+    assert required_tests(Or((a, NumCmp(f("Pid"), ">", 1)))) is None
+    assert required_tests(RegexMatch(f("Image"), "a{1000}b{1000}")) is None  # too big for a set
 
 
 def test_deeply_nested_trees_compile() -> None:

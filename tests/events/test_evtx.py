@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vigil.events.evtx import EvtxError, iter_evtx, read_evtx
+from vigil.events.evtx import EvtxError, chunk_count, iter_evtx, read_evtx
 
 DATA = Path("../shared/data/evtx")
 MANIFEST = DATA / "manifest.tsv"
@@ -217,6 +217,37 @@ def test_bad_chunk_signature(tmp_path: Path) -> None:
     path.write_bytes(bytes(data))
     with pytest.raises(EvtxError, match=r"bad-chunk\.evtx \(offset 0x1000\): bad chunk signature"):
         list(read_evtx(path))
+
+
+def test_bad_chunk_in_the_middle_keeps_the_chunks_after(tmp_path: Path) -> None:
+    data = bytearray(MULTI_CHUNK.read_bytes())
+    bad = 0x1000 + 3 * 0x10000
+    data[bad : bad + 8] = b"NotChunk"
+    path = tmp_path / "bad-chunk.evtx"
+    path.write_bytes(bytes(data))
+    errors: list[EvtxError] = []
+    events = list(read_evtx(path, on_error=errors.append))
+    assert [(e.offset, e.reason) for e in errors] == [(bad, "bad chunk signature")]
+    by_chunk = [list(read_evtx(MULTI_CHUNK, chunks=range(i, i + 1))) for i in range(49)]
+    assert events == [event for i, chunk in enumerate(by_chunk) if i != 3 for event in chunk]
+
+
+def test_chunk_ranges_tile_the_file() -> None:
+    assert [chunk_count(n) for n in (0, 0x1000, 0x1001, 0x11000, 0x11001)] == [0, 0, 1, 1, 2]
+    count = chunk_count(MULTI_CHUNK.stat().st_size)
+    assert count == 49
+    pieces = [list(read_evtx(MULTI_CHUNK, chunks=range(i, i + 5))) for i in range(0, count, 5)]
+    assert [event for piece in pieces for event in piece] == list(read_evtx(MULTI_CHUNK))
+    assert list(read_evtx(MULTI_CHUNK, chunks=range(count, count + 3))) == []
+
+
+def test_file_errors_come_with_the_first_range_only(tmp_path: Path) -> None:
+    path = tmp_path / "bad-header.evtx"
+    path.write_bytes(b"NotAFile" + MULTI_CHUNK.read_bytes()[8:])
+    first = list(iter_evtx(path, chunks=range(0, 2)))
+    assert len(first) == 1 and "not an EVTX file" in str(first[0])
+    assert list(iter_evtx(path, chunks=range(2, 4))) == []
+    assert [str(e) for e in iter_evtx(tmp_path / "nothere.evtx", chunks=range(1, 2))] == []
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import io
 import itertools
 import logging
+import os
 import sys
 import time
 from collections import Counter
@@ -26,7 +26,6 @@ import orjson
 
 logger = logging.getLogger(__name__)
 
-CHUNK_BYTES = 1 << 20
 BATCH = 256
 
 
@@ -96,8 +95,9 @@ class Scanner:
         self.min_crit = args.min_criticality
         self.no_filter = args.no_filter
 
-    def process(self, items: list[Any], out: list[bytes], stats: Stats, errors: list[str]) -> None:
-        """Match a batch of events (LineErrors are counted and reported) and render the printed ones."""
+    def process(self, items: list[Any], out: list[bytes], stats: Stats, errors: list[Any]) -> None:
+        """Match a batch of events and render the printed ones; the read errors among the items
+        (LineError, EvtxError) are counted and put in ``errors``."""
         match = self.engine.match
         nomatch = self.engine.no_match
         dumps = self.dumps
@@ -108,7 +108,7 @@ class Scanner:
         for ev in items:
             if ev.__class__ is not dict:
                 bad += 1
-                errors.append(str(ev))
+                errors.append(ev)
                 continue
             res = match(ev)
             if res is nomatch and not everything:
@@ -150,87 +150,33 @@ class Scanner:
             stats.printed += 1
 
 
+# vigil.engine.sigma.loader.SIGMA_SUFFIXES, here so that gene-only scans never import pySigma.
+_SIGMA_SUFFIXES = (".yml", ".yaml")
+
+
+def _holds_sigma_files(paths: list[str]) -> bool:
+    for path in paths:
+        if path.endswith(_SIGMA_SUFFIXES):
+            return True
+        for _, _, names in os.walk(path):
+            if any(name.endswith(_SIGMA_SUFFIXES) for name in names):
+                return True
+    return False
+
+
 def _correlation_engine(paths: list[str]) -> Any:
-    """Sigma correlation rules under the rule paths (None without any, or without the sigma extra)."""
+    """Sigma correlation rules under the rule paths (None without any, or without the sigma extra).
+
+    The Sigma front end is imported only when a rule path holds YAML files: importing pySigma is
+    about a third of a gene-rules scan's start-up, which every --jobs N waits for.
+    """
+    if not _holds_sigma_files(paths):
+        return None
     try:
         from vigil.engine.sigma import correlation_engine_for
     except ImportError:
         return None
     return correlation_engine_for(paths)
-
-
-def _chunks(stream: IO[bytes], size: int = CHUNK_BYTES) -> Iterator[tuple[int, bytes]]:
-    """Blocks of about ``size`` bytes with their first line number, cut only before a line that
-    starts with ``{`` (so a value spread over lines stays in one block)."""
-    first = 1
-    rest = b""
-    while True:
-        data = stream.read(size)
-        if not data:
-            break
-        buf = rest + data
-        cut = buf.rfind(b"\n{")
-        if cut < 0:
-            rest = buf
-            continue
-        block, rest = buf[: cut + 1], buf[cut + 1 :]
-        yield first, block
-        first += block.count(b"\n")
-    if rest:
-        yield first, rest
-
-
-_WORKER: Scanner | None = None
-
-
-def _work(job: tuple[str, int, bytes | tuple[int, int]]) -> tuple[bytes, Stats, list[str]]:
-    """Scan one block: its bytes, or (offset, size) in the named file, read by the worker itself."""
-
-    name, first, data = job
-    if isinstance(data, tuple):
-        with open(name, "rb") as f:
-            f.seek(data[0])
-            data = f.read(data[1])
-    assert _WORKER is not None
-    out: list[bytes] = []
-    stats = Stats()
-    errors: list[str] = []
-    _WORKER.process(_decode_block(data, name, first), out, stats, errors)
-    if out:
-        out.append(b"")
-    return b"\n".join(out), stats, errors
-
-
-def _decode_block(data: bytes, name: str, first: int) -> list[Any]:
-    """Events (and LineErrors) of a block of lines: orjson per line, the full reader after a miss."""
-    from vigil.events.jsonl import iter_stream
-
-    loads = orjson.loads
-    lines = io.BytesIO(data).readlines()  # split on \n only, like reading the file
-    out: list[Any] = []
-    append = out.append
-    for i, line in enumerate(lines):
-        try:
-            obj = loads(line)
-        except orjson.JSONDecodeError:
-            if not line.strip(b" \t\r\n"):
-                continue
-            obj = None
-        if obj.__class__ is dict:
-            append(obj)
-            continue
-        out.extend(iter_stream(iter(lines[i:]), name, first + i))  # type: ignore[arg-type]
-        break
-    return out
-
-
-def _jobs(
-    stream: IO[bytes], name: str, by_offset: bool
-) -> Iterator[tuple[str, int, bytes | tuple[int, int]]]:
-    offset = 0
-    for first, block in _chunks(stream):
-        yield (name, first, (offset, len(block)) if by_offset else block)
-        offset += len(block)
 
 
 def _events(path: str, stack: contextlib.ExitStack) -> Iterator[Any]:
@@ -296,7 +242,9 @@ def run(args: argparse.Namespace) -> int:
     gc.disable()
     try:
         if args.jobs > 1:
-            _run_parallel(scanner, args, out_stream, stats, progress)
+            from vigil.cli.scan_jobs import run_parallel
+
+            run_parallel(scanner, args, out_stream, stats, progress)
         else:
             for path in args.inputs:
                 _run_one(scanner, path, out_stream, stats, progress)
@@ -331,7 +279,7 @@ def _emit(
     scanner: Scanner, batch: list[Any], out_stream: IO[bytes], stats: Stats, progress: Progress
 ) -> None:
     out: list[bytes] = []
-    errors: list[str] = []
+    errors: list[Any] = []
     scanner.process(batch, out, stats, errors)
     for e in errors:
         print(f"vigil scan: {e}", file=sys.stderr)
@@ -382,34 +330,6 @@ def _run_jsonl(
             return
         first += len(lines)
         _emit(scanner, batch, out_stream, stats, progress)
-
-
-def _run_parallel(
-    scanner: Scanner, args: argparse.Namespace, out_stream: IO[bytes], stats: Stats, progress: Progress
-) -> None:
-    import multiprocessing
-
-    global _WORKER
-    _WORKER = scanner  # inherited by the forked workers
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(args.jobs) as pool:
-        for path in args.inputs:
-            if path.lower().endswith(".evtx"):
-                _run_one(scanner, path, out_stream, stats, progress)
-                continue
-            stream: IO[bytes] = sys.stdin.buffer if path == "-" else open(path, "rb", buffering=0)  # noqa: SIM115
-            name = "<stdin>" if path == "-" else path
-            try:
-                jobs = _jobs(stream, name, by_offset=path != "-")
-                for data, part, errors in pool.imap(_work, jobs, chunksize=1):
-                    for e in errors:
-                        print(f"vigil scan: {e}", file=sys.stderr)
-                    out_stream.write(data)
-                    stats.add(part)
-                    progress.update(stats)
-            finally:
-                if stream is not sys.stdin.buffer:
-                    stream.close()
 
 
 def _summary(stats: Stats, seconds: float, per_rule: bool) -> None:

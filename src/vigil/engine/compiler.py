@@ -12,6 +12,7 @@ import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from vigil.engine import runtime
@@ -53,6 +54,7 @@ class _Gen:
     lowered: dict[FieldPath, str] = field(default_factory=dict)
     sets: dict[FieldPath, list[str]] = field(default_factory=dict)
     set_vars: dict[FieldPath, str] = field(default_factory=dict)
+    kw_vars: dict[FieldPath, str] = field(default_factory=dict)
 
     def const(self, key: Any, make: Callable[[], Any], prefix: str) -> str:
         """A namespace name for a shared object (matcher, constant), created once per rule set."""
@@ -154,11 +156,10 @@ def _expr(node: Node, gen: _Gen, depth: int = 0) -> str:
         fn = gen.const(("cidr", node.networks), lambda: runtime.cidr_matcher(node.networks), "n")
         return f"{fn}({gen.var(node.field)})"
     if isinstance(node, KeywordMatch):
-        key = ("kw", node.op, node.value, node.ignore_case, node.scope)
-        fn = gen.const(
-            key, lambda: runtime.keyword_matcher(node.op, node.value, node.ignore_case, node.scope), "w"
-        )
-        return f"{fn}(ev)"
+        key = ("kw", node.op, node.value, node.ignore_case)
+        fn = gen.const(key, lambda: runtime.keyword_matcher(node.op, node.value, node.ignore_case), "w")
+        k = gen.kw_vars.setdefault(node.scope, f"k{len(gen.kw_vars)}")
+        return f"{fn}({k} if {k} is not None else ({k} := _kw(ev, {node.scope!r})))"
     raise TypeError(f"unknown IR node {node!r}")
 
 
@@ -202,6 +203,8 @@ def _finish_source(name: str, body: list[str], gen: _Gen, tail: str) -> str:
     for path, low in gen.lowered.items():
         var = gen.fields[path]
         head.append(f"    {low} = None if {var} is None else {var}.lower()")
+    for k in gen.kw_vars.values():
+        head.append(f"    {k} = None")
     for path, r in gen.set_vars.items():
         patterns = gen.sets[path]
         setname = gen.const(("set", tuple(patterns)), lambda p=patterns: runtime.RegexSet(p), "s")  # type: ignore[misc]
@@ -224,20 +227,40 @@ def _rule_source(name: str, rule: RuleIR, gen: _Gen) -> str:
     return _finish_source(name, [f"    return bool({_rule_test(rule, gen)})"], gen, "")
 
 
-Required = frozenset[tuple[FieldPath, str]]
+Required = frozenset[RegexMatch | StrMatch]
+_SYSTEM = ("Event", "System")
 
 
-def required_regexes(node: Node) -> Required | None:
-    """Regex leaves of which at least one must match for ``node`` to hold (None: no such set)."""
+def _indexable(node: StrMatch) -> bool:
+    """Equality, prefix and suffix tests have a literal to look up (an empty affix matches anything)."""
+    return node.op == "eq" or (node.op in ("startswith", "endswith") and node.value != "")
+
+
+def _cost(req: Required) -> tuple[int, bool, int]:
+    """Which of a conjunction's requirements to index by: fewest System fields (an EventID test is
+    shared by every event of its bucket), then literal tests only (a dict lookup, no RE2 pass),
+    then fewest tests."""
+    system = sum(1 for n in req if n.field[:2] == _SYSTEM)
+    return (system, any(isinstance(n, RegexMatch) for n in req), len(req))
+
+
+def required_tests(node: Node) -> Required | None:
+    """Regex or literal (eq/startswith/endswith) leaves of which one must hold for ``node`` to hold.
+
+    None when there is no such set (a negation, a numeric test, ``contains``...). Regexes above
+    ``runtime.BIG_PROGRAM`` are left out (they would not fit an RE2 set).
+    """
     if isinstance(node, RegexMatch):
-        return frozenset({(node.field, node.pattern)})
+        return frozenset({node}) if runtime.program_size(node.pattern) <= runtime.BIG_PROGRAM else None
+    if isinstance(node, StrMatch):
+        return frozenset({node}) if _indexable(node) else None
     if isinstance(node, And):
-        options = [r for r in (required_regexes(c) for c in node.children) if r is not None]
-        return min(options, key=len) if options else None
+        options = [r for r in (required_tests(c) for c in node.children) if r is not None]
+        return min(options, key=_cost) if options else None
     if isinstance(node, Or):
-        out: set[tuple[FieldPath, str]] = set()
+        out: set[RegexMatch | StrMatch] = set()
         for c in node.children:
-            r = required_regexes(c)
+            r = required_tests(c)
             if r is None:
                 return None
             out |= r
@@ -248,18 +271,27 @@ def required_regexes(node: Node) -> Required | None:
 def _indexed_source(
     name: str, rules: Sequence[tuple[int, RuleIR]], gen: _Gen, rule_fn: Callable[[int], str]
 ) -> str:
-    """Indexed bucket: one RE2 Set per field gives the rules worth testing; only those are tested."""
+    """Indexed bucket: per field, one RE2 Set and one literal index give the rules worth testing.
+
+    A rule is a candidate when one of its required tests holds (``required_tests``); rules without
+    such tests (only negations, numbers...) are always tested. Only candidates run their condition.
+    """
     always: list[int] = []
-    index: dict[FieldPath, dict[str, list[int]]] = {}
+    regexes: dict[FieldPath, dict[str, list[int]]] = {}
+    literals: dict[tuple[FieldPath, bool], list[tuple[str, str, int]]] = {}
     for i, rule in rules:
-        req = required_regexes(rule.condition)
-        if req is None or any(runtime.program_size(p) > runtime.BIG_PROGRAM for _, p in req):
+        req = required_tests(rule.condition)
+        if req is None:
             always.append(i)
             continue
-        for path, pattern in req:
-            index.setdefault(path, {}).setdefault(pattern, []).append(i)
+        for test in req:
+            if isinstance(test, RegexMatch):
+                regexes.setdefault(test.field, {}).setdefault(test.pattern, []).append(i)
+            else:
+                value = test.value.lower() if test.ignore_case else test.value
+                literals.setdefault((test.field, test.ignore_case), []).append((test.op, value, i))
     body = [f"    cand = set({gen.const(('always', tuple(always)), lambda: frozenset(always), 'a')})"]
-    for path, by_pattern in index.items():
+    for path, by_pattern in regexes.items():
         var = gen.var(path)
         patterns = list(by_pattern)
         rset = gen.const(("set", tuple(patterns)), lambda p=patterns: runtime.RegexSet(p), "s")  # type: ignore[misc]
@@ -267,6 +299,10 @@ def _indexed_source(
         tname = gen.const(("table", name, path), lambda t=table: t, "t")  # type: ignore[misc]
         body.append(f"    for i in {rset}({var}):")
         body.append(f"        cand.update({tname}[i])")
+    for (path, ignore_case), entries in literals.items():
+        var = gen.low(path) if ignore_case else gen.var(path)
+        index = gen.const(("literals", name, path, ignore_case), partial(runtime.LiteralIndex, entries), "li")
+        body.append(f"    cand.update({index}({var}))")
     funcs = {i: rule_fn(i) for i, _ in rules}
     fmap = gen.const(("funcs", name), lambda: {i: gen.ns[f] for i, f in funcs.items()}, "m")
     body.append(f"    return [i for i in sorted(cand) if {fmap}[i](ev, ed, cm)]")
@@ -312,8 +348,8 @@ def check_ir(node: Node) -> str | None:
                 stack.extend(n.children)
             elif isinstance(n, Not):
                 stack.append(n.child)
-            elif isinstance(n, RegexMatch):
-                re2.compile(n.pattern)
+            elif isinstance(n, RegexMatch):  # the size decides set or single search: measure it once
+                runtime.note_program_size(n.pattern, int(re2.compile(n.pattern)._regexp.ProgramSize()))
             elif isinstance(n, KeywordMatch) and n.op == "regex":
                 re2.compile(n.value)
             elif isinstance(n, ContainerMatch):
@@ -332,7 +368,7 @@ def check_ir(node: Node) -> str | None:
     return None
 
 
-#: Buckets with at least this many rules are indexed by their required regexes (see _indexed_source).
+#: Buckets with at least this many rules are indexed by their required tests (see _indexed_source).
 INDEX_MIN = 200
 
 
@@ -341,8 +377,9 @@ def compile_rules(
 ) -> CompiledRules:
     """Compile the enabled rules (``None`` = disabled slot, keeps indices aligned with load order).
 
-    Small buckets evaluate every rule inline; buckets of ``index_min`` rules or more first search
-    the regexes each rule requires (one RE2 Set per field) and test only the rules that can match.
+    Small buckets evaluate every rule inline; buckets of ``index_min`` rules or more first look up
+    the tests each rule requires (per field: one RE2 Set for the regexes, one literal index for
+    equality/prefix/suffix tests) and test only the rules that can match.
     """
     if index_min is None:
         index_min = INDEX_MIN
@@ -364,6 +401,7 @@ def _compile_rules(
         "_num_go": runtime.num_go,
         "_num_plain": runtime.num_plain,
         "_flag": runtime.flag,
+        "_kw": runtime.event_strings,
         "_containers": containers,
     }
     shared: dict[Any, str] = {}

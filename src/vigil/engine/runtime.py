@@ -20,13 +20,17 @@ __all__ = [
     "CACHE_SIZE",
     "EMPTY",
     "MISSING",
+    "EventStrings",
+    "LiteralIndex",
     "RegexSet",
     "SingleRegex",
     "cidr_matcher",
     "container_matcher",
+    "event_strings",
     "field",
     "flag",
     "keyword_matcher",
+    "multiline_safe",
     "num_go",
     "num_plain",
 ]
@@ -108,6 +112,64 @@ class SingleRegex:
         if len(self._cache) >= CACHE_SIZE:
             self._cache.clear()
         self._cache[value] = result
+        return result
+
+
+class LiteralIndex:
+    """Rules found by a literal of one field: ``(op, literal, rule)`` entries, op eq/startswith/endswith.
+
+    ``__call__`` gives the rules whose literal the value equals, starts or ends with (the caller
+    lowers the value for case-insensitive literals, which are stored lowered): one dict lookup for
+    equality, one per distinct literal length for prefixes and suffixes.
+    """
+
+    def __init__(self, entries: list[tuple[str, str, int]]) -> None:
+        eq: dict[str, set[int]] = {}
+        affixes: dict[str, dict[int, dict[str, set[int]]]] = {"startswith": {}, "endswith": {}}
+        for op, literal, rule in entries:
+            if op == "eq":
+                eq.setdefault(literal, set()).add(rule)
+            elif literal:
+                affixes[op].setdefault(len(literal), {}).setdefault(literal, set()).add(rule)
+            else:
+                raise ValueError("an empty prefix or suffix matches every value: not indexable")
+        self._eq = {k: frozenset(v) for k, v in eq.items()}
+        self._starts = [
+            (n, {k: frozenset(v) for k, v in t.items()}) for n, t in sorted(affixes["startswith"].items())
+        ]
+        self._ends = [
+            (n, {k: frozenset(v) for k, v in t.items()}) for n, t in sorted(affixes["endswith"].items())
+        ]
+        self._cache: dict[str, frozenset[int]] = {}
+
+    def __call__(self, value: str | None) -> frozenset[int]:
+        if value is None:
+            return EMPTY
+        cache = self._cache
+        hit = cache.get(value)
+        if hit is not None:
+            return hit
+        found: set[int] = set()
+        rules = self._eq.get(value)
+        if rules is not None:
+            found |= rules
+        size = len(value)
+        for n, table in self._starts:
+            if n > size:
+                break
+            rules = table.get(value[:n])
+            if rules is not None:
+                found |= rules
+        for n, table in self._ends:
+            if n > size:
+                break
+            rules = table.get(value[size - n :])
+            if rules is not None:
+                found |= rules
+        result = frozenset(found) if found else EMPTY
+        if len(cache) >= CACHE_SIZE:
+            cache.clear()
+        cache[value] = result
         return result
 
 
@@ -217,23 +279,145 @@ def cidr_matcher(networks: tuple[str, ...]) -> Callable[..., bool]:
     return match
 
 
+#: Joins an event's strings for the keyword prefilter; see ``keyword_matcher`` for why it is safe.
+SEPARATOR = "\n"
+
+
+class EventStrings:
+    """The string values under a keyword scope of one event, gathered once for all keyword rules.
+
+    ``text`` joins them with ``SEPARATOR`` so one search over the event can rule a keyword out; a
+    candidate is then confirmed value by value (a keyword never matches across two values).
+    """
+
+    __slots__ = ("_lower", "_utf8", "text", "values")
+
+    def __init__(self, values: list[str]) -> None:
+        self.values = values
+        self.text = SEPARATOR.join(values)
+        self._lower: str | None = None
+        self._utf8: bytes | None = None
+
+    @property
+    def lower(self) -> str:
+        """``text.lower()``: equal to the lowered values joined (the separator bounds Final_Sigma)."""
+        if self._lower is None:
+            self._lower = self.text.lower()
+        return self._lower
+
+    @property
+    def utf8(self) -> bytes:
+        if self._utf8 is None:
+            self._utf8 = _utf8(self.text)
+        return self._utf8
+
+
+NO_STRINGS = EventStrings([])
+
+
 def _strings(obj: Any) -> list[str]:
+    """Every string value in ``obj`` (nested objects and lists included), in no particular order."""
+    if obj.__class__ is str:
+        return [obj]
     out: list[str] = []
+    if obj.__class__ is not dict and obj.__class__ is not list:
+        return out
+    append = out.append
     stack = [obj]
+    pop = stack.pop
+    push = stack.append
     while stack:
-        x = stack.pop()
-        if x.__class__ is str:
-            out.append(x)
-        elif x.__class__ is dict:
-            stack.extend(x.values())
-        elif x.__class__ is list:
-            stack.extend(x)
+        x = pop()
+        for v in x.values() if x.__class__ is dict else x:
+            c = v.__class__
+            if c is str:
+                append(v)
+            elif c is dict or c is list:
+                push(v)
     return out
 
 
-def keyword_matcher(op: str, value: str, ignore_case: bool, scope: tuple[str, ...]) -> Callable[..., bool]:
-    """Any string value under ``scope`` of the event matches (Sigma keywords)."""
+def _event_strings(event: dict[str, Any]) -> list[str]:
+    """``_strings`` unrolled over the first levels of an event (``System``, ``EventData``, ``Provider``...)."""
+    out: list[str] = []
+    append = out.append
+    deeper: list[Any] = []
+    for v in event.values():
+        c = v.__class__
+        if c is str:
+            append(v)
+        elif c is dict:
+            for w in v.values():
+                d = w.__class__
+                if d is str:
+                    append(w)
+                elif d is dict:
+                    for y in w.values():
+                        e = y.__class__
+                        if e is str:
+                            append(y)
+                        elif e is dict or e is list:
+                            deeper.append(y)
+                elif d is list:
+                    deeper.append(w)
+        elif c is list:
+            deeper.append(v)
+    if deeper:
+        out += _strings(deeper)
+    return out
+
+
+def event_strings(event: Any, scope: tuple[str, ...]) -> EventStrings:
+    """Every string value under ``scope`` of the event (none when the scope is missing)."""
+    obj = event
+    for key in scope:
+        if obj.__class__ is not dict:
+            return NO_STRINGS
+        obj = obj.get(key, MISSING)
+        if obj is MISSING:
+            return NO_STRINGS
+    return EventStrings(_event_strings(obj) if obj.__class__ is dict else _strings(obj))
+
+
+def multiline_safe(pattern: str) -> bool:
+    r"""Whether ``(?m)`` + ``pattern`` finds, in the joined text, every match of ``pattern`` in one value.
+
+    With ``(?m)`` and values joined by ``\n``, ``^``/``$`` hold at each value's ends as at a text's
+    ends, and ``\b``/``\B`` see the separator as they see a text's edge (a non-word character). Only
+    ``\A``, ``\z`` and a flag group turning ``m`` off would behave differently: such patterns are
+    not prefiltered.
+    """
+    i = 0
+    n = len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            if i + 1 < n and pattern[i + 1] in "Az":
+                return False
+            i += 2
+            continue
+        if c == "(" and pattern.startswith("(?", i):
+            j = i + 2
+            while j < n and pattern[j] not in ":)":
+                if pattern[j] == "-":
+                    return False
+                j += 1
+        i += 1
+    return True
+
+
+def keyword_matcher(op: str, value: str, ignore_case: bool) -> Callable[[EventStrings], bool]:
+    """Any of the event's string values (``EventStrings``) matches (Sigma keywords).
+
+    One search over the joined text first: a value that matches implies a match in the joined
+    text, so a miss there (the usual case) rules the keyword out; a hit is confirmed per value.
+    """
     rx = SingleRegex(("(?i)" if ignore_case else "") + value) if op == "regex" else None
+    whole = None
+    if rx is not None:
+        multi = "(?m)" + ("(?i)" if ignore_case else "") + value
+        if multiline_safe(value) and program_size(multi) <= BIG_PROGRAM:
+            whole = re2.compile(multi, regex_options())._regexp
     needle = value.lower() if ignore_case else value
 
     def test(s: str) -> bool:
@@ -249,14 +433,16 @@ def keyword_matcher(op: str, value: str, ignore_case: bool, scope: tuple[str, ..
             return s.startswith(needle)
         return s.endswith(needle)
 
-    def match(event: Any) -> bool:
-        obj = event
-        for key in scope:
-            if obj.__class__ is not dict:
+    def match(strings: EventStrings) -> bool:
+        if not strings.values:
+            return False
+        if rx is None:
+            if needle not in (strings.lower if ignore_case else strings.text):
                 return False
-            obj = obj.get(key, MISSING)
-            if obj is MISSING:
+        elif whole is not None:
+            b = strings.utf8
+            if whole.Match(_UNANCHORED, b, 0, len(b))[0][0] < 0:
                 return False
-        return any(test(s) for s in _strings(obj))
+        return any(test(s) for s in strings.values)
 
     return match

@@ -53,7 +53,7 @@ from vigil.events._binxml import (
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EvtxError", "iter_evtx", "read_evtx"]
+__all__ = ["EvtxError", "chunk_count", "iter_evtx", "read_evtx"]
 
 _U32 = struct.Struct("<I")
 _ZEROS = bytes(CHUNK_SIZE)
@@ -517,25 +517,36 @@ def _shape(
 # --- file walking -----------------------------------------------------------------------------
 
 
-def _chunks(path: str, data: bytes | mmap.mmap) -> Iterator[tuple[int, bytes]]:
-    for offset in range(FILE_HEADER_SIZE, len(data), CHUNK_SIZE):
-        chunk = data[offset : offset + CHUNK_SIZE]
-        if chunk[:8] == CHUNK_MAGIC:
-            if len(chunk) < CHUNK_SIZE:
-                raise EvtxError(path, f"truncated chunk: {len(chunk)} of {CHUNK_SIZE} bytes", offset=offset)
-            yield offset, chunk
-        elif chunk != _ZEROS[: len(chunk)]:  # an unused chunk is all zeros (memcmp, not a count)
-            raise EvtxError(path, "bad chunk signature", offset=offset)
+def chunk_count(size: int) -> int:
+    """How many 64 KiB chunk slots follow the file header of an ``.evtx`` file of ``size`` bytes."""
+    return max(0, -(-(size - FILE_HEADER_SIZE) // CHUNK_SIZE))
+
+
+def _chunk(path: str, data: bytes | mmap.mmap, offset: int) -> bytes | None:
+    """The chunk at ``offset``; None for an empty (all-zero) slot, EvtxError for a damaged one."""
+    chunk = data[offset : offset + CHUNK_SIZE]
+    if chunk[:8] == CHUNK_MAGIC:
+        if len(chunk) < CHUNK_SIZE:
+            raise EvtxError(path, f"truncated chunk: {len(chunk)} of {CHUNK_SIZE} bytes", offset=offset)
+        return chunk
+    if chunk != _ZEROS[: len(chunk)]:  # an unused slot is all zeros (memcmp, not a count)
+        raise EvtxError(path, "bad chunk signature", offset=offset)
+    return None
 
 
 def read_evtx(
-    path: str | os.PathLike[str], *, on_error: Callable[[EvtxError], None] | None = None
+    path: str | os.PathLike[str],
+    *,
+    on_error: Callable[[EvtxError], None] | None = None,
+    chunks: range | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield every record of the ``.evtx`` file at ``path`` as ``{"Event": {...}}`` in gene's shape.
 
     A file that is not EVTX raises :class:`EvtxError`.  A corrupt chunk or record raises
     :class:`EvtxError` naming the file, the record and the offset, unless ``on_error`` is given: then
     it receives the error and reading goes on with the next record (or chunk) so nothing else is lost.
+    ``chunks`` limits reading to those chunk slots (0 is the first chunk after the file header):
+    chunks are independent, so parallel scanners give each worker a range (see ``chunk_count``).
     """
     name = os.fspath(path)
     try:
@@ -556,36 +567,41 @@ def read_evtx(
                 raise error
             on_error(error)
 
-        chunks = _chunks(name, data)
-        while True:
+        slots = range(chunk_count(len(data)))
+        for slot in slots if chunks is None else slots[chunks.start : chunks.stop]:
+            chunk_offset = FILE_HEADER_SIZE + slot * CHUNK_SIZE
             try:
-                chunk_offset, raw = next(chunks)
-            except StopIteration:
-                return
+                raw = _chunk(name, data, chunk_offset)
             except EvtxError as error:
                 fail(error)
                 continue
-            yield from _records(name, chunk_offset, raw, fail)
+            if raw is not None:
+                yield from _records(name, chunk_offset, raw, fail)
     finally:
         if isinstance(data, mmap.mmap):
             data.close()
 
 
-def iter_evtx(path: str | os.PathLike[str]) -> Iterator[dict[str, Any] | EvtxError]:
+def iter_evtx(
+    path: str | os.PathLike[str], *, chunks: range | None = None
+) -> Iterator[dict[str, Any] | EvtxError]:
     """Like :func:`read_evtx`, but every error is yielded in the stream instead of raised.
 
     For scanners that report bad input and go on (``vigil scan``): a file that cannot be read at
     all yields one error; a bad chunk or record yields its error between the events around it.
+    With ``chunks``, a file-level error comes only with the range that starts at slot 0, so ranges
+    that tile a file report it once, as one whole-file read does.
     """
     pending: list[EvtxError] = []
     try:
-        for event in read_evtx(path, on_error=pending.append):
+        for event in read_evtx(path, on_error=pending.append, chunks=chunks):
             if pending:
                 yield from pending
                 pending.clear()
             yield event
     except EvtxError as error:
-        pending.append(error)
+        if chunks is None or chunks.start == 0:
+            pending.append(error)
     yield from pending
 
 

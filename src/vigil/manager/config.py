@@ -40,7 +40,11 @@ class ManagerConfig:
         metadata={"help": "processes parsing POST /logs batches (0 = parse in the manager process)"},
     )
     sync_full: bool = field(
-        default=True, metadata={"help": "fsync the SQLite WAL on every commit (survives power loss)"}
+        default=True,
+        metadata={
+            "help": "fsync the SQLite WAL on every commit: an answered batch survives power loss; false"
+            " (synchronous=NORMAL) survives a killed manager but may lose the last commits on power loss"
+        },
     )
 
     @property

@@ -2,7 +2,8 @@
 
 Malformed lines are skipped and counted; every other line is stored. Each event's hash comes from
 ``Event.EdrData.Event.Hash`` when the agent set one (vigil agents do, so retried batches are
-stored once); otherwise it is the SHA-1 of the event's canonical JSON (keys sorted, no EdrData).
+stored once); otherwise it is the SHA-1 of the event's canonical JSON (keys sorted, no EdrData),
+which is also the stored body.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import orjson
 
 from vigil.manager.errors import BadRequest
-from vigil.manager.store.base import EventRow
+from vigil.manager.store.base import EventBatch, EventRow
 from vigil.manager.times import format_ns, parse_rfc3339
 
 __all__ = ["ParsedBatch", "attach_edr_data", "edr_data", "parse_ndjson"]
@@ -29,9 +30,13 @@ MAX_REPORTED_LINES = 20
 
 @dataclass(slots=True)
 class ParsedBatch:
-    rows: list[EventRow] = field(default_factory=list)
+    events: EventBatch = field(default_factory=EventBatch)
     malformed: int = 0
     malformed_lines: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def rows(self) -> list[EventRow]:
+        return self.events.rows()
 
     def reject(self, line_no: int, reason: str) -> None:
         self.malformed += 1
@@ -49,7 +54,8 @@ def _event_id(system: dict[str, Any]) -> int:
         return 0
 
 
-def _parse_line(line: bytes, receipt: int) -> EventRow:
+def _parse_line(line: bytes, receipt: int, out: EventBatch) -> None:
+    """Append the event of ``line`` to ``out`` (all columns or, on an error, none)."""
     obj = orjson.loads(line)
     if not isinstance(obj, dict) or not isinstance(obj.get("Event"), dict):
         raise BadRequest('not an event object: expected {"Event": {...}}')
@@ -62,10 +68,12 @@ def _parse_line(line: bytes, receipt: int) -> EventRow:
     if not isinstance(channel, str):
         channel = str(channel)
     ts = receipt
+    timed = False
     created = system.get("TimeCreated")
     if isinstance(created, dict) and isinstance(created.get("SystemTime"), str):
         try:
             ts = parse_rfc3339(created["SystemTime"])
+            timed = True
         except BadRequest:
             ts = receipt
     signatures: tuple[str, ...] = ()
@@ -78,15 +86,25 @@ def _parse_line(line: bytes, receipt: int) -> EventRow:
         crit = detection.get("Criticality", 0)
         if isinstance(crit, int) and not isinstance(crit, bool):
             criticality = crit
-    body = orjson.dumps({"Event": event})
+    # Stored with sorted keys (as WHIDS' Go maps marshal), which is also the canonical form the hash
+    # covers: one serialization serves both.
+    body = orjson.dumps({"Event": event}, option=orjson.OPT_SORT_KEYS)
     given = None
     if isinstance(edr, dict) and isinstance(edr.get("Event"), dict):
         given = edr["Event"].get("Hash")
     if isinstance(given, str) and 16 <= len(given) <= 128 and _HEX.issuperset(given):
         digest = given.lower()
     else:
-        digest = hashlib.sha1(orjson.dumps({"Event": event}, option=orjson.OPT_SORT_KEYS)).hexdigest()  # noqa: S324
-    return EventRow(digest, ts, channel, _event_id(system), criticality, signatures, body)
+        digest = hashlib.sha1(body, usedforsecurity=False).hexdigest()
+    event_id = _event_id(system)
+    out.hashes.append(digest)
+    out.ts.append(ts)
+    out.event_times.append(ts if timed else 0)
+    out.channels.append(channel)
+    out.event_ids.append(event_id)
+    out.criticalities.append(criticality)
+    out.signatures.append(signatures)
+    out.bodies.append(body)
 
 
 def parse_ndjson(body: bytes, receipt: int) -> ParsedBatch:
@@ -96,7 +114,7 @@ def parse_ndjson(body: bytes, receipt: int) -> ParsedBatch:
         if not line.strip():
             continue
         try:
-            batch.rows.append(_parse_line(line, receipt))
+            _parse_line(line, receipt, batch.events)
         except orjson.JSONDecodeError as exc:
             batch.reject(number, f"invalid JSON: {exc}")
         except BadRequest as exc:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
 
-from vigil.manager.errors import Conflict, NotFound
+from vigil.manager.errors import Conflict, NotFound, StoreError
 from vigil.manager.scoring import RuleInfo
 from vigil.manager.store import EventRow, SearchQuery, SQLiteStore
 
@@ -117,3 +118,104 @@ def test_touches_are_batched_and_visible(store: SQLiteStore) -> None:
     store.touch_endpoint(EP, "10.0.0.1", 1234)
     endpoint = store.get_endpoint(EP)
     assert endpoint is not None and (endpoint["ip"], endpoint["last_connection"]) == ("10.0.0.1", 1234)
+
+
+def test_an_event_without_its_own_time_is_deduplicated_by_hash(store: SQLiteStore) -> None:
+    untimed = EventRow("cd" * 20, 1_000, "chan", 1, 0, (), b'{"Event":{}}', timed=False)
+    resent = untimed._replace(ts=2_000)  # received again later: another receipt time, same event
+    assert store.ingest(EP, [untimed], {}).stored == 1
+    again = store.ingest(EP, [resent], {})
+    assert (again.stored, again.duplicates) == (0, 1)
+    assert [r["ts"] for r in store.search(SearchQuery(EP, 0, 10_000))] == [1_000]
+
+
+def test_same_hash_with_another_event_time_is_another_event(store: SQLiteStore) -> None:
+    """The dedupe key is (own time, hash): a re-sent event has both; a colliding hash does not."""
+    first = store.ingest(EP, [row(1, 10)], {})
+    other = store.ingest(EP, [row(1, 10)._replace(ts=11)], {})
+    assert (first.stored, other.stored) == (1, 1)
+
+
+def test_dedupe_across_one_group_commit(store: SQLiteStore) -> None:
+    """Overlapping batches that land in the same transaction store each event once, and every
+    caller gets its answer only after that transaction committed."""
+    running, release = threading.Event(), threading.Event()
+
+    def hold(conn: sqlite3.Connection, after: list[object]) -> None:
+        running.set()
+        release.wait(30)
+
+    held = threading.Thread(target=store._writer.call, args=(hold,))
+    held.start()  # the writer is busy: the ingests below queue up and are grouped together
+    assert running.wait(30)
+    results: list[tuple[int, int]] = []
+
+    def ingest(k: int) -> None:
+        outcome = store.ingest(EP, [row(n, n * 10) for n in range(k, k + 10)], {})
+        results.append((outcome.stored, outcome.duplicates))
+
+    callers = [threading.Thread(target=ingest, args=(k,)) for k in (0, 5, 10, 0)]
+    for caller in callers:
+        caller.start()
+    deadline = 200
+    while store._writer._queue.qsize() < len(callers) and deadline:
+        threading.Event().wait(0.01)
+        deadline -= 1
+    assert store._writer._queue.qsize() == len(callers), "all four ingests wait in one queue"
+    assert not results, "nobody is answered before the commit"
+    release.set()
+    for thread in (held, *callers):
+        thread.join(30)
+    assert len(results) == 4
+    assert sum(stored for stored, _ in results) == 20, "40 events sent, 20 distinct"
+    assert sum(dupes for _, dupes in results) == 20
+    assert (0, 10) in results, "the second copy of batch 0 is all duplicates, whatever the order"
+    stored = [r["ts"] for r in store.search(SearchQuery(EP, 0, 10**6, limit=100))]
+    assert stored == [n * 10 for n in range(20)], "events 0-19 once each"
+
+
+def test_a_schema_1_database_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '1');
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE, endpoint TEXT NOT NULL, ts BIGINT NOT NULL,
+            receipt BIGINT NOT NULL, channel TEXT NOT NULL, event_id INTEGER NOT NULL,
+            criticality INTEGER NOT NULL, detection INTEGER NOT NULL, body BLOB NOT NULL);
+        CREATE INDEX events_endpoint_ts ON events (endpoint, ts);
+        CREATE INDEX events_channel_eid ON events (channel, event_id);
+        """
+    )
+    old.execute(
+        "INSERT INTO events VALUES (7, ?, ?, 10, 99, 'chan', 1, 0, 0, ?)",
+        (f"{1:040x}", EP, b'{"Event":{"EventData":{"N":"1"}}}'),
+    )
+    old.commit()
+    old.close()
+    store = SQLiteStore(path, sync_full=False)
+    try:
+        again = store.ingest(EP, [row(1, 10), row(2, 20)], {})
+        assert (again.stored, again.duplicates) == (1, 1), "the old row still dedupes"
+        found = store.search(SearchQuery(EP, 0, 100))
+        assert (found[0]["ts"], found[0]["receipt"]) == (10, 99)
+    finally:
+        store.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone() == ("2",)
+    assert conn.execute("SELECT id FROM events WHERE ts = 10").fetchone() == (7,), "ids kept"
+    assert conn.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'events_v1'").fetchone() == (0,)
+    conn.close()
+
+
+def test_a_database_of_an_unknown_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    conn = sqlite3.connect(path)
+    conn.executescript("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);")
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '9')")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="schema 9"):
+        SQLiteStore(path, sync_full=False)

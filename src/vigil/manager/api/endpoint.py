@@ -205,8 +205,9 @@ async def post_logs_async(request: Request, endpoint: Endpoint) -> Response:
 def _ingest(manager: Manager, endpoint: dict[str, Any], body: bytes) -> Response:
     receipt = now_ns()
     batch = manager.parsers.parse(body, receipt)
-    result = manager.store.ingest(endpoint["uuid"], batch.rows, manager.rules.info)
-    if manager.hub.active and batch.rows:
+    events = batch.events
+    result = manager.store.ingest(endpoint["uuid"], events, manager.rules.info)
+    if manager.hub.active and len(events):
         edr_endpoint = {**endpoint}
         manager.hub.publish(
             [
@@ -221,7 +222,7 @@ def _ingest(manager: Manager, endpoint: dict[str, Any], body: bytes) -> Response
         )
     return ok(
         {
-            "received": len(batch.rows) + batch.malformed,
+            "received": len(events) + batch.malformed,
             "stored": result.stored,
             "duplicates": result.duplicates,
             "detections": result.detections,

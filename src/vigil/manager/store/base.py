@@ -8,13 +8,13 @@ queries) so the second implementation reuses the statements.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from vigil.manager.scoring import ReportState, RuleInfo
 
-__all__ = ["EventRow", "IngestResult", "SearchQuery", "Store"]
+__all__ = ["EventBatch", "EventRow", "IngestResult", "SearchQuery", "Store"]
 
 Row = dict[str, Any]
 
@@ -22,7 +22,10 @@ Row = dict[str, Any]
 class EventRow(NamedTuple):
     """One event ready to store. ``body`` is the compact JSON of the event without ``EdrData``.
 
-    A NamedTuple rather than a frozen dataclass: ingest builds one per event and this is cheaper."""
+    ``ts`` is the event's own time when ``timed``, else its receipt time. Two rows are the same event
+    when they have the same hash and the same own time (untimed: the same hash); a re-sent event has
+    both. A NamedTuple rather than a frozen dataclass: ingest builds one per event and this is cheaper.
+    """
 
     hash: str
     ts: int
@@ -31,6 +34,61 @@ class EventRow(NamedTuple):
     criticality: int
     signatures: tuple[str, ...]
     body: bytes
+    timed: bool = True
+
+
+@dataclass(slots=True)
+class EventBatch:
+    """Events ready to store, column by column: what ingest builds, ships from a parser process and
+    binds in bulk. Columns pickle and ``zip`` far cheaper than one object per event (a NamedTuple
+    costs ~2 µs to pickle and ~1.4 µs to unpickle, a column entry a tenth of that).
+
+    ``event_times`` holds each event's own time, 0 when it has none (then ``ts`` is its receipt)."""
+
+    hashes: list[str] = field(default_factory=list)
+    ts: list[int] = field(default_factory=list)
+    event_times: list[int] = field(default_factory=list)
+    channels: list[str] = field(default_factory=list)
+    event_ids: list[int] = field(default_factory=list)
+    criticalities: list[int] = field(default_factory=list)
+    signatures: list[tuple[str, ...]] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
+
+    def append(self, row: EventRow) -> None:
+        self.hashes.append(row.hash)
+        self.ts.append(row.ts)
+        self.event_times.append(row.ts if row.timed else 0)
+        self.channels.append(row.channel)
+        self.event_ids.append(row.event_id)
+        self.criticalities.append(row.criticality)
+        self.signatures.append(row.signatures)
+        self.bodies.append(row.body)
+
+    @classmethod
+    def of(cls, rows: Iterable[EventRow]) -> EventBatch:
+        batch = cls()
+        for row in rows:
+            batch.append(row)
+        return batch
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+    def rows(self) -> list[EventRow]:
+        return [
+            EventRow(h, ts, ch, eid, crit, sigs, body, et != 0)
+            for h, ts, et, ch, eid, crit, sigs, body in zip(
+                self.hashes,
+                self.ts,
+                self.event_times,
+                self.channels,
+                self.event_ids,
+                self.criticalities,
+                self.signatures,
+                self.bodies,
+                strict=True,
+            )
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +139,10 @@ class Store(Protocol):
 
     # events, detections and reports
     def ingest(
-        self, endpoint: str, rows: Sequence[EventRow], rules: Mapping[str, RuleInfo]
-    ) -> IngestResult: ...
+        self, endpoint: str, events: EventBatch | Sequence[EventRow], rules: Mapping[str, RuleInfo]
+    ) -> IngestResult:
+        """Store the events not stored yet (same hash and own time), their detections and reports."""
+
     def search(self, query: SearchQuery) -> list[Row]: ...
     def report_states(self) -> dict[str, ReportState]: ...
     def archive_report(self, endpoint: str, report: Mapping[str, Any], when: int) -> bool: ...

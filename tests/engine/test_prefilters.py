@@ -1,0 +1,241 @@
+"""The engine's prefilters never change a result: keyword search over the joined event text and
+the literal index of indexed buckets agree with the reference evaluator of the IR.
+
+The reference (``tests/engine/sigma/reference.py``) tests every value one by one, with no index,
+cache or joined text, so any value-boundary or case-folding slip in a prefilter shows as a
+disagreement.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.engine.sigma import reference
+from vigil.engine import Engine, compiler
+from vigil.engine.ir import And, KeywordMatch, Node, Not, Or, RegexMatch, RuleIR, StrMatch
+from vigil.engine.runtime import LiteralIndex, multiline_safe
+
+ED = ("Event", "EventData")
+
+
+def _event(data: dict[str, Any]) -> dict[str, Any]:
+    return {"Event": {"System": {"Channel": "C", "EventID": "1"}, "EventData": data}}
+
+
+@contextmanager
+def _index_min(value: int) -> Iterator[None]:
+    old, compiler.INDEX_MIN = compiler.INDEX_MIN, value
+    try:
+        yield
+    finally:
+        compiler.INDEX_MIN = old
+
+
+def _engine(nodes: list[Node], index_min: int) -> tuple[Engine, list[RuleIR]]:
+    rules = [RuleIR(name=f"r{i}", condition=n) for i, n in enumerate(nodes)]
+    engine = Engine()
+    for rule in rules:
+        engine.add_rule(rule)
+    with _index_min(index_min):
+        engine.compile()
+    return engine, rules
+
+
+def _agree(nodes: list[Node], events: list[dict[str, Any]], index_min: int = 10**9) -> None:
+    engine, rules = _engine(nodes, index_min)
+    for event in events:
+        want = [r.name for r in rules if reference.matches(r, event)]
+        assert engine.match(event).signature == want, event
+
+
+# ---------------------------------------------------------------- keywords over the joined text
+
+TWO_VALUES = _event({"A": "mimi", "B": "katz", "N": 42, "L": ["x", {"deep": "Deep Value"}]})
+
+
+@pytest.mark.parametrize(
+    ("node", "want"),
+    [
+        (KeywordMatch("contains", "mimi"), True),
+        (KeywordMatch("contains", "i\nk"), False),  # only across the separator
+        (KeywordMatch("contains", "mimikatz"), False),
+        (KeywordMatch("regex", "(?s)mimi.katz"), False),
+        (KeywordMatch("regex", "mimi\\s+katz"), False),
+        (KeywordMatch("regex", "^katz$"), True),
+        (KeywordMatch("regex", "^mimi$"), True),
+        (KeywordMatch("regex", "\\bkatz\\b"), True),
+        (KeywordMatch("regex", "\\Akatz\\z"), True),  # not prefiltered: \A and \z
+        (KeywordMatch("regex", "(?-m:^katz$)"), True),  # not prefiltered: m turned off
+        (KeywordMatch("eq", "katz"), True),
+        (KeywordMatch("eq", "KATZ"), True),
+        (KeywordMatch("eq", "KATZ", ignore_case=False), False),
+        (KeywordMatch("startswith", "kat"), True),
+        (KeywordMatch("endswith", "imi"), True),
+        (KeywordMatch("eq", "42"), False),  # keywords search string values only
+        (KeywordMatch("contains", "deep value"), True),  # nested objects and lists
+        (KeywordMatch("eq", "x"), True),
+        (KeywordMatch("contains", "mimi", scope=("Event", "Nothing")), False),
+    ],
+)
+def test_keyword_values_are_searched_one_by_one(node: Node, want: bool) -> None:
+    _agree([node], [TWO_VALUES])
+    engine, _ = _engine([node], 10**9)
+    assert bool(engine.match(TWO_VALUES).signature) is want
+
+
+def test_keywords_reach_every_level_of_nesting() -> None:
+    deep = {
+        "Event": {"Top": ["t", {"a": "one"}], "X": {"Y": {"Z": {"W": ["two", {"V": "three"}]}, "U": "four"}}}
+    }
+    nodes: list[Node] = [KeywordMatch("eq", v) for v in ("t", "one", "two", "three", "four", "five")]
+    _agree(nodes, [deep, {"Event": "t"}, {"Event": ["one", ["two"]]}, {"Event": 5}, {}])
+    engine, _ = _engine(nodes, 10**9)
+    assert engine.match(deep).signature == ["r0", "r1", "r2", "r3", "r4"]
+
+
+def test_a_value_with_newlines_keeps_its_own_anchors() -> None:
+    event = _event({"A": "line1\nline2", "B": "other"})
+    _agree(
+        [KeywordMatch("regex", "^line2$"), KeywordMatch("regex", "^line1"), KeywordMatch("regex", "2$")],
+        [event],
+    )
+    engine, _ = _engine([KeywordMatch("regex", "^line2$")], 10**9)
+    assert engine.match(event).signature == []  # RE2 without (?m): ^ and $ are the value's ends
+
+
+def test_lowering_the_joined_text_equals_lowering_each_value() -> None:
+    """Final sigma lowers by context: the separator must end the context like a value's end."""
+    event = _event({"A": "ΑΣ", "B": "Σx", "C": "İ", "D": "K"})
+    nodes: list[Node] = [
+        KeywordMatch("contains", "ας"),
+        KeywordMatch("eq", "ας"),
+        KeywordMatch("startswith", "\u03c3x"),
+        KeywordMatch("contains", "i̇"),
+        KeywordMatch("eq", "k"),
+    ]
+    _agree(nodes, [event])
+    engine, _ = _engine(nodes, 10**9)
+    assert len(engine.match(event).signature) == len(nodes)
+
+
+def test_surrogates_are_searched_like_single_values() -> None:
+    """Lone surrogates (the reference cannot encode them) read as U+FFFD, value by value."""
+    event = _event({"A": "\ud800abc", "B": "def\udfff"})
+    nodes: list[Node] = [
+        KeywordMatch("regex", "^\ufffdabc$"),
+        KeywordMatch("regex", "^def\ufffd$"),
+        KeywordMatch("regex", "^abc"),
+        KeywordMatch("contains", "def"),
+    ]
+    engine, _ = _engine(nodes, 10**9)
+    assert engine.match(event).signature == ["r0", "r1", "r3"]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "safe"),
+    [
+        ("abc", True),
+        ("(?i)a|^b$", True),
+        ("(?P<name>a)(?:b)", True),
+        ("\\\\A", True),  # an escaped backslash, then a literal A
+        ("\\Aabc", False),
+        ("abc\\z", False),
+        ("(?-m:^a)", False),
+        ("(?i-s)a", False),
+    ],
+)
+def test_multiline_safe(pattern: str, safe: bool) -> None:
+    assert multiline_safe(pattern) is safe
+
+
+PIECES = ["mimi", "katz", "\n", " ", "::", "Σ", "ς", "İ", "i", "K", "A", "a", "\\", "$", "^", "ß"]
+VALUES = st.lists(st.sampled_from(PIECES), max_size=5).map("".join)
+DATA = st.dictionaries(
+    st.sampled_from(["A", "B", "C", "D"]), VALUES | st.lists(VALUES, max_size=2), max_size=4
+)
+KEYWORDS = st.builds(
+    KeywordMatch,
+    st.sampled_from(["eq", "contains", "startswith", "endswith"]),
+    VALUES,
+    st.booleans(),
+) | st.builds(
+    lambda p: KeywordMatch("regex", p, ignore_case=False),
+    st.sampled_from(
+        [
+            "(?i)mimi",
+            "^katz",
+            "katz$",
+            "^a$",
+            "(?i)^İ",
+            "\\bmimi",
+            "mimi\\B",
+            "(?s)i.k",
+            "a\\nk",
+            "^$",
+            "(?i:ς)",
+        ]
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(KEYWORDS, min_size=1, max_size=4), st.lists(DATA, min_size=1, max_size=4))
+def test_random_keywords_agree_with_the_reference(nodes: list[Node], data: list[dict[str, Any]]) -> None:
+    _agree(nodes, [_event(d) for d in data])
+
+
+# ---------------------------------------------------------------- literal index of indexed buckets
+
+
+def test_literal_index_lookups() -> None:
+    index = LiteralIndex(
+        [("eq", "a.exe", 1), ("endswith", "\\a.exe", 2), ("startswith", "c:\\", 3), ("endswith", ".exe", 4)]
+    )
+    assert index("c:\\a.exe") == {2, 3, 4}
+    assert index("a.exe") == {1, 4}
+    assert index("b") == set()
+    assert index(None) == set()
+    assert index("c:\\a.exe") == {2, 3, 4}  # cached
+
+
+def test_literal_index_rejects_empty_affixes() -> None:
+    with pytest.raises(ValueError, match="empty prefix or suffix"):
+        LiteralIndex([("endswith", "", 1)])
+
+
+IMAGE = (*ED, "Image")
+CMD = (*ED, "CommandLine")
+LITERALS = st.builds(
+    StrMatch,
+    st.sampled_from([IMAGE, CMD]),
+    st.sampled_from(["eq", "startswith", "endswith", "contains"]),
+    VALUES,
+    st.booleans(),
+)
+LEAVES = LITERALS | st.builds(
+    RegexMatch, st.sampled_from([IMAGE, CMD]), st.sampled_from(["(?i)mimi", "^katz", "a$", "(?is:i.k)"])
+)
+CONDITIONS = st.recursive(
+    LEAVES,
+    lambda kids: (
+        st.builds(lambda c: And(tuple(c)), st.lists(kids, min_size=1, max_size=3))
+        | st.builds(lambda c: Or(tuple(c)), st.lists(kids, min_size=1, max_size=3))
+        | st.builds(Not, kids)
+    ),
+    max_leaves=6,
+)
+FIELDS = st.fixed_dictionaries({}, optional={"Image": VALUES, "CommandLine": VALUES})
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(CONDITIONS, min_size=1, max_size=8), st.lists(FIELDS, min_size=1, max_size=4))
+def test_indexed_buckets_agree_with_the_reference(nodes: list[Node], data: list[dict[str, Any]]) -> None:
+    events = [_event(d) for d in data]
+    _agree(nodes, events, index_min=0)
+    _agree(nodes, events, index_min=10**9)
