@@ -573,6 +573,11 @@ class Chunk:
         if token != _T_CLOSE_START:
             raise CorruptError(f"element {name!r}: expected a close tag, got token {token:#04x} at {pos:#x}")
         pos += 1
+        if data[pos] in {0x05, 0x45}:
+            end = pos + 4 + 2 * unpack_u16(data, pos + 2)[0]
+            if data[end] == _T_END:  # the commonest content: one text (``<Data Name="x">text``)
+                text = _decode_utf16(data[pos + 4 : end], "replace", True)[0]
+                return self.shape(name, attrs, [], texts=[text], array=None, null=False), end + 1  # type: ignore[misc]
         children: list[tuple[str, Any]] = []
         texts = []
         null = False
