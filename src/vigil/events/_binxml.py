@@ -2,13 +2,15 @@
 
 A record's BinXML is a template instance: a template definition (an element tree with
 substitution slots, stored once per chunk) and the record's array of typed values.  ``Chunk``
-parses template definitions once (cached by offset) and decodes each record's values.  Values are
-decoded to the strings gene v2.3.0 prints for them (see ``vigil.events.evtx`` for the shape).
+parses template definitions once (cached by offset, and shared with later chunks holding the same
+definition) and decodes each record's values.  Values are decoded to the strings gene v2.3.0
+prints for them (see ``vigil.events.evtx`` for the shape).
 """
 
 from __future__ import annotations
 
 import base64
+import codecs
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ CHUNK_SIZE = 0x10000
 FILE_HEADER_SIZE = 0x1000
 CHUNK_HEADER_SIZE = 0x200
 RECORD_HEADER_SIZE = 24
+_NAMES_START = CHUNK_HEADER_SIZE // 2  # a name offset below this is not taken for one
 
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
@@ -30,6 +33,20 @@ _TEMPLATE_HEAD = struct.Struct("<BII")  # unknown, template id, definition offse
 _DESCRIPTORS: dict[int, struct.Struct] = {}  # substitution descriptors (size, type, pad) by count
 
 _FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
+
+# bytes.decode("utf-16-le") goes through the codec registry and a Python-level wrapper; the codec
+# function itself gives the same string about three times faster.
+_decode_utf16 = codecs.utf_16_le_decode
+
+# Bounded caches of rendered values that repeat across records (GUIDs, SIDs, FILETIME days): each
+# is emptied when full, so memory stays bounded whatever the input.
+_CACHE_LIMIT = 4096
+_GUIDS: dict[bytes, str] = {}
+_SIDS: dict[bytes, str] = {}
+_DAYS: dict[int, str] = {}
+_U8_TEXT = tuple(str(i) for i in range(256))
+_TWO_DIGITS = tuple(f"{i:02d}" for i in range(60))
+_CLOCK = tuple(f"{hour:02d}:{minute:02d}:" for hour in range(24) for minute in range(60))
 
 # BinXML tokens (the 0x40 bit means "has attributes" or "more follows").
 _T_EOF = 0x00
@@ -49,7 +66,14 @@ _T_SUBST = 0x0D
 _T_OPT_SUBST = 0x0E
 _T_FRAGMENT = 0x0F
 
+# Tokens that can follow an attribute's value when it is its only part: the next attribute, the
+# close tags.  Anything else (another value part, a reference) goes through ``Chunk._content``.
+_ATTRIBUTE_ENDS = frozenset({0x06, 0x46, _T_CLOSE_START, _T_CLOSE_EMPTY})
+
 _ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
+
+
+_UNSEEN: Any = object()
 
 
 class CorruptError(Exception):
@@ -61,6 +85,11 @@ class CorruptError(Exception):
 
 Renderer = Callable[[list[Any]], tuple[str, Any]]
 """Renders an element with a record's substitution values as gene's (key, value)."""
+
+Shaper = Callable[..., tuple[str, Any]]
+"""gene's (key, value) for an element: ``shape(name, attrs, children, texts=, array=, null=)``."""
+
+_MAX_TREE_DEPTH = 64  # deeper trees written out in a record go through the plain parse
 
 
 @dataclass(slots=True)
@@ -80,10 +109,22 @@ class Element:
 
 @dataclass(slots=True)
 class Instance:
-    """A template instance: a cached template tree plus this record's substitution values."""
+    """A template instance: a cached template tree plus this record's substitution values.
+
+    ``once`` marks a tree written out in the record itself (no template): it is rendered once, so
+    it is interpreted rather than compiled.  A chunk given a ``shape`` renders such a tree while
+    parsing it: ``root`` is then ``RENDERED`` and ``rendered`` holds gene's (key, value).
+    """
 
     root: Element | None
     values: list[Any]
+    once: bool = False
+    rendered: tuple[str, Any] | None = None
+    handed_out: bool = False  # ``rendered`` was used once: later uses get a copy
+
+
+RENDERED = Element("", [], [])
+"""The root of an instance rendered while parsing (see ``Instance``)."""
 
 
 # --- value rendering ---------------------------------------------------------------------------
@@ -92,14 +133,20 @@ class Instance:
 def _filetime(ticks: int) -> str:
     """FILETIME at 100 ns precision, trailing zeros (and a bare dot) trimmed, as gene prints."""
     seconds, rest = divmod(ticks, 10_000_000)
-    try:
-        stamp = _FILETIME_EPOCH + timedelta(seconds=seconds)
-    except OverflowError:
-        return str(ticks)
-    text = stamp.strftime("%Y-%m-%dT%H:%M:%S")
+    days, seconds = divmod(seconds, 86_400)
+    date = _DAYS.get(days)
+    if date is None:
+        try:
+            date = (_FILETIME_EPOCH + timedelta(days=days)).strftime("%Y-%m-%dT")
+        except OverflowError:
+            return str(ticks)
+        if len(_DAYS) >= _CACHE_LIMIT:
+            _DAYS.clear()
+        _DAYS[days] = date
+    minutes, seconds = divmod(seconds, 60)
     if rest:
-        text += "." + f"{rest:07d}".rstrip("0")
-    return text + "Z"
+        return f"{date}{_CLOCK[minutes]}{_TWO_DIGITS[seconds]}.{rest:07d}".rstrip("0") + "Z"
+    return f"{date}{_CLOCK[minutes]}{_TWO_DIGITS[seconds]}Z"
 
 
 def _systemtime(raw: bytes) -> str:
@@ -118,13 +165,29 @@ def _sid(raw: bytes) -> str:
 
 
 def _guid(raw: bytes) -> str:
-    d1, d2, d3 = struct.unpack_from("<IHH", raw)
-    tail = raw[8:16].hex().upper()
-    return f"{d1:08X}-{d2:04X}-{d3:04X}-{tail[:4]}-{tail[4:]}"
+    text = _GUIDS.get(raw)
+    if text is None:
+        d1, d2, d3 = struct.unpack_from("<IHH", raw)
+        tail = raw[8:16].hex().upper()
+        text = f"{d1:08X}-{d2:04X}-{d3:04X}-{tail[:4]}-{tail[4:]}"
+        if len(_GUIDS) >= _CACHE_LIMIT:
+            _GUIDS.clear()
+        _GUIDS[raw] = text
+    return text
+
+
+def _cached_sid(raw: bytes) -> str:
+    text = _SIDS.get(raw)
+    if text is None:
+        text = _sid(raw)
+        if len(_SIDS) >= _CACHE_LIMIT:
+            _SIDS.clear()
+        _SIDS[raw] = text
+    return text
 
 
 def _utf16(raw: bytes) -> str:
-    return raw.decode("utf-16-le", "replace").rstrip("\x00")
+    return _decode_utf16(raw, "replace", True)[0].rstrip("\x00")
 
 
 _FIXED: dict[int, tuple[int, Callable[[bytes], str]]] = {
@@ -147,29 +210,91 @@ _FIXED: dict[int, tuple[int, Callable[[bytes], str]]] = {
 }
 
 
-# Decoders for the commonest (type, size) pairs, keyed ``type << 16 | size``: read straight from
-# the chunk without the slicing and checks of ``Chunk._value`` (which gives the same strings).
+# Decoders for the less common (type, size) pairs, keyed ``type << 16 | size``: read straight from
+# the chunk without the slicing and checks of ``Chunk._value`` (which gives the same strings).  The
+# commonest pairs are decoded inline in ``Chunk._values``.
 _FAST: dict[int, Callable[[bytes, int], str]] = {
-    0x04 << 16 | 1: lambda d, p: str(d[p]),
-    0x06 << 16 | 2: lambda d, p: str(d[p] | d[p + 1] << 8),
-    0x08 << 16 | 4: lambda d, p: str(_U32.unpack_from(d, p)[0]),
     0x0A << 16 | 8: lambda d, p: str(_U64.unpack_from(d, p)[0]),
     0x14 << 16 | 4: lambda d, p: f"0x{_U32.unpack_from(d, p)[0]:04x}",
-    0x15 << 16 | 8: lambda d, p: f"0x{_U64.unpack_from(d, p)[0]:08x}",
     0x11 << 16 | 8: lambda d, p: _filetime(_U64.unpack_from(d, p)[0]),
-    0x0F << 16 | 16: lambda d, p: _guid(d[p : p + 16]),
 }
+
+
+# --- template definitions shared between chunks -------------------------------------------------
+#
+# A template definition is stored once per chunk, so a log whose records use a few templates holds
+# the same definition in every chunk, at another offset.  Its parsed tree depends only on its bytes
+# and on the names they point to: names are chunk offsets (``offset == position`` when the name is
+# stored inline, else an earlier copy), the only bytes that move with the chunk.  ``_Definition`` keeps
+# what a parse read: the name fields and the element layouts chosen, and every other byte.  A later
+# definition with the same GUID and size reuses the tree (and the renderers compiled on it) when
+# those bytes are equal, each name field resolves to the same name, stored inline or not alike, and
+# each element picks the same layout: then parsing it again would give the same tree.
+
+
+@dataclass(slots=True)
+class _Definition:
+    root: Element | None
+    # (field position, name, inline, position of the element it names or -1), from the data start
+    names: tuple[tuple[int, str, bool, int], ...]
+    kept: tuple[tuple[int, int], ...]  # byte ranges compared as they are
+    kept_bytes: bytes
+
+
+_DEFINITIONS: dict[tuple[bytes, int], list[_Definition]] = {}
+_DEFINITIONS_LIMIT = 2048  # GUID + size keys; emptied when full
+_DEFINITIONS_PER_KEY = 4
+
+_share_templates = True
+"""Reuse template trees between chunks (tests switch it off to compare with plain parsing)."""
+
+
+def _definition_of(
+    *,
+    root: Element | None,
+    start: int,
+    stop: int,
+    names: list[tuple[int, str, bool]],
+    elements: list[tuple[int, int]],
+    data: bytes,
+) -> _Definition:
+    masked: list[tuple[int, int]] = []
+    for field, name, inline in names:
+        masked.append((field, field + 4 + (10 + 2 * len(name) if inline else 0)))
+    masked.sort()
+    named = {field: element for element, field in elements}
+    kept: list[tuple[int, int]] = []
+    pos = start
+    for begin, end in masked:
+        if begin > pos:
+            kept.append((pos - start, begin - start))
+        pos = max(pos, end)
+    if stop > pos:
+        kept.append((pos - start, stop - start))
+    return _Definition(
+        root,
+        tuple(
+            (field - start, name, inline, named[field] - start if field in named else -1)
+            for field, name, inline in names
+        ),
+        tuple(kept),
+        b"".join([data[start + a : start + b] for a, b in kept]),
+    )
 
 
 class Chunk:
     """One 64 KiB chunk: resolves names and templates (cached) and decodes records."""
 
-    def __init__(self, data: bytes, base: int, ansi: str = "cp1252"):
+    def __init__(self, data: bytes, base: int, ansi: str = "cp1252", *, shape: Shaper | None = None):
         self.data = data
         self.base = base
         self.ansi = ansi
+        self.shape = shape  # renders trees written out in records while parsing them
         self.names: dict[int, str] = {}
         self.templates: dict[int, Element | None] = {}
+        # What the template being parsed read: name fields and element layouts (see ``_Definition``).
+        self._read_names: list[tuple[int, str, bool]] = []
+        self._read_elements: list[tuple[int, int]] = []
 
     # - low level -
 
@@ -179,28 +304,83 @@ class Chunk:
             if offset + 8 > len(self.data):
                 raise CorruptError(f"name offset {offset:#x} outside the chunk")
             (count,) = _U16.unpack_from(self.data, offset + 6)
-            name = self.data[offset + 8 : offset + 8 + 2 * count].decode("utf-16-le", "replace")
+            name = _decode_utf16(self.data[offset + 8 : offset + 8 + 2 * count], "replace", True)[0]
             self.names[offset] = name
         return name
 
     def _name_at(self, pos: int) -> tuple[str, int]:
         """Read a name offset at ``pos``; skip the name if it is stored inline right after."""
         (offset,) = _U32.unpack_from(self.data, pos)
-        pos += 4
         name = self._name(offset)
-        if offset == pos:
-            pos += 10 + 2 * len(name)
-        return name, pos
+        inline = offset == pos + 4
+        self._read_names.append((pos, name, inline))
+        if inline:
+            return name, pos + 14 + 2 * len(name)
+        return name, pos + 4
 
     # - template definitions -
 
     def template(self, offset: int) -> Element | None:
-        if offset in self.templates:
+        try:
             return self.templates[offset]
-        (size,) = _U32.unpack_from(self.data, offset + 20)
-        root, _ = self._fragment(offset + 24, offset + 24 + size)
+        except KeyError:
+            pass
+        data = self.data
+        (size,) = _U32.unpack_from(data, offset + 20)
+        start = offset + 24
+        key = (data[offset + 4 : offset + 20], size)  # template GUID and data size
+        known = _DEFINITIONS.get(key) if _share_templates else None
+        if known:
+            for definition in known:
+                if self._same_definition(definition, start):
+                    self.templates[offset] = definition.root
+                    return definition.root
+        self._read_names = []
+        self._read_elements = []
+        root, stop = self._fragment(start, start + size)
         self.templates[offset] = root
+        if _share_templates:
+            # The parse may look a few bytes past its last token (element layouts): keep those too.
+            definition = _definition_of(
+                root=root,
+                start=start,
+                stop=stop + 4,
+                names=self._read_names,
+                elements=self._read_elements,
+                data=data,
+            )
+            if known is None:
+                if len(_DEFINITIONS) >= _DEFINITIONS_LIMIT:
+                    _DEFINITIONS.clear()
+                known = _DEFINITIONS[key] = []
+            if len(known) >= _DEFINITIONS_PER_KEY:
+                del known[0]
+            known.append(definition)
         return root
+
+    def _same_definition(self, known: _Definition, start: int) -> bool:
+        """Whether parsing the definition at ``start`` would give ``known.root`` (see ``_Definition``)."""
+        data = self.data
+        unpack = _U32.unpack_from
+        try:
+            for field, name, inline, element in known.names:
+                pos = start + field
+                (offset,) = unpack(data, pos)
+                if (offset == pos + 4) is not inline:
+                    return False
+                if element >= 0:  # an element's name: the layout ``_element_name_pos`` picks
+                    at = start + element
+                    if pos - at == 5:  # the layout tried first must fail
+                        (first,) = unpack(data, at + 7)
+                        if first == at + 11 or _NAMES_START <= first < at:
+                            return False
+                    if not inline and not _NAMES_START <= offset < at:
+                        return False
+                if self._name(offset) != name:
+                    return False
+        except (CorruptError, struct.error):
+            return False
+        return b"".join([data[start + a : start + b] for a, b in known.kept]) == known.kept_bytes
 
     def _fragment(self, pos: int, end: int) -> tuple[Element | None, int]:
         """A fragment header followed by one element, up to EOF."""
@@ -222,7 +402,9 @@ class Chunk:
     def _element(self, pos: int) -> tuple[Element, int]:
         data = self.data
         token = data[pos]
-        name, pos = self._name_at(self._element_name_pos(pos))
+        field = self._element_name_pos(pos)
+        self._read_elements.append((pos, field))
+        name, pos = self._name_at(field)
         attrs: list[tuple[str, list[str | Subst]]] = []
         if token & 0x40:
             pos += 4  # attribute list size
@@ -250,10 +432,10 @@ class Chunk:
         to a name defined earlier in the chunk: we take the layout where that holds.
         """
         (offset,) = _U32.unpack_from(self.data, pos + 7)
-        if offset == pos + 11 or CHUNK_HEADER_SIZE // 2 <= offset < pos:
+        if offset == pos + 11 or _NAMES_START <= offset < pos:
             return pos + 7
         (offset,) = _U32.unpack_from(self.data, pos + 5)
-        if offset == pos + 9 or CHUNK_HEADER_SIZE // 2 <= offset < pos:
+        if offset == pos + 9 or _NAMES_START <= offset < pos:
             return pos + 5
         raise CorruptError(f"element at {pos:#x}: name offset {offset:#x} is not in the chunk")
 
@@ -266,7 +448,7 @@ class Chunk:
             kind = token & 0x0F
             if kind == _T_VALUE and token in (0x05, 0x45):
                 (count,) = _U16.unpack_from(data, pos + 2)
-                parts.append(data[pos + 4 : pos + 4 + 2 * count].decode("utf-16-le", "replace"))
+                parts.append(_decode_utf16(data[pos + 4 : pos + 4 + 2 * count], "replace", True)[0])
                 pos += 4 + 2 * count
             elif token in (_T_SUBST, _T_OPT_SUBST):
                 (index,) = _U16.unpack_from(data, pos + 1)
@@ -280,7 +462,7 @@ class Chunk:
                 parts.append(_ENTITIES.get(entity, f"&{entity};"))
             elif kind == _T_CDATA and token in (0x07, 0x47):
                 (count,) = _U16.unpack_from(data, pos + 1)
-                parts.append(data[pos + 3 : pos + 3 + 2 * count].decode("utf-16-le", "replace"))
+                parts.append(_decode_utf16(data[pos + 3 : pos + 3 + 2 * count], "replace", True)[0])
                 pos += 3 + 2 * count
             elif not attribute and token in (0x01, 0x41):
                 child, pos = self._element(pos)
@@ -295,8 +477,11 @@ class Chunk:
 
     # - records -
 
-    def instance(self, pos: int, end: int) -> Instance:
-        """Decode the BinXML of a record (or of a BinXml value): fragment + template instance."""
+    def instance(self, pos: int, end: int, *, record: bool = False) -> Instance:
+        """Decode the BinXML of a record (or of a BinXml value): fragment + template instance.
+
+        ``record`` says the instance is a record's (its element's attributes are not rendered).
+        """
         data = self.data
         root: Element | None = None
         values: list[Any] = []
@@ -309,22 +494,130 @@ class Chunk:
                 pos += 10
                 if offset >= len(data):
                     raise CorruptError(f"template offset {offset:#x} outside the chunk")
-                root = self.template(offset)
+                root = self.templates.get(offset, _UNSEEN)
+                if root is _UNSEEN:
+                    root = self.template(offset)
                 if offset == pos:
                     (size,) = _U32.unpack_from(data, pos + 20)
                     pos += 24 + size
                 values, pos = self._values(pos)
                 return Instance(root, values)
             elif token in (0x01, 0x41):
+                if self.shape is not None:
+                    rendered, pos = self._render_tree(pos, record, 0)
+                    return Instance(RENDERED, [], once=True, rendered=rendered)
                 element, pos = self._element(pos)
-                return Instance(element, [])
+                return Instance(element, [], once=True)
             elif token == _T_EOF:
                 break
             else:
                 raise CorruptError(f"unexpected token {token:#04x} at {pos:#x} in a record")
         return Instance(root, values)
 
+    def _render_tree(self, pos: int, root: bool, depth: int) -> tuple[tuple[str, Any], int]:
+        """gene's (key, value) for an element written out in a record, parsed and rendered at once.
+
+        The same walk and checks as ``_element`` and ``_content`` (inlined: such records are long
+        and hold nothing but elements, attributes and text) without building the tree: no template
+        means no substitution values, so a substitution is a null and an optional one drops its
+        attribute.
+        """
+        if depth > _MAX_TREE_DEPTH:
+            raise CorruptError(f"elements nested deeper than {_MAX_TREE_DEPTH}")
+        data = self.data
+        names = self.names
+        unpack_u16 = _U16.unpack_from
+        token = data[pos]
+        field = self._element_name_pos(pos)
+        (offset,) = _U32.unpack_from(data, field)
+        name = names.get(offset)
+        if name is None:
+            name = self._name(offset)
+        pos = field + 14 + 2 * len(name) if offset == field + 4 else field + 4
+        attrs: dict[str, str] = {}
+        if token & 0x40:
+            pos += 4  # attribute list size
+            while data[pos] & 0x0F == _T_ATTRIBUTE:
+                (offset,) = _U32.unpack_from(data, pos + 1)
+                attr_name = names.get(offset)
+                if attr_name is None:
+                    attr_name = self._name(offset)
+                pos = pos + 15 + 2 * len(attr_name) if offset == pos + 5 else pos + 5
+                token = data[pos]
+                if (
+                    token in {0x05, 0x45}
+                    and data[pos + 4 + 2 * unpack_u16(data, pos + 2)[0]] in _ATTRIBUTE_ENDS
+                ):
+                    # the usual attribute: one text value, then the next attribute or the close tag
+                    (count,) = unpack_u16(data, pos + 2)
+                    if not root:
+                        attrs[attr_name] = _decode_utf16(
+                            data[pos + 4 : pos + 4 + 2 * count], "replace", True
+                        )[0]
+                    pos += 4 + 2 * count
+                    continue
+                parts, pos = self._content(pos, attribute=True)
+                if root:
+                    continue
+                texts: list[str] = []
+                for part in parts:
+                    if part.__class__ is str:
+                        texts.append(part)
+                    elif part.optional:
+                        break
+                else:
+                    attrs[attr_name] = "".join(texts)
+        token = data[pos]
+        if token == _T_CLOSE_EMPTY:
+            return self.shape(name, attrs, [], texts=[], array=None, null=False), pos + 1  # type: ignore[misc]
+        if token != _T_CLOSE_START:
+            raise CorruptError(f"element {name!r}: expected a close tag, got token {token:#04x} at {pos:#x}")
+        pos += 1
+        if data[pos] in {0x05, 0x45}:
+            end = pos + 4 + 2 * unpack_u16(data, pos + 2)[0]
+            if data[end] == _T_END:  # the commonest content: one text (``<Data Name="x">text``)
+                text = _decode_utf16(data[pos + 4 : end], "replace", True)[0]
+                return self.shape(name, attrs, [], texts=[text], array=None, null=False), end + 1  # type: ignore[misc]
+        children: list[tuple[str, Any]] = []
+        texts = []
+        null = False
+        while True:
+            token = data[pos]
+            if token in {0x05, 0x45}:
+                (count,) = unpack_u16(data, pos + 2)
+                texts.append(_decode_utf16(data[pos + 4 : pos + 4 + 2 * count], "replace", True)[0])
+                pos += 4 + 2 * count
+            elif token in {0x01, 0x41}:
+                child, pos = self._render_tree(pos, False, depth + 1)
+                children.append(child)
+            elif token in {_T_SUBST, _T_OPT_SUBST}:
+                null = True
+                pos += 4
+            elif token in {0x08, 0x48}:
+                texts.append(chr(unpack_u16(data, pos + 1)[0]))
+                pos += 3
+            elif token in {0x09, 0x49}:
+                entity, pos = self._name_at(pos + 1)
+                texts.append(_ENTITIES.get(entity, f"&{entity};"))
+            elif token in {0x07, 0x47}:
+                (count,) = unpack_u16(data, pos + 1)
+                texts.append(_decode_utf16(data[pos + 3 : pos + 3 + 2 * count], "replace", True)[0])
+                pos += 3 + 2 * count
+            elif token == _T_PI_TARGET:
+                _, pos = self._name_at(pos + 1)
+            elif token == _T_PI_DATA:
+                (count,) = unpack_u16(data, pos + 1)
+                pos += 3 + 2 * count
+            else:
+                break
+        if data[pos] != _T_END:
+            raise CorruptError(
+                f"element {name!r}: expected an end tag, got token {data[pos]:#04x} at {pos:#x}"
+            )
+        return self.shape(name, attrs, children, texts=texts, array=None, null=null), pos + 1  # type: ignore[misc]
+
     def _values(self, pos: int) -> tuple[list[Any], int]:
+        """A record's substitution values, decoded; the commonest types inline, by frequency."""
         data = self.data
         (count,) = _U32.unpack_from(data, pos)
         pos += 4
@@ -339,14 +632,34 @@ class Chunk:
             raise CorruptError("substitution values run past the chunk")
         values: list[Any] = []
         append = values.append
+        decode = _decode_utf16
+        u8_text = _U8_TEXT
+        u32 = _U32.unpack_from
+        guids = _GUIDS
         fast_get = _FAST.get
         pairs = iter(fields)
         for size, vtype in zip(pairs, pairs, strict=True):
             end = pos + size
             if vtype == 0x01:
-                append(data[pos:end].decode("utf-16-le", "replace").rstrip("\x00"))
+                append(decode(data[pos:end], "replace", True)[0].rstrip("\x00"))
             elif vtype == 0x00:
                 append(None)
+            elif vtype == 0x04 and size == 1:
+                append(u8_text[data[pos]])
+            elif vtype == 0x08 and size == 4:
+                append(str(u32(data, pos)[0]))
+            elif vtype == 0x15 and size == 8:
+                append(f"0x{_U64.unpack_from(data, pos)[0]:08x}")
+            elif vtype == 0x06 and size == 2:
+                append(str(data[pos] | data[pos + 1] << 8))
+            elif vtype == 0x0F and size == 16:
+                raw = data[pos:end]
+                text = guids.get(raw)
+                append(text if text is not None else _guid(raw))
+            elif vtype == 0x13 and size >= 8:
+                append(_cached_sid(data[pos:end]))
+            elif vtype == 0x21:
+                append(self.instance(pos, end))
             else:
                 fast = fast_get(vtype << 16 | size)
                 append(fast(data, pos) if fast is not None else self._value(vtype, pos, size))
@@ -377,12 +690,12 @@ class Chunk:
                 else f"0x{int.from_bytes(raw, 'little'):08x}"
             )
         if vtype == 0x13:
-            return _sid(raw) if size >= 8 else None
+            return _cached_sid(raw) if size >= 8 else None
         if vtype == 0x21:
             return self.instance(pos, pos + size)
         if vtype == 0x81:
             # gene drops the empty strings of a string array, and an array left empty is null.
-            return [item for item in raw.decode("utf-16-le", "replace").split("\x00") if item] or None
+            return [item for item in _decode_utf16(raw, "replace", True)[0].split("\x00") if item] or None
         if vtype & 0x80 and (vtype & 0x7F) in _FIXED:
             width, render = _FIXED[vtype & 0x7F]
             return [render(raw[i : i + width]) for i in range(0, size - width + 1, width)]

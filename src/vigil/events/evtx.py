@@ -18,12 +18,16 @@ Shape rules (observed on the golden renderings in ``../shared/data/evtx``):
 * a repeated key is suffixed with its rank: ``Data``, ``Data1``, ``Data2``...;
 * the root ``Event`` element's attributes (``xmlns``) are dropped.
 
-Templates are parsed once per chunk and cached, so a record costs one pass over its substitution
-values.
+Templates are parsed and compiled once and shared by every chunk holding the same definition
+(``_binxml``), so a record costs one pass over its substitution values and one over the compiled
+plan.  Records written out without a template are rendered while they are parsed; whatever goes
+wrong there, the record is read again by the plain walk (tree, then ``render_element``), which
+reports errors as the reader always has.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import mmap
 import os
@@ -52,7 +56,12 @@ logger = logging.getLogger(__name__)
 __all__ = ["EvtxError", "chunk_count", "iter_evtx", "read_evtx"]
 
 _U32 = struct.Struct("<I")
+_ZEROS = bytes(CHUNK_SIZE)
 _RECORD_HEAD = struct.Struct("<4sIQQ")  # magic, size, record id, written time
+
+_reference = False
+"""Read with the plain walk only: trees parsed then interpreted, no template shared between chunks
+(with ``_binxml._share_templates`` off).  The tests compare the fast paths with it."""
 
 # What decoding corrupt bytes can raise; translated into EvtxError at the record boundary.
 _DECODE_ERRORS = (CorruptError, struct.error, IndexError, ValueError, OverflowError, RecursionError)
@@ -80,7 +89,10 @@ class EvtxError(ValueError):
 # --- rendering into gene's shape ----------------------------------------------------------------
 #
 # Each template element is compiled once into a closure ``render(values) -> (key, value)``; the
-# closures of a template are cached on its elements, so a record only runs closures.
+# closures are cached on the elements, and the trees are shared by every chunk holding the same
+# template (``_binxml``), so a record only runs closures.  ``render_element`` interprets the same
+# rules without compiling: it renders trees written out in a record (used once), and it is the
+# reference the compiled closures are tested against.
 
 
 def _attribute_value(parts: list[str | Subst], values: list[Any]) -> str | None:
@@ -114,6 +126,64 @@ def _unique(out: dict[str, Any], key: str) -> str:
     return f"{key}{rank}"
 
 
+def render_element(
+    element: Element, values: list[Any], *, root: bool = False, compiled: bool = True
+) -> tuple[str, Any]:
+    """gene's (key, value) for ``element``, interpreted from the shape rules.
+
+    Nested template instances are rendered by their compiled renderers unless ``compiled`` is
+    false (the tests compare the two).
+    """
+    attrs: dict[str, Any] = {}
+    if not root:
+        for attr, attr_parts in element.attrs:
+            text = _attribute_value(attr_parts, values)
+            if text is not None:
+                attrs[attr] = text
+    children: list[tuple[str, Any]] = []
+    texts: list[str] = []
+    array: list[str] | None = None
+    null = False
+    for part in element.content:
+        if isinstance(part, str):
+            texts.append(part)
+        elif isinstance(part, Subst):
+            value = values[part.index] if part.index < len(values) else None
+            if isinstance(value, str):
+                texts.append(value)
+            elif isinstance(value, Instance):
+                if value.root is not None:
+                    children.append(render_instance(value, compiled=compiled))
+            elif isinstance(value, list):
+                array = value
+            else:
+                null = True
+        else:
+            children.append(render_element(part, values, compiled=compiled))
+    return _shape(element.name, attrs, children, texts=texts, array=array, null=null)
+
+
+def render_instance(instance: Instance, *, root: bool = False, compiled: bool = True) -> tuple[str, Any]:
+    """gene's (key, value) for a template instance (its root must not be None)."""
+    if instance.rendered is not None:
+        if instance.handed_out:  # the same value substituted twice: do not share one dict
+            return copy.deepcopy(instance.rendered)
+        instance.handed_out = True
+        return instance.rendered
+    assert instance.root is not None
+    if instance.once or not compiled:
+        return render_element(instance.root, instance.values, root=root, compiled=compiled)
+    return renderer(instance.root, root=root)(instance.values)
+
+
+def _nested_value(instance: Instance) -> dict[str, Any]:
+    """The value of an element whose only content is a substitution holding ``instance``."""
+    if instance.root is None:
+        return {}
+    key, value = render_instance(instance)
+    return {key: value}
+
+
 def renderer(element: Element, *, root: bool = False) -> Renderer:
     """The compiled renderer of ``element`` (cached on it)."""
     if root:
@@ -125,31 +195,43 @@ def renderer(element: Element, *, root: bool = False) -> Renderer:
     return element.render
 
 
+def _static_attributes(attrs: list[tuple[str, list[str | Subst]]]) -> dict[str, str] | None:
+    """The attributes as a dict when none holds a substitution, else None."""
+    static: dict[str, str] = {}
+    for attr, parts in attrs:
+        if not all(isinstance(part, str) for part in parts):
+            return None
+        static[attr] = "".join(parts)  # type: ignore[arg-type]
+    return static
+
+
+def _has_substitution(element: Element) -> bool:
+    if any(isinstance(part, Subst) for _, parts in element.attrs for part in parts):
+        return True
+    return any(
+        isinstance(part, Subst) or (isinstance(part, Element) and _has_substitution(part))
+        for part in element.content
+    )
+
+
 def _compile(element: Element, *, root: bool) -> Renderer:
     """Specialised closures for the common element forms; anything else goes to ``_general``."""
     attrs = [] if root else element.attrs
     name = element.name
     content = element.content
+    if any(isinstance(part, Element) for part in content):
+        static = _static_attributes(attrs)
+        if static is not None:
+            return _container(name, static, content)
     children = [renderer(part) if isinstance(part, Element) else part for part in content]
     general = _general(name, attrs, children)
     if any(len(parts) != 1 for _, parts in attrs):
         return general
     slots = [(attr, parts[0]) for attr, parts in attrs]
-    static: dict[str, str] = {attr: part for attr, part in slots if isinstance(part, str)}
+    static = {attr: part for attr, part in slots if isinstance(part, str)}
     dynamic = [(attr, part.index, part.optional) for attr, part in slots if isinstance(part, Subst)]
     if content and all(isinstance(part, Element) for part in content):
-        if dynamic:
-            return general
-        fns: list[Renderer] = children  # type: ignore[assignment]
-
-        def container(values: list[Any]) -> tuple[str, Any]:
-            out = dict(static)
-            for fn in fns:
-                key, value = fn(values)
-                out[_unique(out, key) if key in out else key] = value
-            return name, out
-
-        return container
+        return general
     if len(content) == 1 and isinstance(content[0], Subst):
         return _leaf(name, content[0].index, static, dynamic, general)
     if content:
@@ -169,6 +251,133 @@ def _compile(element: Element, *, root: bool) -> Renderer:
         return name, out
 
     return attributes
+
+
+# How a container renders each of its parts (see ``_container``).
+_SLOT = 0  # <X>%n</X>: "X": value
+_NAMED = 1  # <X Name="k">%n</X>: "k": value
+_CALL = 2  # any other element: its own renderer
+_CONST = 3  # an element without substitutions whose value is a string (or null)
+_NESTED = 4  # a substitution among elements: a template instance's element, if it holds one
+_ATTRS = 5  # <X a="%n" b="c"/>: "X": {"a": value, "b": "c"} (what ``_compile``'s ``attributes`` does)
+
+
+def _container(name: str, static: dict[str, str], content: list[Element | str | Subst]) -> Renderer:
+    """An element with child elements and constant attributes: a dict of its children.
+
+    With at least one child element the result is always a dict, so text parts are dropped and a
+    substitution contributes only when it holds a template instance.  A repeated key is ranked at
+    render time, as the keys of called children and instances are not known before.
+    """
+    plan: list[tuple[int, str, Any]] = []
+    width = 0  # substitution indices read here: shorter value arrays are padded with None
+    for part in content:
+        if isinstance(part, Subst):
+            plan.append((_NESTED, "", part.index))
+            width = max(width, part.index + 1)
+            continue
+        if not isinstance(part, Element):
+            continue
+        only = part.content[0] if len(part.content) == 1 else None
+        if isinstance(only, Subst) and not part.attrs:
+            plan.append((_SLOT, part.name, only.index))
+            width = max(width, only.index + 1)
+        elif isinstance(only, Subst) and _static_attributes(part.attrs) == {"Name": _name_attr(part)}:
+            plan.append((_NAMED, _name_attr(part), (only.index, _on_demand(part))))
+            width = max(width, only.index + 1)
+        elif (attributes := _attribute_slots(part)) is not None:
+            plan.append((_ATTRS, part.name, (*attributes, _on_demand(part))))
+            width = max(width, *(index + 1 for _, index, _ in attributes[1]))
+        elif not _has_substitution(part):
+            key, value = render_element(part, [])
+            if value is None or isinstance(value, str):
+                plan.append((_CONST, key, value))
+            else:
+                plan.append((_CALL, "", renderer(part)))
+        else:
+            plan.append((_CALL, "", renderer(part)))
+
+    def container(values: list[Any]) -> tuple[str, Any]:
+        if len(values) < width:
+            values = values + [None] * (width - len(values))
+        out = dict(static) if static else {}
+        for kind, static_key, arg in plan:
+            if kind == _SLOT:
+                key = static_key
+                value = values[arg]
+                if value.__class__ is Instance:
+                    value = _nested_value(value)
+            elif kind == _NAMED:
+                value = values[arg[0]]
+                if value.__class__ is Instance:
+                    key, value = arg[1](values)
+                else:
+                    key = static_key
+            elif kind == _CALL:
+                key, value = arg(values)
+            elif kind == _ATTRS:
+                static_attrs, dynamic, fallback = arg
+                value = dict(static_attrs) if static_attrs else {}
+                for attr, index, optional in dynamic:
+                    attr_value = values[index]
+                    if attr_value.__class__ is str:
+                        value[attr] = attr_value
+                    elif attr_value is not None or not optional:
+                        key, value = fallback(values)
+                        break
+                else:
+                    if len(value) == 1 and "Name" in value:
+                        key, value = value["Name"], ""
+                    else:
+                        key = static_key
+            elif kind == _CONST:
+                key = static_key
+                value = arg
+            else:
+                value = values[arg]
+                if value.__class__ is not Instance or value.root is None:
+                    continue
+                render = value.root.render
+                if render is not None and not value.once:
+                    key, value = render(value.values)
+                else:
+                    key, value = render_instance(value)
+            if key in out:
+                key = _unique(out, key)
+            out[key] = value
+        return name, out
+
+    return container
+
+
+def _on_demand(element: Element) -> Renderer:
+    """``element``'s renderer, compiled when first needed: for fallbacks most templates never take."""
+
+    def render(values: list[Any]) -> tuple[str, Any]:
+        return renderer(element)(values)
+
+    return render
+
+
+def _attribute_slots(
+    element: Element,
+) -> tuple[dict[str, str], list[tuple[str, int, bool]]] | None:
+    """For an element without content whose attributes are each a text or one substitution (at
+    least one): its constant attributes and its (attribute, index, optional) substitutions."""
+    if element.content or any(len(parts) != 1 for _, parts in element.attrs):
+        return None
+    static = {attr: parts[0] for attr, parts in element.attrs if isinstance(parts[0], str)}
+    dynamic = [
+        (attr, parts[0].index, parts[0].optional)
+        for attr, parts in element.attrs
+        if isinstance(parts[0], Subst)
+    ]
+    return (static, dynamic) if dynamic else None
+
+
+def _name_attr(element: Element) -> str:
+    parts = element.attrs[0][1] if element.attrs else []
+    return "".join(part for part in parts if isinstance(part, str))
 
 
 def _leaf(
@@ -258,7 +467,7 @@ def _general(name: str, attrs: list[tuple[str, list[str | Subst]]], parts: list[
                     texts.append(value)
                 elif isinstance(value, Instance):
                     if value.root is not None:
-                        children.append(renderer(value.root)(value.values))
+                        children.append(render_instance(value))
                 elif isinstance(value, list):
                     array = value
                 else:
@@ -320,7 +529,7 @@ def _chunk(path: str, data: bytes | mmap.mmap, offset: int) -> bytes | None:
         if len(chunk) < CHUNK_SIZE:
             raise EvtxError(path, f"truncated chunk: {len(chunk)} of {CHUNK_SIZE} bytes", offset=offset)
         return chunk
-    if chunk.count(0) != len(chunk):
+    if chunk != _ZEROS[: len(chunk)]:  # an unused slot is all zeros (memcmp, not a count)
         raise EvtxError(path, "bad chunk signature", offset=offset)
     return None
 
@@ -399,7 +608,8 @@ def iter_evtx(
 def _records(
     path: str, chunk_offset: int, raw: bytes, fail: Callable[[EvtxError], None]
 ) -> Iterator[dict[str, Any]]:
-    chunk = Chunk(raw, chunk_offset)
+    chunk = Chunk(raw, chunk_offset) if _reference else Chunk(raw, chunk_offset, shape=_shape)
+    plain: Chunk | None = None
     (end,) = _U32.unpack_from(raw, 48)  # free space offset: the records end there
     trusted = CHUNK_HEADER_SIZE <= end <= CHUNK_SIZE
     if not trusted:
@@ -422,12 +632,32 @@ def _records(
                 return
             continue
         try:
-            instance = chunk.instance(pos + RECORD_HEADER_SIZE, pos + size - 4)
-            if instance.root is None:
-                raise CorruptError("record holds no element")
-            _, event = renderer(instance.root, root=True)(instance.values)
-        except _DECODE_ERRORS as exc:
-            fail(EvtxError(path, f"corrupt record: {exc}", record=record_id, offset=chunk_offset + pos))
+            event = _event(chunk, pos + RECORD_HEADER_SIZE, pos + size - 4)
+        except _DECODE_ERRORS:
+            # Redo the record on the plain walk (trees parsed, then rendered): it reports a corrupt
+            # record exactly as it always has.
+            if plain is None:
+                plain = Chunk(raw, chunk_offset)
+            try:
+                event = _event(plain, pos + RECORD_HEADER_SIZE, pos + size - 4)
+            except _DECODE_ERRORS as exc:
+                where = chunk_offset + pos
+                fail(EvtxError(path, f"corrupt record: {exc}", record=record_id, offset=where))
+            else:
+                yield {"Event": event}
         else:
             yield {"Event": event}
         pos += size
+
+
+def _event(chunk: Chunk, start: int, end: int) -> Any:
+    """The ``Event`` value of the record whose BinXML spans ``start:end``."""
+    instance = chunk.instance(start, end, record=True)
+    root = instance.root
+    if root is None:
+        raise CorruptError("record holds no element")
+    if _reference:
+        return render_instance(instance, root=True, compiled=False)[1]
+    if root.root_render is not None and not instance.once:  # the usual case, without the calls
+        return root.root_render(instance.values)[1]
+    return render_instance(instance, root=True)[1]

@@ -1,0 +1,171 @@
+"""The EVTX reader's fast paths give what its plain walk gives, record for record and error for error.
+
+The fast paths (``docs/performance.md``, EVTX): template trees shared between chunks and files
+(reused only when the definition's bytes and names check out), trees written out in a record
+rendered while they are parsed, compiled renderers.  The reference is the plain walk: every
+template parsed in its own chunk, trees built then interpreted from the shape rules
+(``vigil.events.evtx._reference``).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vigil.events import _binxml, evtx
+from vigil.events.evtx import EvtxError, iter_evtx
+
+DATA = Path("../shared/data/evtx")
+CORPUS = sorted((DATA / "evtx").rglob("*.evtx"))
+SMALL = DATA / "evtx/DeepBlueCLI/disablestop-eventlog.evtx"  # template records
+WRITTEN_OUT = (  # records that hold their whole element tree, no template
+    DATA / "evtx/EVTX-to-MITRE-Attack/Antivirus/ID1151-Defender health status.evtx"
+)
+
+
+def _items(path: Path) -> list[Any]:
+    """Events and error texts, in stream order."""
+    return [str(item) if isinstance(item, EvtxError) else item for item in iter_evtx(path)]
+
+
+def _reference(path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    with monkeypatch.context() as patch:
+        patch.setattr(evtx, "_reference", True)
+        patch.setattr(_binxml, "_share_templates", False)
+        return _items(path)
+
+
+def test_corpus_fast_equals_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every record of the 316 files (16 818), read after one another so templates are shared."""
+    total = 0
+    for path in CORPUS:
+        fast = _items(path)
+        assert fast == _reference(path, monkeypatch), path
+        total += len(fast)
+    assert total == 16818
+
+
+def test_the_corpus_has_both_record_forms() -> None:
+    """The comparison above covers template records and records written out in full."""
+    forms = {"template": 0, "written out": 0}
+    for path in (SMALL, WRITTEN_OUT):
+        data = path.read_bytes()
+        chunk = _binxml.Chunk(data[0x1000:0x11000], 0x1000)
+        pos = 0x200
+        while data[0x1000 + pos : 0x1000 + pos + 4] == b"\x2a\x2a\x00\x00":
+            size = struct.unpack_from("<I", data, 0x1000 + pos + 4)[0]
+            instance = chunk.instance(pos + 24, pos + size - 4, record=True)
+            forms["written out" if instance.once else "template"] += 1
+            pos += size
+    assert forms["template"] >= 13
+    assert forms["written out"] >= 10
+
+
+def _template_names(path: Path) -> Iterator[tuple[int, str]]:
+    """(file offset, name) of the names stored inline in the first chunk's first template."""
+    data = path.read_bytes()
+    chunk = _binxml.Chunk(data[0x1000:0x11000], 0x1000)
+    start = _first_template_offset(chunk) + 24
+    size = struct.unpack_from("<I", chunk.data, start - 4)[0]
+    chunk._fragment(start, start + size)  # a plain parse records the name fields it read
+    for field, name, inline in chunk._read_names:
+        if inline:
+            yield 0x1000 + field + 4 + 8, name
+
+
+def _first_template_offset(chunk: _binxml.Chunk) -> int:
+    pos = 0x200 + 24  # first record's BinXML: fragment header, then the template instance token
+    assert chunk.data[pos] == 0x0F and chunk.data[pos + 4] == 0x0C
+    return struct.unpack_from("<I", chunk.data, pos + 4 + 6)[0]
+
+
+def test_a_shared_template_is_not_reused_when_a_name_differs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same GUID, same size, one element name changed: the tree is parsed again, not reused."""
+    original = _items(SMALL)  # its templates are now shared
+    data = bytearray(SMALL.read_bytes())
+    offset, name = next((o, n) for o, n in _template_names(SMALL) if n == "Provider")
+    data[offset : offset + 2 * len(name)] = "Pr0vider".encode("utf-16-le")
+    path = tmp_path / "renamed.evtx"
+    path.write_bytes(bytes(data))
+    changed = _items(path)
+    assert changed == _reference(path, monkeypatch)
+    assert any("Pr0vider" in event["Event"]["System"] for event in changed)
+    assert all("Provider" in event["Event"]["System"] for event in original)
+
+
+def test_a_shared_template_is_not_reused_when_a_byte_differs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same GUID, same size, the text of a constant value changed: parsed again."""
+    _items(SMALL)
+    data = bytearray(SMALL.read_bytes())
+    chunk = _binxml.Chunk(bytes(data[0x1000:0x11000]), 0x1000)
+    start = _first_template_offset(chunk) + 24
+    size = struct.unpack_from("<I", chunk.data, start - 4)[0]
+    value = b"\x05\x01\x06\x00" + "System".encode("utf-16-le")  # <Channel>System</Channel>
+    where = chunk.data.find(value, start, start + size)
+    assert where > 0
+    data[0x1000 + where + 4 : 0x1000 + where + 16] = "Systen".encode("utf-16-le")
+    path = tmp_path / "retexted.evtx"
+    path.write_bytes(bytes(data))
+    changed = _items(path)
+    assert changed == _reference(path, monkeypatch)
+    assert "Systen" in {event["Event"]["System"]["Channel"] for event in changed}
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    source=st.sampled_from([SMALL, WRITTEN_OUT]),
+    edits=st.lists(
+        st.tuples(st.integers(min_value=0x1000, max_value=0x10FFF), st.integers(0, 255)),
+        min_size=1,
+        max_size=12,
+    ),
+)
+def test_damaged_files_read_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: Path, edits: list[tuple[int, int]]
+) -> None:
+    """Whatever bytes are damaged, the fast paths yield the same events and the same errors."""
+    data = bytearray(source.read_bytes())
+    for offset, value in edits:
+        data[offset] = value
+    path = tmp_path / "damaged.evtx"
+    path.write_bytes(bytes(data))
+    assert _items(path) == _reference(path, monkeypatch)
+
+
+def test_deep_written_out_tree_goes_through_the_plain_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the depth limit the fast walk gives up and the plain walk renders the record."""
+    monkeypatch.setattr(_binxml, "_MAX_TREE_DEPTH", 1)
+    assert _items(WRITTEN_OUT) == _reference(WRITTEN_OUT, monkeypatch)
+
+
+def test_value_caches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The GUID, SID and FILETIME-day caches empty themselves when full and still render right."""
+    monkeypatch.setattr(_binxml, "_CACHE_LIMIT", 2)
+    guids = [bytes([i]) * 16 for i in range(5)]
+    assert [_binxml._guid(raw) for raw in guids] == [
+        f"{i * 0x01010101:08X}-{i * 0x0101:04X}-{i * 0x0101:04X}-{i * 0x0101:04X}-{i * 0x010101010101:012X}"
+        for i in range(5)
+    ]
+    assert len(_binxml._GUIDS) <= 2
+    day = 86_400 * 10_000_000
+    stamps = [_binxml._filetime(n * day + 1) for n in (0, 1, 2, 3)]
+    assert stamps == [
+        "1601-01-01T00:00:00.0000001Z",
+        "1601-01-02T00:00:00.0000001Z",
+        "1601-01-03T00:00:00.0000001Z",
+        "1601-01-04T00:00:00.0000001Z",
+    ]
+    assert len(_binxml._DAYS) <= 2
+    sid = bytes([1, 2, 0, 0, 0, 0, 0, 5]) + struct.pack("<II", 21, 500)
+    assert [_binxml._cached_sid(sid) for _ in range(3)] == ["S-1-5-21-500"] * 3
+    assert _binxml._filetime(0xFFFFFFFFFFFFFFFF) == str(0xFFFFFFFFFFFFFFFF)  # past year 9999
