@@ -239,3 +239,52 @@ def test_indexed_buckets_agree_with_the_reference(nodes: list[Node], data: list[
     events = [_event(d) for d in data]
     _agree(nodes, events, index_min=0)
     _agree(nodes, events, index_min=10**9)
+
+
+# ---------------------------------------------------------------- merged `or` of literals, inline fields
+
+SYSTEM_ID = ("Event", "System", "EventID")
+
+
+def test_merged_literal_alternatives_and_inline_fields_agree_with_the_reference() -> None:
+    """Equalities/prefixes/suffixes of one field OR-ed become one test; fields are read inline."""
+    nodes: list[Node] = [
+        Or(
+            (
+                StrMatch(SYSTEM_ID, "eq", "1"),
+                StrMatch(SYSTEM_ID, "eq", "4"),
+                StrMatch((*SYSTEM_ID, "Value"), "eq", "4"),
+                StrMatch((*SYSTEM_ID, "Value"), "eq", "5"),
+            )
+        ),
+        Or(
+            (
+                StrMatch(IMAGE, "endswith", "\\CMD.exe", True),
+                RegexMatch(CMD, "^katz"),
+                StrMatch(IMAGE, "endswith", ".ps1", True),
+                StrMatch(IMAGE, "eq", "Mimi", True),
+                StrMatch(IMAGE, "eq", "mimi", True),
+                StrMatch(IMAGE, "endswith", ".PS1", False),
+                StrMatch(IMAGE, "startswith", "", False),
+            )
+        ),
+        And((StrMatch(CMD, "contains", "x"), Not(Or((StrMatch(CMD, "eq", "ax"), StrMatch(CMD, "eq", "xb")))))),
+        Or((StrMatch(("Event", "System"), "eq", "a"), StrMatch(("Event", "System"), "eq", "b"))),
+        Or((StrMatch((*ED, "Deep", "Key"), "startswith", "ab"), StrMatch((*ED, "Deep", "Key"), "startswith", "x"))),
+    ]
+    events: list[Any] = [
+        _event({"Image": "C:\\Windows\\cmd.EXE", "CommandLine": "ax"}),
+        _event({"Image": "MIMI", "CommandLine": "katz xb"}),
+        _event({"Image": "a.PS1", "CommandLine": "x", "Deep": {"Key": "abc"}}),
+        _event({"Image": None, "CommandLine": 5, "Deep": "abc"}),
+        _event({"Image": ["x.ps1"], "Deep": {"Key": 7}}),
+        {"Event": {"System": {"Channel": "C", "EventID": 4}, "EventData": {"Image": "x.ps1"}}},
+        {"Event": {"System": {"Channel": "C", "EventID": {"Value": "4"}}, "EventData": {}}},
+        {"Event": {"System": {"Channel": "C", "EventID": {"Value": 5}}}},
+        {"Event": {"System": "a", "EventData": {"Image": "mimi"}}},
+        {"Event": {"EventData": {"Image": "mimi"}}},
+        {"Event": "x"},
+        {},
+    ]
+    _agree(nodes, events)
+    _agree(nodes, events, index_min=0)
