@@ -268,9 +268,16 @@ def test_merged_literal_alternatives_and_inline_fields_agree_with_the_reference(
                 StrMatch(IMAGE, "startswith", "", False),
             )
         ),
-        And((StrMatch(CMD, "contains", "x"), Not(Or((StrMatch(CMD, "eq", "ax"), StrMatch(CMD, "eq", "xb")))))),
+        And(
+            (StrMatch(CMD, "contains", "x"), Not(Or((StrMatch(CMD, "eq", "ax"), StrMatch(CMD, "eq", "xb")))))
+        ),
         Or((StrMatch(("Event", "System"), "eq", "a"), StrMatch(("Event", "System"), "eq", "b"))),
-        Or((StrMatch((*ED, "Deep", "Key"), "startswith", "ab"), StrMatch((*ED, "Deep", "Key"), "startswith", "x"))),
+        Or(
+            (
+                StrMatch((*ED, "Deep", "Key"), "startswith", "ab"),
+                StrMatch((*ED, "Deep", "Key"), "startswith", "x"),
+            )
+        ),
     ]
     events: list[Any] = [
         _event({"Image": "C:\\Windows\\cmd.EXE", "CommandLine": "ax"}),
