@@ -303,7 +303,7 @@ class EventStrings:
         self._text: str | None = None
         self._lower: str | None = None
         self._utf8: bytes | None = None
-        self._json: bytes | None | bool = False
+        self._json: bytes | bool | None = False
 
     @property
     def values(self) -> list[str]:
