@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from tests.engine.sigma import reference
 from vigil.engine import Engine, compiler
 from vigil.engine.ir import And, KeywordMatch, Node, Not, Or, RegexMatch, RuleIR, StrMatch
-from vigil.engine.runtime import LiteralIndex, multiline_safe
+from vigil.engine.runtime import LiteralIndex, json_safe, multiline_safe
 
 ED = ("Event", "EventData")
 
@@ -190,6 +190,101 @@ def test_random_keywords_agree_with_the_reference(nodes: list[Node], data: list[
     _agree(nodes, [_event(d) for d in data])
 
 
+# ---------------------------------------------------------------- keywords over the event's JSON
+
+
+@pytest.mark.parametrize(
+    ("pattern", "safe"),
+    [
+        ("(?:(?i)dpapi::masterkey)|(?:(?i)\\\\mimilib\\.dll)", True),
+        ("(?i:a|b c)|(?s)d", True),
+        ("(?:a|(?i)b)", True),
+        ("\\\\\\\\srv", True),  # backslashes leading the literal: found after JSON doubles them
+        ("", True),
+        ("a\\\\b", False),  # a backslash after a character: JSON has a\\b
+        ("x(?:\\\\y)", False),
+        ('a"b', False),  # JSON escapes the quote
+        ("^a", False),
+        ("a$", False),
+        ("a.b", False),
+        ("a+", False),
+        ("[ab]", False),
+        ("\\d", False),
+        ("\\x41", False),
+        ("\\bmimi", False),
+        ("(a)", False),
+        ("(?:a)b(?:c)", False),
+        ("(?:a))", False),
+        ("(?m)a", False),
+        ("é", False),  # ASCII only
+    ],
+)
+def test_json_safe(pattern: str, safe: bool) -> None:
+    assert json_safe(pattern) is safe
+
+
+JSON_PIECES = [
+    "mimi",
+    "katz",
+    "::",
+    "\\",
+    ".",
+    "a",
+    "S",
+    "s",
+    "\u017f",
+    "K",
+    "\u212a",
+    '"',
+    "\n",
+    "\x01",
+    "é",
+    "A",
+]
+JSON_VALUES = st.lists(st.sampled_from(JSON_PIECES), max_size=5).map("".join)
+JSON_DATA = st.dictionaries(
+    st.sampled_from(["A", "mimi", "katz", "S"]),
+    JSON_VALUES | st.lists(JSON_VALUES, max_size=2) | st.integers() | st.none(),
+    max_size=4,
+)
+LITERAL_PIECES = ["mimi", "katz", "::", "\\.", "a", "s", "k", " ", "A"]
+JSON_KEYWORDS = st.builds(
+    lambda alts, lead, case: KeywordMatch(
+        "regex", "|".join(f"(?:(?i){lead}{a})" if case else f"(?:{lead}{a})" for a in alts), ignore_case=False
+    ),
+    st.lists(
+        st.lists(st.sampled_from(LITERAL_PIECES), min_size=1, max_size=3).map("".join), min_size=1, max_size=3
+    ),
+    st.sampled_from(["", "\\\\"]),
+    st.booleans(),
+) | st.builds(
+    lambda a, case: KeywordMatch("regex", ("(?i)" if case else "") + a, ignore_case=False),
+    st.lists(st.sampled_from(LITERAL_PIECES), min_size=1, max_size=3).map("".join),
+    st.booleans(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(JSON_KEYWORDS, min_size=1, max_size=4), st.lists(JSON_DATA, min_size=1, max_size=4))
+def test_json_prefiltered_keywords_agree_with_the_reference(
+    nodes: list[Node], data: list[dict[str, Any]]
+) -> None:
+    """Escaped quotes and backslashes, control characters, the Kelvin sign and long s (RE2 folds
+    them into k and s), keys equal to a keyword, numbers and nulls: the same matches."""
+    for node in nodes:
+        assert isinstance(node, KeywordMatch) and json_safe(node.value)
+    _agree(nodes, [_event(d) for d in data])
+
+
+def test_keywords_of_an_event_json_cannot_encode_fall_back_to_the_values() -> None:
+    """Lone surrogates and integers beyond 64 bits make orjson fail: the joined values are searched."""
+    nodes: list[Node] = [KeywordMatch("regex", "(?:(?i)abc)|(?:(?i)xyz)"), KeywordMatch("regex", "(?i)def")]
+    engine, _ = _engine(nodes, 10**9)
+    assert engine.match(_event({"A": "\ud800ABC", "B": "x"})).signature == ["r0"]
+    assert engine.match(_event({"A": "dEf", "N": 1 << 70})).signature == ["r1"]
+    assert engine.match(_event({"A": "ab", "B": "c", "N": 1 << 70})).signature == []
+
+
 # ---------------------------------------------------------------- literal index of indexed buckets
 
 
@@ -239,3 +334,77 @@ def test_indexed_buckets_agree_with_the_reference(nodes: list[Node], data: list[
     events = [_event(d) for d in data]
     _agree(nodes, events, index_min=0)
     _agree(nodes, events, index_min=10**9)
+
+
+# ---------------------------------------------------------------- merged `or` of literals, inline fields
+
+SYSTEM_ID = ("Event", "System", "EventID")
+
+
+def test_merged_literal_alternatives_and_inline_fields_agree_with_the_reference() -> None:
+    """Equalities/prefixes/suffixes of one field OR-ed become one test; fields are read inline."""
+    nodes: list[Node] = [
+        Or(
+            (
+                StrMatch(SYSTEM_ID, "eq", "1"),
+                StrMatch(SYSTEM_ID, "eq", "4"),
+                StrMatch((*SYSTEM_ID, "Value"), "eq", "4"),
+                StrMatch((*SYSTEM_ID, "Value"), "eq", "5"),
+            )
+        ),
+        Or(
+            (
+                StrMatch(IMAGE, "endswith", "\\CMD.exe", True),
+                RegexMatch(CMD, "^katz"),
+                StrMatch(IMAGE, "endswith", ".ps1", True),
+                StrMatch(IMAGE, "eq", "Mimi", True),
+                StrMatch(IMAGE, "eq", "mimi", True),
+                StrMatch(IMAGE, "endswith", ".PS1", False),
+                StrMatch(IMAGE, "startswith", "", False),
+            )
+        ),
+        And(
+            (StrMatch(CMD, "contains", "x"), Not(Or((StrMatch(CMD, "eq", "ax"), StrMatch(CMD, "eq", "xb")))))
+        ),
+        Or((StrMatch(("Event", "System"), "eq", "a"), StrMatch(("Event", "System"), "eq", "b"))),
+        Or(
+            (
+                StrMatch((*ED, "Deep", "Key"), "startswith", "ab"),
+                StrMatch((*ED, "Deep", "Key"), "startswith", "x"),
+            )
+        ),
+    ]
+    events: list[Any] = [
+        _event({"Image": "C:\\Windows\\cmd.EXE", "CommandLine": "ax"}),
+        _event({"Image": "MIMI", "CommandLine": "katz xb"}),
+        _event({"Image": "a.PS1", "CommandLine": "x", "Deep": {"Key": "abc"}}),
+        _event({"Image": None, "CommandLine": 5, "Deep": "abc"}),
+        _event({"Image": ["x.ps1"], "Deep": {"Key": 7}}),
+        {"Event": {"System": {"Channel": "C", "EventID": 4}, "EventData": {"Image": "x.ps1"}}},
+        {"Event": {"System": {"Channel": "C", "EventID": {"Value": "4"}}, "EventData": {}}},
+        {"Event": {"System": {"Channel": "C", "EventID": {"Value": 5}}}},
+        {"Event": {"System": "a", "EventData": {"Image": "mimi"}}},
+        {"Event": {"EventData": {"Image": "mimi"}}},
+        {"Event": "x"},
+        {},
+    ]
+    _agree(nodes, events)
+    _agree(nodes, events, index_min=0)
+
+
+def test_json_prefiltered_keywords_examples() -> None:
+    nodes: list[Node] = [
+        KeywordMatch("regex", "(?:(?i)\\\\mimilib\\.dll)|(?:(?i)sekurlsa::)", ignore_case=False),
+        KeywordMatch("regex", "(?i)kiwi", ignore_case=False),
+        KeywordMatch("regex", "mimi", ignore_case=False),
+    ]
+    assert all(json_safe(n.value) for n in nodes if isinstance(n, KeywordMatch))
+    engine, _ = _engine(nodes, 10**9)
+    events = [
+        _event({"A": 'C:\\Windows\\"MIMILIB.DLL', "B": 'say "mimi"\n'}),  # quote before: not r0
+        _event({"A": "C:\\Windows\\MIMILIB.DLL"}),
+        _event({"A": "\u212aIWI", "mimi": 5}),  # Kelvin sign folds to k; a key is not a value
+        _event({"A": "SEKURLSA\u017f::", "B": ["x", {"C": "SEKURLSA::logonpasswords"}]}),
+    ]
+    assert [engine.match(e).signature for e in events] == [["r2"], ["r0"], ["r1"], ["r0"]]
+    _agree(nodes, events)

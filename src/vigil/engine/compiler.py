@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 BucketFn = Callable[[Any, Any, str], list[int]]
 _EVENT_DATA = ("Event", "EventData")
+_SYSTEM = ("Event", "System")
 
 
 @dataclass
@@ -108,9 +109,7 @@ def _expr(node: Node, gen: _Gen, depth: int = 0) -> str:
             "(" + " and ".join(_expr(c, gen, depth) for c in node.children) + ")" if node.children else "True"
         )
     if isinstance(node, Or):
-        return (
-            "(" + " or ".join(_expr(c, gen, depth) for c in node.children) + ")" if node.children else "False"
-        )
+        return "(" + " or ".join(_or_terms(node.children, gen, depth)) + ")" if node.children else "False"
     if isinstance(node, Not):
         return f"(not {_expr(node.child, gen, depth)})"
     if isinstance(node, Const):
@@ -163,6 +162,38 @@ def _expr(node: Node, gen: _Gen, depth: int = 0) -> str:
     raise TypeError(f"unknown IR node {node!r}")
 
 
+def _or_terms(children: Sequence[Node], gen: _Gen, depth: int) -> list[str]:
+    """The alternatives of an ``or``, literal tests on one field merged into one test.
+
+    Equalities become one set membership, prefixes (suffixes) one ``startswith`` (``endswith``)
+    with a tuple: same result (every test is a pure boolean), one operation instead of several.
+    """
+    groups: dict[tuple[FieldPath, bool, str], list[str]] = {}
+    for c in children:
+        if isinstance(c, StrMatch) and c.op in ("eq", "startswith", "endswith"):
+            value = c.value.lower() if c.ignore_case else c.value
+            groups.setdefault((c.field, c.ignore_case, c.op), []).append(value)
+    terms: list[str] = []
+    done: set[tuple[FieldPath, bool, str]] = set()
+    for c in children:
+        key = (c.field, c.ignore_case, c.op) if isinstance(c, StrMatch) else None
+        if key is None or key not in groups or len(groups[key]) < 2:
+            terms.append(_expr(c, gen, depth))
+            continue
+        if key in done:
+            continue
+        done.add(key)
+        path, ignore_case, op = key
+        subject = gen.low(path) if ignore_case else gen.var(path)
+        values = tuple(dict.fromkeys(groups[key]))
+        if op == "eq":
+            name = gen.const(("eqset", values), lambda v=values: frozenset(v), "e")  # type: ignore[misc]
+            terms.append(f"({subject} in {name})")
+        else:
+            terms.append(f"({subject} is not None and {subject}.{op}({values!r}))")
+    return terms
+
+
 def _helper_call(node: Node, gen: _Gen) -> str:
     """Compile a deep sub-tree as its own function (same arguments as a bucket) and call it."""
     name = gen.shared.get(("helper", node))
@@ -176,15 +207,23 @@ def _helper_call(node: Node, gen: _Gen) -> str:
 
 
 def _fetch(path: FieldPath, var: str) -> list[str]:
-    if path[:2] == _EVENT_DATA and len(path) == 3:
-        return [
-            f"    {var} = ed.get({path[2]!r}, _M)",
-            f"    if {var}.__class__ is not str:",
-            f"        {var} = None if {var} is _M else _S({var})",
-        ]
-    if path[:2] == _EVENT_DATA:
-        return [f"    {var} = _field(ed, {path[2:]!r})"]
-    return [f"    {var} = _field(ev, {path!r})"]
+    """Read one field inline (``runtime.field`` unrolled): a dict ``get`` per key, no call."""
+    if len(path) > 2 and path[:2] == _EVENT_DATA:
+        base, keys = "ed", path[2:]
+    elif len(path) > 2 and path[:2] == _SYSTEM:
+        base, keys = "sy", path[2:]
+    elif path:
+        base, keys = "ev", path
+    else:
+        return [f"    {var} = _field(ev, ())"]
+    lines = [f"    {var} = {base}.get({keys[0]!r}, _M) if {base}.__class__ is dict else _M"]
+    for key in keys[1:]:
+        lines.append(f"    {var} = {var}.get({key!r}, _M) if {var}.__class__ is dict else _M")
+    if base == "ed" and len(keys) == 1:  # ed is always a dict
+        lines[0] = f"    {var} = ed.get({keys[0]!r}, _M)"
+    lines.append(f"    if {var}.__class__ is not str:")
+    lines.append(f"        {var} = None if {var} is _M else _S({var})")
+    return lines
 
 
 def _rule_test(rule: RuleIR, gen: _Gen) -> str:
@@ -198,6 +237,9 @@ def _rule_test(rule: RuleIR, gen: _Gen) -> str:
 def _finish_source(name: str, body: list[str], gen: _Gen, tail: str) -> str:
     """Function header fetching the fields ``body`` uses, then ``body``, then ``tail``."""
     head: list[str] = [f"def {name}(ev, ed, cm):"]
+    if any(len(path) > 2 and path[:2] == _SYSTEM for path in gen.fields):
+        head.append("    sy = ev.get('Event', _M) if ev.__class__ is dict else _M")
+        head.append("    sy = sy.get('System', _M) if sy.__class__ is dict else _M")
     for path, var in gen.fields.items():
         head.extend(_fetch(path, var))
     for path, low in gen.lowered.items():
@@ -228,7 +270,6 @@ def _rule_source(name: str, rule: RuleIR, gen: _Gen) -> str:
 
 
 Required = frozenset[RegexMatch | StrMatch]
-_SYSTEM = ("Event", "System")
 
 
 def _indexable(node: StrMatch) -> bool:

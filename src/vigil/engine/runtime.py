@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import orjson
 import re2
 
 from vigil.events.fields import GoNumError, go_lower, go_parse_int, go_str, parse_to_float
@@ -29,6 +30,7 @@ __all__ = [
     "event_strings",
     "field",
     "flag",
+    "json_safe",
     "keyword_matcher",
     "multiline_safe",
     "num_go",
@@ -288,15 +290,33 @@ class EventStrings:
 
     ``text`` joins them with ``SEPARATOR`` so one search over the event can rule a keyword out; a
     candidate is then confirmed value by value (a keyword never matches across two values).
+    ``json`` is the scope's JSON form (orjson), a faster text to rule out the keywords that
+    ``json_safe`` accepts; None when the scope cannot be encoded (lone surrogates, huge integers).
+    Everything is built on first use.
     """
 
-    __slots__ = ("_lower", "_utf8", "text", "values")
+    __slots__ = ("_json", "_lower", "_scope", "_text", "_utf8", "_values")
 
-    def __init__(self, values: list[str]) -> None:
-        self.values = values
-        self.text = SEPARATOR.join(values)
+    def __init__(self, scope: Any) -> None:
+        self._scope = scope
+        self._values: list[str] | None = None
+        self._text: str | None = None
         self._lower: str | None = None
         self._utf8: bytes | None = None
+        self._json: bytes | bool | None = False
+
+    @property
+    def values(self) -> list[str]:
+        if self._values is None:
+            scope = self._scope
+            self._values = _event_strings(scope) if scope.__class__ is dict else _strings(scope)
+        return self._values
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = SEPARATOR.join(self.values)
+        return self._text
 
     @property
     def lower(self) -> str:
@@ -311,8 +331,20 @@ class EventStrings:
             self._utf8 = _utf8(self.text)
         return self._utf8
 
+    @property
+    def json(self) -> bytes | None:
+        found = self._json
+        if found is False:
+            try:
+                found = orjson.dumps(self._scope)
+            except TypeError:
+                found = None
+            self._json = found
+        return found  # type: ignore[return-value]
+
 
 NO_STRINGS = EventStrings([])
+NO_STRINGS._values = []
 
 
 def _strings(obj: Any) -> list[str]:
@@ -376,7 +408,7 @@ def event_strings(event: Any, scope: tuple[str, ...]) -> EventStrings:
         obj = obj.get(key, MISSING)
         if obj is MISSING:
             return NO_STRINGS
-    return EventStrings(_event_strings(obj) if obj.__class__ is dict else _strings(obj))
+    return EventStrings(obj)
 
 
 def multiline_safe(pattern: str) -> bool:
@@ -406,6 +438,90 @@ def multiline_safe(pattern: str) -> bool:
     return True
 
 
+#: Characters found verbatim in JSON holding them, and not special in a regex.
+_PLAIN_CHARS = frozenset(chr(c) for c in range(0x20, 0x7F)) - set('"\\.^$*+?()[]{}|')
+_FLAG_SET = re.compile(r"\(\?[is]+\)")
+_GROUP_OPEN = re.compile(r"\(\?[is]*:")
+
+
+def _split_top(pattern: str) -> list[str] | None:
+    """``pattern`` cut at its top-level ``|`` (None if its parentheses do not balance)."""
+    parts: list[str] = []
+    depth = start = i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth < 0:
+                return None
+        elif c == "|" and depth == 0:
+            parts.append(pattern[start:i])
+            start = i + 1
+        i += 1
+    if depth != 0:
+        return None
+    parts.append(pattern[start:])
+    return parts
+
+
+def _json_safe_literal(text: str) -> bool:
+    """Printable ASCII other than ``"`` and escaped punctuation, backslashes only at the start.
+
+    JSON doubles a backslash: a literal starting with backslashes is still found (after the
+    first half of the doubled run), one with a backslash after another character is not.
+    """
+    i, n = 0, len(text)
+    leading = True
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            if i + 1 >= n:
+                return False
+            x = text[i + 1]
+            if x == "\\":
+                if not leading:
+                    return False
+            elif x.isalnum() or not " " <= x <= "~" or x == '"':
+                return False  # \d, \x41, \Q...: not a plain literal
+            else:
+                leading = False
+            i += 2
+            continue
+        if c not in _PLAIN_CHARS:
+            return False
+        leading = False
+        i += 1
+    return True
+
+
+def _json_safe_branch(part: str) -> bool:
+    while (flags := _FLAG_SET.match(part)) is not None:
+        part = part[flags.end() :]  # (?i) and (?s) change no literal's text
+    group = _GROUP_OPEN.match(part)
+    if group is None:
+        return _json_safe_literal(part)
+    inner = part[group.end() : -1]
+    # the group must span the whole branch: then its inside balances on its own
+    return part.endswith(")") and _split_top(inner) is not None and json_safe(inner)
+
+
+def json_safe(pattern: str) -> bool:
+    r"""Whether a match of ``pattern`` in a string value is also a match in JSON holding that value.
+
+    True for alternations of literals (``(?:(?i)a)|(?:(?i)b)``, ``(?i:a|b)``) of printable ASCII
+    other than ``"``, backslashes only leading a literal; no anchor, class, dot or repetition.
+    JSON copies such a substring of a value verbatim (it escapes only ``"``, ``\``, control
+    characters), and whether such a pattern matches does not depend on the text around.
+    """
+    parts = _split_top(pattern)
+    return parts is not None and all(_json_safe_branch(p) for p in parts)
+
+
 def keyword_matcher(op: str, value: str, ignore_case: bool) -> Callable[[EventStrings], bool]:
     """Any of the event's string values (``EventStrings``) matches (Sigma keywords).
 
@@ -414,6 +530,9 @@ def keyword_matcher(op: str, value: str, ignore_case: bool) -> Callable[[EventSt
     """
     rx = SingleRegex(("(?i)" if ignore_case else "") + value) if op == "regex" else None
     whole = None
+    in_json = None
+    if rx is not None and json_safe(value):
+        in_json = re2.compile(("(?i)" if ignore_case else "") + value, regex_options())._regexp
     if rx is not None:
         multi = "(?m)" + ("(?i)" if ignore_case else "") + value
         if multiline_safe(value) and program_size(multi) <= BIG_PROGRAM:
@@ -434,10 +553,13 @@ def keyword_matcher(op: str, value: str, ignore_case: bool) -> Callable[[EventSt
         return s.endswith(needle)
 
     def match(strings: EventStrings) -> bool:
-        if not strings.values:
+        if strings is NO_STRINGS:
             return False
         if rx is None:
             if needle not in (strings.lower if ignore_case else strings.text):
+                return False
+        elif in_json is not None and (j := strings.json) is not None:
+            if in_json.Match(_UNANCHORED, j, 0, len(j))[0][0] < 0:
                 return False
         elif whole is not None:
             b = strings.utf8

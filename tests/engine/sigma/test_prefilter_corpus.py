@@ -3,8 +3,9 @@
 
 * Indexed buckets (candidates from each rule's required regex and literal tests) give the same
   (event, rule) matches as linear buckets, which test every rule of the bucket.
-* Rules with keywords (searched over the joined event text first) match exactly the events the
-  reference evaluator, which tests each value on its own, says they match.
+* Rules with keywords (searched over the joined event text or, for literal alternations, over the
+  event's JSON first) match exactly the events the reference evaluator, which tests each value on
+  its own, says they match.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from tests.engine.sigma import reference
 from vigil.engine import Engine, compiler
 from vigil.engine.ir import And, KeywordMatch, Node, Not, Or
+from vigil.engine.runtime import json_safe
 from vigil.events.evtx import read_evtx
 
 SIGMA = Path("../shared/data/sigma")
@@ -62,6 +64,13 @@ def test_prefilters_change_no_match_on_the_full_rule_set_and_corpus() -> None:
     ]
     assert len(keyword_rules) >= 10
     names = {r.name for r in keyword_rules}
+    via_json = {
+        r.name
+        for r in keyword_rules
+        for n in _nodes(r.condition)
+        if isinstance(n, KeywordMatch) and n.op == "regex" and json_safe(n.value)
+    }
+    assert "Mimikatz Use" in via_json and len(via_json) < len(names)  # both keyword paths are exercised
     want = {
         (n, r.name) for n, event in enumerate(events) for r in keyword_rules if reference.matches(r, event)
     }
