@@ -57,6 +57,7 @@ def test_corpus_generated_value_decoders_equal_reference(monkeypatch: pytest.Mon
     monkeypatch.setattr(_binxml, "_GENERATE_AFTER", 1)
     monkeypatch.setattr(_binxml, "_VALUE_DECODERS", {})
     monkeypatch.setattr(_binxml, "_TYPES_SEEN", {})
+    monkeypatch.setattr(_binxml, "_DESCRIPTORS_SEEN", {})
     for path in CORPUS[::7]:
         assert _items(path) == _reference(path, monkeypatch), path
     assert len(_binxml._VALUE_DECODERS) >= 20
@@ -76,17 +77,19 @@ def test_generated_value_decoder_declines_unexpected_sizes() -> None:
 
 
 def test_value_decoder_caches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Type lists seen and decoders generated stay under the limit whatever the input."""
+    """Descriptor arrays and type lists seen, decoders generated: all stay under the limit."""
     monkeypatch.setattr(_binxml, "_VALUE_DECODERS_LIMIT", 3)
     monkeypatch.setattr(_binxml, "_GENERATE_AFTER", 2)
     monkeypatch.setattr(_binxml, "_VALUE_DECODERS", {})
     monkeypatch.setattr(_binxml, "_TYPES_SEEN", {})
+    monkeypatch.setattr(_binxml, "_DESCRIPTORS_SEEN", {})
     for count in range(2, 12):
         for _ in range(2):
             data = struct.pack("<I", count) + struct.pack("<HBx", 0, 0) * count
             assert _binxml.Chunk(data, 0)._values(0) == ([None] * count, len(data))
         assert len(_binxml._VALUE_DECODERS) <= 3
         assert len(_binxml._TYPES_SEEN) <= 3
+        assert len(_binxml._DESCRIPTORS_SEEN) <= 3
     assert _binxml._VALUE_DECODERS
 
 

@@ -259,8 +259,10 @@ def _definition_of(
     data: bytes,
 ) -> _Definition:
     masked: list[tuple[int, int]] = []
-    for field, name, inline in names:
-        masked.append((field, field + 4 + (10 + 2 * len(name) if inline else 0)))
+    for field, _name, inline in names:
+        # The name offset moves with the chunk, and so does the link to the next name of an inline
+        # name; its hash, length and text are kept, so an inline name needs no decoding to compare.
+        masked.append((field, field + (8 if inline else 4)))
     masked.sort()
     named = {field: element for element, field in elements}
     kept: list[tuple[int, int]] = []
@@ -376,7 +378,7 @@ class Chunk:
                             return False
                     if not inline and not _NAMES_START <= offset < at:
                         return False
-                if self._name(offset) != name:
+                if not inline and self._name(offset) != name:
                     return False
         except (CorruptError, struct.error):
             return False
@@ -619,37 +621,51 @@ class Chunk:
     def _values(self, pos: int) -> tuple[list[Any], int]:
         """A record's substitution values, decoded.
 
-        The descriptor array (size, type pairs) is read with one unpack; its types pick a
-        straight-line decoder generated for them (``_value_decoder``) once they have been seen
-        often enough, else the loop below decodes the commonest types inline, by frequency.
+        The descriptor array (size, type pairs) repeats from record to record, so it is looked up
+        by its bytes (``_Descriptor``: the sizes and types unpacked once, the decoder of its types).
+        A type list seen often enough gets a straight-line decoder (``_value_decoder``); until then,
+        or when the decoder declines the sizes, the loop below decodes the commonest types inline.
         """
         data = self.data
         (count,) = _U32.unpack_from(data, pos)
-        pos += 4
         if count > 4096:
             raise CorruptError(f"{count} substitution values")
-        layout = _DESCRIPTORS.get(count)
-        if layout is None:
-            layout = _DESCRIPTORS[count] = struct.Struct("<" + "HBx" * count)
-        fields = layout.unpack_from(data, pos)
-        pos += 4 * count
-        if pos + sum(fields[0::2]) > len(data):
+        start = pos + 4 + 4 * count
+        descriptor = _DESCRIPTORS_SEEN.get(data[pos:start]) if _fast_values else None
+        if descriptor is None:
+            layout = _DESCRIPTORS.get(count)
+            if layout is None:
+                layout = _DESCRIPTORS[count] = struct.Struct("<" + "HBx" * count)
+            fields = layout.unpack_from(data, pos + 4)
+            if start + sum(fields[0::2]) > len(data):
+                raise CorruptError("substitution values run past the chunk")
+            if not _fast_values:
+                return self._plain_values(fields, start)
+            descriptor = _Descriptor(fields, sum(fields[0::2]), fields[1::2])
+            _remember(_DESCRIPTORS_SEEN, data[pos:start], descriptor)
+        elif start + descriptor.size > len(data):
             raise CorruptError("substitution values run past the chunk")
-        if not _fast_values:
-            return self._plain_values(fields, pos)
-        types = fields[1::2]
-        decoder = _VALUE_DECODERS.get(types)
+        fields = descriptor.fields
+        pos = start
+        decoder = descriptor.decoder
         if decoder is not None:
             decoded = decoder(data, pos, fields, self)
             if decoded is not None:
                 return decoded
-        elif count >= _GENERATE_FROM_COUNT:
-            seen = _TYPES_SEEN.get(types, 0) + 1
-            if seen >= _GENERATE_AFTER:
-                _remember(_VALUE_DECODERS, types, _value_decoder(types))
-                _TYPES_SEEN.pop(types, None)
-            else:
-                _remember(_TYPES_SEEN, types, seen)
+            descriptor.decoder = None  # the sizes do not fit its types: the loop, from now on
+            descriptor.declined = True
+        elif count >= _GENERATE_FROM_COUNT and not descriptor.declined:
+            types = descriptor.types
+            decoder = _VALUE_DECODERS.get(types)
+            if decoder is None:
+                seen = _TYPES_SEEN.get(types, 0) + 1
+                if seen >= _GENERATE_AFTER:
+                    decoder = _value_decoder(types)
+                    _remember(_VALUE_DECODERS, types, decoder)
+                    _TYPES_SEEN.pop(types, None)
+                else:
+                    _remember(_TYPES_SEEN, types, seen)
+            descriptor.decoder = decoder
         values: list[Any] = []
         append = values.append
         decode = _decode_utf16
@@ -744,9 +760,23 @@ ValueDecoder = Callable[[bytes, int, tuple[int, ...], "Chunk"], "tuple[list[Any]
 
 _VALUE_DECODERS: dict[tuple[int, ...], ValueDecoder] = {}
 _TYPES_SEEN: dict[tuple[int, ...], int] = {}
-_VALUE_DECODERS_LIMIT = 512  # type lists; each dict is emptied when full
-_GENERATE_AFTER = 8  # uses of a type list before it gets a decoder (compiling one costs ~0.1 ms)
+_VALUE_DECODERS_LIMIT = 4096  # type lists or descriptor arrays; each dict is emptied when full
+_GENERATE_AFTER = 96  # uses of a type list before it gets a decoder (compiling one costs about 0.5 ms)
 _GENERATE_FROM_COUNT = 2  # shorter lists gain nothing
+
+
+@dataclass(slots=True)
+class _Descriptor:
+    """A substitution descriptor array seen before, by its bytes: what decoding it needs."""
+
+    fields: tuple[int, ...]  # size, type, size, type...
+    size: int  # of the values together
+    types: tuple[int, ...]
+    decoder: ValueDecoder | None = None
+    declined: bool = False  # its decoder returned None for these sizes
+
+
+_DESCRIPTORS_SEEN: dict[bytes, _Descriptor] = {}
 
 _fast_values = True
 """Decode values through the loop and the generated decoders (tests switch it off)."""
