@@ -212,3 +212,26 @@ def test_value_caches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     sid = bytes([1, 2, 0, 0, 0, 0, 0, 5]) + struct.pack("<II", 21, 500)
     assert [_binxml._cached_sid(sid) for _ in range(3)] == ["S-1-5-21-500"] * 3
     assert _binxml._filetime(0xFFFFFFFFFFFFFFFF) == str(0xFFFFFFFFFFFFFFFF)  # past year 9999
+
+
+def test_a_template_at_the_same_place_checks_the_names_it_references(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Same bytes at the same chunk offset are reused only if the names referenced by offset agree."""
+    monkeypatch.setattr(_binxml, "_DEFINITIONS", {})
+    data = SMALL.read_bytes()[0x1000:0x11000]
+    chunk = _binxml.Chunk(data, 0x1000)
+    pos = 0x200
+    while data[pos : pos + 4] == b"\x2a\x2a\x00\x00":
+        size = struct.unpack_from("<I", data, pos + 4)[0]
+        chunk.instance(pos + 24, pos + size - 4, record=True)
+        pos += size
+    definition = next(d for ds in _binxml._DEFINITIONS.values() for d in ds if d.references)
+    assert _binxml.Chunk(data, 0x1000)._same_place(definition, definition.start)
+    assert not _binxml.Chunk(data, 0x1000)._same_place(definition, definition.start + 2)
+    offset, name = definition.references[0]
+    renamed = bytearray(data)
+    renamed[offset + 8 : offset + 8 + 2] = "Q".encode("utf-16-le")
+    assert name[0] != "Q"
+    assert not _binxml.Chunk(bytes(renamed), 0x1000)._same_place(definition, definition.start)
+    assert not _binxml.Chunk(bytes(renamed), 0x1000)._same_definition(definition, definition.start)

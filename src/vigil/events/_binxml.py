@@ -239,6 +239,11 @@ class _Definition:
     names: tuple[tuple[int, str, bool, int], ...]
     kept: tuple[tuple[int, int], ...]  # byte ranges compared as they are
     kept_bytes: bytes
+    # A long log often stores a definition at the same chunk offset in every chunk: then equal
+    # bytes give equal positions, so only the names referenced by offset need looking up.
+    start: int
+    raw: bytes
+    references: tuple[tuple[int, str], ...]  # (chunk offset, name) of the names not stored inline
 
 
 _DEFINITIONS: dict[tuple[bytes, int], list[_Definition]] = {}
@@ -281,6 +286,9 @@ def _definition_of(
         ),
         tuple(kept),
         b"".join([data[start + a : start + b] for a, b in kept]),
+        start,
+        data[start:stop],
+        tuple((_U32.unpack_from(data, field)[0], name) for field, name, inline in names if not inline),
     )
 
 
@@ -334,7 +342,7 @@ class Chunk:
         known = _DEFINITIONS.get(key) if _share_templates else None
         if known:
             for definition in known:
-                if self._same_definition(definition, start):
+                if self._same_place(definition, start) or self._same_definition(definition, start):
                     self.templates[offset] = definition.root
                     return definition.root
         self._read_names = []
@@ -359,6 +367,16 @@ class Chunk:
                 del known[0]
             known.append(definition)
         return root
+
+    def _same_place(self, known: _Definition, start: int) -> bool:
+        """Whether the definition at ``start`` is ``known``'s bytes at ``known``'s offset, with the
+        names it references by offset unchanged: then every check of ``_same_definition`` holds."""
+        if start != known.start or self.data[start : start + len(known.raw)] != known.raw:
+            return False
+        try:
+            return all(self._name(offset) == name for offset, name in known.references)
+        except CorruptError:
+            return False
 
     def _same_definition(self, known: _Definition, start: int) -> bool:
         """Whether parsing the definition at ``start`` would give ``known.root`` (see ``_Definition``)."""
