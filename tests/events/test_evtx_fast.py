@@ -38,6 +38,7 @@ def _reference(path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     with monkeypatch.context() as patch:
         patch.setattr(evtx, "_reference", True)
         patch.setattr(_binxml, "_share_templates", False)
+        patch.setattr(_binxml, "_fast_values", False)
         return _items(path)
 
 
@@ -49,6 +50,47 @@ def test_corpus_fast_equals_reference(monkeypatch: pytest.MonkeyPatch) -> None:
         assert fast == _reference(path, monkeypatch), path
         total += len(fast)
     assert total == 16818
+
+
+def test_corpus_generated_value_decoders_equal_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a decoder generated at the first use of a type list, every record still reads alike."""
+    monkeypatch.setattr(_binxml, "_GENERATE_AFTER", 1)
+    monkeypatch.setattr(_binxml, "_VALUE_DECODERS", {})
+    monkeypatch.setattr(_binxml, "_TYPES_SEEN", {})
+    monkeypatch.setattr(_binxml, "_DESCRIPTORS_SEEN", {})
+    for path in CORPUS[::7]:
+        assert _items(path) == _reference(path, monkeypatch), path
+    assert len(_binxml._VALUE_DECODERS) >= 20
+
+
+def test_generated_value_decoder_declines_unexpected_sizes() -> None:
+    """A decoder checks the sizes its types require and leaves other records to the loop."""
+    decoder = _binxml._value_decoder((0x01, 0x08, 0x13))
+    text = "ab".encode("utf-16-le")
+    sid = bytes([1, 1, 0, 0, 0, 0, 0, 5]) + struct.pack("<I", 18)
+    data = text + struct.pack("<I", 7) + sid
+    chunk = _binxml.Chunk(data, 0)
+    assert decoder(data, 0, (4, 0x01, 4, 0x08, 12, 0x13), chunk) == (["ab", "7", "S-1-5-18"], 20)
+    assert decoder(data, 0, (4, 0x01, 2, 0x08, 12, 0x13), chunk) is None  # a 2-byte UInt32
+    assert decoder(data, 0, (4, 0x01, 4, 0x08, 4, 0x13), chunk) is None  # a SID under 8 bytes
+    assert chunk._plain_values((4, 0x01, 2, 0x08, 4, 0x13), 0) == (["ab", "0700", None], 10)
+
+
+def test_value_decoder_caches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Descriptor arrays and type lists seen, decoders generated: all stay under the limit."""
+    monkeypatch.setattr(_binxml, "_VALUE_DECODERS_LIMIT", 3)
+    monkeypatch.setattr(_binxml, "_GENERATE_AFTER", 2)
+    monkeypatch.setattr(_binxml, "_VALUE_DECODERS", {})
+    monkeypatch.setattr(_binxml, "_TYPES_SEEN", {})
+    monkeypatch.setattr(_binxml, "_DESCRIPTORS_SEEN", {})
+    for count in range(2, 12):
+        for _ in range(2):
+            data = struct.pack("<I", count) + struct.pack("<HBx", 0, 0) * count
+            assert _binxml.Chunk(data, 0)._values(0) == ([None] * count, len(data))
+        assert len(_binxml._VALUE_DECODERS) <= 3
+        assert len(_binxml._TYPES_SEEN) <= 3
+        assert len(_binxml._DESCRIPTORS_SEEN) <= 3
+    assert _binxml._VALUE_DECODERS
 
 
 def test_the_corpus_has_both_record_forms() -> None:
@@ -139,6 +181,7 @@ def test_damaged_files_read_alike(
         data[offset] = value
     path = tmp_path / "damaged.evtx"
     path.write_bytes(bytes(data))
+    monkeypatch.setattr(_binxml, "_GENERATE_AFTER", 1)  # damaged values reach the generated decoders
     assert _items(path) == _reference(path, monkeypatch)
 
 
@@ -169,3 +212,26 @@ def test_value_caches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     sid = bytes([1, 2, 0, 0, 0, 0, 0, 5]) + struct.pack("<II", 21, 500)
     assert [_binxml._cached_sid(sid) for _ in range(3)] == ["S-1-5-21-500"] * 3
     assert _binxml._filetime(0xFFFFFFFFFFFFFFFF) == str(0xFFFFFFFFFFFFFFFF)  # past year 9999
+
+
+def test_a_template_at_the_same_place_checks_the_names_it_references(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Same bytes at the same chunk offset are reused only if the names referenced by offset agree."""
+    monkeypatch.setattr(_binxml, "_DEFINITIONS", {})
+    data = SMALL.read_bytes()[0x1000:0x11000]
+    chunk = _binxml.Chunk(data, 0x1000)
+    pos = 0x200
+    while data[pos : pos + 4] == b"\x2a\x2a\x00\x00":
+        size = struct.unpack_from("<I", data, pos + 4)[0]
+        chunk.instance(pos + 24, pos + size - 4, record=True)
+        pos += size
+    definition = next(d for ds in _binxml._DEFINITIONS.values() for d in ds if d.references)
+    assert _binxml.Chunk(data, 0x1000)._same_place(definition, definition.start)
+    assert not _binxml.Chunk(data, 0x1000)._same_place(definition, definition.start + 2)
+    offset, name = definition.references[0]
+    renamed = bytearray(data)
+    renamed[offset + 8 : offset + 8 + 2] = "Q".encode("utf-16-le")
+    assert name[0] != "Q"
+    assert not _binxml.Chunk(bytes(renamed), 0x1000)._same_place(definition, definition.start)
+    assert not _binxml.Chunk(bytes(renamed), 0x1000)._same_definition(definition, definition.start)

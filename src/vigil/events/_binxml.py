@@ -239,6 +239,11 @@ class _Definition:
     names: tuple[tuple[int, str, bool, int], ...]
     kept: tuple[tuple[int, int], ...]  # byte ranges compared as they are
     kept_bytes: bytes
+    # A long log often stores a definition at the same chunk offset in every chunk: then equal
+    # bytes give equal positions, so only the names referenced by offset need looking up.
+    start: int
+    raw: bytes
+    references: tuple[tuple[int, str], ...]  # (chunk offset, name) of the names not stored inline
 
 
 _DEFINITIONS: dict[tuple[bytes, int], list[_Definition]] = {}
@@ -259,8 +264,10 @@ def _definition_of(
     data: bytes,
 ) -> _Definition:
     masked: list[tuple[int, int]] = []
-    for field, name, inline in names:
-        masked.append((field, field + 4 + (10 + 2 * len(name) if inline else 0)))
+    for field, _name, inline in names:
+        # The name offset moves with the chunk, and so does the link to the next name of an inline
+        # name; its hash, length and text are kept, so an inline name needs no decoding to compare.
+        masked.append((field, field + (8 if inline else 4)))
     masked.sort()
     named = {field: element for element, field in elements}
     kept: list[tuple[int, int]] = []
@@ -279,6 +286,9 @@ def _definition_of(
         ),
         tuple(kept),
         b"".join([data[start + a : start + b] for a, b in kept]),
+        start,
+        data[start:stop],
+        tuple((_U32.unpack_from(data, field)[0], name) for field, name, inline in names if not inline),
     )
 
 
@@ -332,7 +342,7 @@ class Chunk:
         known = _DEFINITIONS.get(key) if _share_templates else None
         if known:
             for definition in known:
-                if self._same_definition(definition, start):
+                if self._same_place(definition, start) or self._same_definition(definition, start):
                     self.templates[offset] = definition.root
                     return definition.root
         self._read_names = []
@@ -358,6 +368,16 @@ class Chunk:
             known.append(definition)
         return root
 
+    def _same_place(self, known: _Definition, start: int) -> bool:
+        """Whether the definition at ``start`` is ``known``'s bytes at ``known``'s offset, with the
+        names it references by offset unchanged: then every check of ``_same_definition`` holds."""
+        if start != known.start or self.data[start : start + len(known.raw)] != known.raw:
+            return False
+        try:
+            return all(self._name(offset) == name for offset, name in known.references)
+        except CorruptError:
+            return False
+
     def _same_definition(self, known: _Definition, start: int) -> bool:
         """Whether parsing the definition at ``start`` would give ``known.root`` (see ``_Definition``)."""
         data = self.data
@@ -376,7 +396,7 @@ class Chunk:
                             return False
                     if not inline and not _NAMES_START <= offset < at:
                         return False
-                if self._name(offset) != name:
+                if not inline and self._name(offset) != name:
                     return False
         except (CorruptError, struct.error):
             return False
@@ -617,19 +637,53 @@ class Chunk:
         return self.shape(name, attrs, children, texts=texts, array=None, null=null), pos + 1  # type: ignore[misc]
 
     def _values(self, pos: int) -> tuple[list[Any], int]:
-        """A record's substitution values, decoded; the commonest types inline, by frequency."""
+        """A record's substitution values, decoded.
+
+        The descriptor array (size, type pairs) repeats from record to record, so it is looked up
+        by its bytes (``_Descriptor``: the sizes and types unpacked once, the decoder of its types).
+        A type list seen often enough gets a straight-line decoder (``_value_decoder``); until then,
+        or when the decoder declines the sizes, the loop below decodes the commonest types inline.
+        """
         data = self.data
         (count,) = _U32.unpack_from(data, pos)
-        pos += 4
         if count > 4096:
             raise CorruptError(f"{count} substitution values")
-        layout = _DESCRIPTORS.get(count)
-        if layout is None:
-            layout = _DESCRIPTORS[count] = struct.Struct("<" + "HBx" * count)
-        fields = layout.unpack_from(data, pos)
-        pos += 4 * count
-        if pos + sum(fields[0::2]) > len(data):
+        start = pos + 4 + 4 * count
+        descriptor = _DESCRIPTORS_SEEN.get(data[pos:start]) if _fast_values else None
+        if descriptor is None:
+            layout = _DESCRIPTORS.get(count)
+            if layout is None:
+                layout = _DESCRIPTORS[count] = struct.Struct("<" + "HBx" * count)
+            fields = layout.unpack_from(data, pos + 4)
+            if start + sum(fields[0::2]) > len(data):
+                raise CorruptError("substitution values run past the chunk")
+            if not _fast_values:
+                return self._plain_values(fields, start)
+            descriptor = _Descriptor(fields, sum(fields[0::2]), fields[1::2])
+            _remember(_DESCRIPTORS_SEEN, data[pos:start], descriptor)
+        elif start + descriptor.size > len(data):
             raise CorruptError("substitution values run past the chunk")
+        fields = descriptor.fields
+        pos = start
+        decoder = descriptor.decoder
+        if decoder is not None:
+            decoded = decoder(data, pos, fields, self)
+            if decoded is not None:
+                return decoded
+            descriptor.decoder = None  # the sizes do not fit its types: the loop, from now on
+            descriptor.declined = True
+        elif count >= _GENERATE_FROM_COUNT and not descriptor.declined:
+            types = descriptor.types
+            decoder = _VALUE_DECODERS.get(types)
+            if decoder is None:
+                seen = _TYPES_SEEN.get(types, 0) + 1
+                if seen >= _GENERATE_AFTER:
+                    decoder = _value_decoder(types)
+                    _remember(_VALUE_DECODERS, types, decoder)
+                    _TYPES_SEEN.pop(types, None)
+                else:
+                    _remember(_TYPES_SEEN, types, seen)
+            descriptor.decoder = decoder
         values: list[Any] = []
         append = values.append
         decode = _decode_utf16
@@ -666,6 +720,15 @@ class Chunk:
             pos = end
         return values, pos
 
+    def _plain_values(self, fields: tuple[int, ...], pos: int) -> tuple[list[Any], int]:
+        """The values one by one through ``_value``: the reference the fast paths are tested against."""
+        values: list[Any] = []
+        pairs = iter(fields)
+        for size, vtype in zip(pairs, pairs, strict=True):
+            values.append(self._value(vtype, pos, size))
+            pos += size
+        return values, pos
+
     def _value(self, vtype: int, pos: int, size: int) -> Any:
         raw = self.data[pos : pos + size]
         if vtype == 0x01:
@@ -700,3 +763,102 @@ class Chunk:
             width, render = _FIXED[vtype & 0x7F]
             return [render(raw[i : i + width]) for i in range(0, size - width + 1, width)]
         return raw.hex().upper()
+
+
+# --- straight-line value decoders ---------------------------------------------------------------
+#
+# A log's records repeat a few substitution type lists (132 on the whole corpus), so a type list
+# seen ``_GENERATE_AFTER`` times gets a decoder of its own: Python source built from the type codes
+# alone (no input text enters it), compiled once per process.  It unpacks the sizes into locals,
+# checks the sizes the types require (else it returns None and the loop decodes the record), and
+# builds the list in one expression, with no per-value dispatch.  It gives what the loop gives, value
+# for value (the tests compare both with ``Chunk._plain_values``).
+
+ValueDecoder = Callable[[bytes, int, tuple[int, ...], "Chunk"], "tuple[list[Any], int] | None"]
+
+_VALUE_DECODERS: dict[tuple[int, ...], ValueDecoder] = {}
+_TYPES_SEEN: dict[tuple[int, ...], int] = {}
+_VALUE_DECODERS_LIMIT = 4096  # type lists or descriptor arrays; each dict is emptied when full
+_GENERATE_AFTER = 96  # uses of a type list before it gets a decoder (compiling one costs about 0.5 ms)
+_GENERATE_FROM_COUNT = 2  # shorter lists gain nothing
+
+
+@dataclass(slots=True)
+class _Descriptor:
+    """A substitution descriptor array seen before, by its bytes: what decoding it needs."""
+
+    fields: tuple[int, ...]  # size, type, size, type...
+    size: int  # of the values together
+    types: tuple[int, ...]
+    decoder: ValueDecoder | None = None
+    declined: bool = False  # its decoder returned None for these sizes
+
+
+_DESCRIPTORS_SEEN: dict[bytes, _Descriptor] = {}
+
+_fast_values = True
+"""Decode values through the loop and the generated decoders (tests switch it off)."""
+
+# type code -> (required size or None for any, minimum size, expression over p (start), q (end), s (size))
+_VALUE_FORMS: dict[int, tuple[int | None, int, str]] = {
+    0x01: (None, 0, 'decode(data[{p}:{q}], "replace", True)[0].rstrip("\\x00")'),
+    0x00: (None, 0, "None"),
+    0x04: (1, 0, "u8_text[data[{p}]]"),
+    0x06: (2, 0, "str(data[{p}] | data[{p} + 1] << 8)"),
+    0x08: (4, 0, "str(u32(data, {p})[0])"),
+    0x0A: (8, 0, "str(u64(data, {p})[0])"),
+    0x0F: (16, 0, "(guids.get(raw := data[{p}:{q}]) or guid(raw))"),
+    0x11: (8, 0, "filetime(u64(data, {p})[0])"),
+    0x13: (None, 8, "cached_sid(data[{p}:{q}])"),
+    0x14: (4, 0, 'f"0x{{u32(data, {p})[0]:04x}}"'),
+    0x15: (8, 0, 'f"0x{{u64(data, {p})[0]:08x}}"'),
+    0x21: (None, 0, "chunk.instance({p}, {q})"),
+}
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= _VALUE_DECODERS_LIMIT and key not in cache:
+        cache.clear()
+    cache[key] = value
+
+
+def _value_decoder(types: tuple[int, ...]) -> ValueDecoder:
+    """Compile the straight-line decoder of ``types`` (see the section comment)."""
+    count = len(types)
+    sizes = ", ".join(f"s{i}, _t{i}" for i in range(count))
+    checks: list[str] = []
+    positions = ["p0 = pos"]
+    items: list[str] = []
+    for i, vtype in enumerate(types):
+        positions.append(f"p{i + 1} = p{i} + s{i}")
+        form = _VALUE_FORMS.get(vtype)
+        if form is None:
+            items.append(f"chunk._value({int(vtype)}, p{i}, s{i})")
+            continue
+        exact, minimum, expression = form
+        if exact is not None:
+            checks.append(f"s{i} != {exact}")
+        elif minimum:
+            checks.append(f"s{i} < {minimum}")
+        items.append(expression.format(p=f"p{i}", q=f"p{i + 1}"))
+    lines = ["def decode_values(data, pos, fields, chunk):", f"    ({sizes},) = fields"]
+    if checks:
+        lines.append(f"    if {' or '.join(checks)}:")
+        lines.append("        return None")
+    lines.extend(f"    {line}" for line in positions)
+    lines.append("    return [")
+    lines.extend(f"        {item}," for item in items)
+    lines.append(f"    ], p{count}")
+    namespace: dict[str, Any] = {
+        "decode": _decode_utf16,
+        "u8_text": _U8_TEXT,
+        "u32": _U32.unpack_from,
+        "u64": _U64.unpack_from,
+        "guids": _GUIDS,
+        "guid": _guid,
+        "filetime": _filetime,
+        "cached_sid": _cached_sid,
+    }
+    exec(compile("\n".join(lines), f"<evtx values {len(types)}>", "exec"), namespace)  # noqa: S102
+    decoder: ValueDecoder = namespace["decode_values"]
+    return decoder
