@@ -57,9 +57,9 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
 
 
-def thread_times(pid: int) -> dict[int, tuple[float, int]]:
-    """tid -> (CPU seconds, voluntary context switches) of every thread of `pid`."""
-    out: dict[int, tuple[float, int]] = {}
+def thread_times(pid: int) -> dict[int, tuple[float, float, int]]:
+    """tid -> (user CPU seconds, system CPU seconds, voluntary context switches) of each thread of `pid`."""
+    out: dict[int, tuple[float, float, int]] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
@@ -67,7 +67,7 @@ def thread_times(pid: int) -> dict[int, tuple[float, int]]:
         except OSError:
             continue
         switches = int(status.split("voluntary_ctxt_switches:", 1)[1].split()[0])
-        out[int(task.name)] = ((int(fields[11]) + int(fields[12])) / TICK, switches)
+        out[int(task.name)] = (int(fields[11]) / TICK, int(fields[12]) / TICK, switches)
     return out
 
 
@@ -229,11 +229,14 @@ def main() -> None:
             if args.threads:
                 threads1 = thread_times(agent.pid)
                 names = thread_names(agent.pid)
-                for tid, (tcpu, tsw) in sorted(threads1.items(), key=lambda kv: -kv[1][0]):
-                    cpu_a, sw_a = threads0.get(tid, (0.0, 0))
-                    if tcpu - cpu_a > 0 or tsw - sw_a > 0:
+                for tid, (tuser, tsys, tsw) in sorted(threads1.items(), key=lambda kv: -kv[1][0] - kv[1][1]):
+                    user_a, sys_a, sw_a = threads0.get(tid, (0.0, 0.0, 0))
+                    if tuser + tsys - user_a - sys_a > 0 or tsw - sw_a > 0:
                         per_thread[names.get(tid, str(tid))] = {
-                            "cpu_ms_per_exec": round((tcpu - cpu_a) * 1000 / len(spawned), 3),
+                            "cpu_ms_per_exec": round(
+                                (tuser + tsys - user_a - sys_a) * 1000 / len(spawned), 3
+                            ),
+                            "sys_ms_per_exec": round((tsys - sys_a) * 1000 / len(spawned), 3),
                             "wakeups_per_exec": round((tsw - sw_a) / len(spawned), 2),
                         }
             loadavg = os.getloadavg()
