@@ -57,6 +57,41 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
 
 
+def thread_times(pid: int) -> dict[int, tuple[float, float, int]]:
+    """tid -> (user CPU seconds, system CPU seconds, voluntary context switches) of each thread of `pid`."""
+    out: dict[int, tuple[float, float, int]] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            status = (task / "status").read_text()
+        except OSError:
+            continue
+        switches = int(status.split("voluntary_ctxt_switches:", 1)[1].split()[0])
+        out[int(task.name)] = (int(fields[11]) / TICK, int(fields[12]) / TICK, switches)
+    return out
+
+
+def thread_names(pid: int) -> dict[int, str]:
+    """tid -> Python thread name, from `py-spy dump` when it is installed (else empty)."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        return {}
+    try:
+        text = subprocess.run(
+            [spy, "dump", "--pid", str(pid)], check=False, capture_output=True, text=True, timeout=30
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    names = {}
+    for line in text.splitlines():
+        if line.startswith("Thread ") and '"' in line:
+            head, name = line.split('"', 2)[:2]
+            tid = head.split()[1]
+            if tid.isdigit():
+                names[int(tid)] = name
+    return names
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
@@ -100,6 +135,11 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=5.0)
     parser.add_argument(
         "--wait", type=float, default=30.0, help="seconds to wait for alerts after the last spawn"
+    )
+    parser.add_argument(
+        "--threads",
+        action="store_true",
+        help="also report CPU and wakeups per agent thread (py-spy names them)",
     )
     rule_dirs.add_arguments(parser)
     args = parser.parse_args()
@@ -169,6 +209,7 @@ def main() -> None:
 
             run = f"run{os.getpid()}"
             start_ns = time.time_ns() + 300_000_000
+            threads0 = thread_times(agent.pid)
             cpu0, execs0, t0 = cpu_seconds(agent.pid), host.execs, time.monotonic()
             proc = generator.start(str(binary), run, args.execs, args.rate, start_ns, args.workers)
             while proc.poll() is None:
@@ -184,6 +225,20 @@ def main() -> None:
             cpu = cpu_seconds(agent.pid) - cpu0
             wall = time.monotonic() - t0
             host_execs = host.execs - execs0
+            per_thread: dict[str, Any] = {}
+            if args.threads:
+                threads1 = thread_times(agent.pid)
+                names = thread_names(agent.pid)
+                for tid, (tuser, tsys, tsw) in sorted(threads1.items(), key=lambda kv: -kv[1][0] - kv[1][1]):
+                    user_a, sys_a, sw_a = threads0.get(tid, (0.0, 0.0, 0))
+                    if tuser + tsys - user_a - sys_a > 0 or tsw - sw_a > 0:
+                        per_thread[names.get(tid, str(tid))] = {
+                            "cpu_ms_per_exec": round(
+                                (tuser + tsys - user_a - sys_a) * 1000 / len(spawned), 3
+                            ),
+                            "sys_ms_per_exec": round((tsys - sys_a) * 1000 / len(spawned), 3),
+                            "wakeups_per_exec": round((tsw - sw_a) / len(spawned), 2),
+                        }
             loadavg = os.getloadavg()
             agent.send_signal(signal.SIGTERM)
             agent.wait(timeout=60)
@@ -233,6 +288,7 @@ def main() -> None:
                     "idle_host_execs_per_s": round(idle_execs / idle_wall, 1),
                     "sensor": {k: sensor.get(k) for k in ("received", "emitted", "dropped", "queue_full")},
                     "loadavg": loadavg,
+                    **({"threads": per_thread} if args.threads else {}),
                     "agent_exit": agent.returncode,
                 }
             )

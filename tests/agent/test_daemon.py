@@ -329,6 +329,9 @@ def test_second_sigterm_forces_exit(tmp_path: Path) -> None:
     proc, log = start_agent(
         tmp_path,
         f'data_dir = "{data}"\ndrain_timeout = 120\n[pipeline]\nhooks = ["sleepy"]\n'
+        # queued mode: the replay runs ahead of the slow hook, so there is a backlog to drain
+        # (inline, the replay waits for each event and there is nothing left to drain)
+        "inline = false\n"
         f'[sensors]\nkernel = false\nreplay = "{replay}"\n',
         env={"PYTHONPATH": f"{site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"},
     )

@@ -309,3 +309,38 @@ def test_a_half_full_queue_is_reported(caplog: pytest.LogCaptureFixture) -> None
     assert re.search(r"pipeline falling behind: [78] events queued of 8 \(pipeline.queue_size\)", caplog.text)
     out.gate.set()
     assert pipe.stop()
+
+
+def test_inline_pipeline_handles_each_event_in_the_submitting_thread_and_flushes_alerts_at_once() -> None:
+    out, runner = MemoryOutput(), RecordingRunner()
+    pipe = Pipeline(
+        Detector(engine_with(RULES), log_all=True),
+        [out],
+        actions=runner,
+        is_self=SelfFilter(pid=999_999),
+        inline=True,
+    )
+    pipe.start()
+    seen_in: list[str] = []
+
+    def spy(event: dict[str, Any]) -> dict[str, Any]:
+        seen_in.append(threading.current_thread().name)
+        return event
+
+    pipe.hooks = [spy]
+    submitter = threading.Thread(
+        target=pipe.submit, args=(proc_event(10, "/usr/bin/curl"),), name="submitter"
+    )
+    submitter.start()
+    submitter.join()
+    # done before submit() returned: written, acted on and flushed (an alert), in the caller's thread
+    assert seen_in == ["submitter"]
+    assert [alert for _, alert in out.events] == [True]
+    assert out.flushes == 1
+    assert len(runner.calls) == 1
+    pipe.submit(proc_event(11, "/usr/bin/ls"))  # not an alert: written now, flushed by the tick
+    assert [alert for _, alert in out.events] == [True, False]
+    assert out.flushes == 1
+    assert pipe.stop(timeout=10)
+    assert out.closed
+    assert pipe.total.received == 2

@@ -151,6 +151,12 @@ class PipelineConfig:
     batch_size: int = setting(
         512, "Events the pipeline thread takes from the queue at once.", check=positive_int
     )
+    inline: bool = setting(
+        True,
+        "Detect and write each event in the thread that produced it (one thread wakeup less per "
+        "event; alerts are written at once, other events within a second); false queues events "
+        "to the pipeline thread.",
+    )
     hooks: tuple[str, ...] = setting(
         [], "Registered enrichment hooks to run before detection, in this order (see `vigil agent doctor`)."
     )

@@ -139,6 +139,7 @@ class Agent:
             queue_size=c.pipeline.queue_size,
             batch_size=c.pipeline.batch_size,
             stats_interval=c.stats_interval,
+            inline=c.pipeline.inline,
         )
         self.pipeline.extra_stats = self._source_stats
         freeze_heap()  # before the pipeline runs: full collections would delay alerts

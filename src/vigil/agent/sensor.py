@@ -22,6 +22,7 @@ from vigil.agent.enrich import HookContext, HookRegistry, default_hooks
 from vigil.agent.hashing import MAX_HASH_BYTES, Hasher, stat_key
 from vigil.agent.records import EventBuilder
 from vigil.agent.sources.base import EventSource, RawRecord
+from vigil.agent.sources.loop import SourceLoop
 from vigil.agent.sources.registry import DEFAULT_SOURCES, FALLBACKS, create_source
 from vigil.agent.sysmon import AGENT_HEALTH, EventFactory
 from vigil.agent.tracker import ProcessInfo, ProcessTracker
@@ -54,6 +55,8 @@ class Sensor:
         hooks: HookRegistry | None = None,
         queue_size: int = 65536,
         extra_sources: list[EventSource] | None = None,
+        shared_reader: bool = True,
+        coalesce_s: float = 0.002,
     ) -> None:
         self.watch_paths = list(watch_paths or [])
         self.exclude_pids = set(exclude_pids) if exclude_pids is not None else {os.getpid()}
@@ -67,6 +70,8 @@ class Sensor:
         if self.watch_paths:
             self._options.setdefault("files", {}).setdefault("paths", self.watch_paths)
         self._extra = list(extra_sources or [])
+        # cn_proc, audit and fanotify_exec share one reader thread (sources/loop.py)
+        self._loop: SourceLoop | None = SourceLoop(coalesce_s=coalesce_s) if shared_reader else None
         # Records are handled in the source's thread under this lock (see _put); the queue only
         # wakes the timer thread and stops it.
         self._lock = threading.RLock()
@@ -120,12 +125,19 @@ class Sensor:
             except ImportError as e:
                 self._unavailable(name, f"not importable: {e}")
         candidates.extend(self._extra)
+        if self._loop is not None:
+            self._loop.start()
+            for src in candidates:
+                src.attach_loop(self._loop)
         for src in candidates:
             self._start_source(src)
         for name, fallback in FALLBACKS.items():
             if name in wanted and self._status.get(name) is not None and fallback not in self._sources:
                 logger.info("sensor: %s is unavailable, starting %s instead", name, fallback)
-                self._start_source(create_source(fallback, self._options.get(fallback, {}), self.tracker))
+                fb = create_source(fallback, self._options.get(fallback, {}), self.tracker)
+                if self._loop is not None:
+                    fb.attach_loop(self._loop)
+                self._start_source(fb)
         audit = self._sources.get("audit")
         rule_sets = getattr(audit, "rule_sets", ())
         self._audit_exec = audit is not None and "exec" in rule_sets
@@ -163,6 +175,8 @@ class Sensor:
             except Exception:
                 logger.exception("sensor: stopping %s failed", src.name)
         self._sources.clear()
+        if self._loop is not None:
+            self._loop.stop()
         if self._thread is not None:
             self._queue.put(_STOP)
             self._thread.join(timeout=10)

@@ -67,6 +67,7 @@ class AuditSource(EventSource):
     """Emits `exec`, `connect`, `module` and `lost` raw records from audit."""
 
     name = "audit"
+    loop_capable = True
 
     def __init__(self, rule_sets: tuple[str, ...] = ("exec", "net", "mod"), *, mode: str = "auto") -> None:
         super().__init__()
@@ -235,36 +236,48 @@ class AuditSource(EventSource):
     # slower under bursts: with the GIL, the hand-off between the two cost more than it saved, and
     # the parser fell seconds behind. Bursts wait in the 32 MiB socket buffer and the kernel's
     # audit backlog (raised to _BACKLOG while we run) instead.
+    def _loop_fd(self) -> int:
+        assert self._reader is not None
+        return self._reader.fileno()
+
     def _run(self) -> None:
-        sock = self._reader
-        assert sock is not None
-        reader = DatagramReader(sock, batch=_BATCH, size=_DATAGRAM)
-        self._reader_calls = reader
+        assert self._reader is not None
         poller = select.poll()
-        poller.register(sock, select.POLLIN)
+        poller.register(self._reader, select.POLLIN)
         poller.register(self._wakefd, select.POLLIN)
-        record = self._record
         while not self._stop.is_set():
-            timeout = _FLUSH_EVERY_MS if self._group_ts else None
-            if not poller.poll(timeout):
+            if poller.poll(self._idle_ms()):
+                self._drain()
+            elif self._group_ts:
                 self._flush_old()
-                continue
-            try:
-                batch = reader.read()
-            except OSError as e:
-                if e.errno == errno.ENOBUFS:
-                    self._dropped += 1
-                    self._emit({"type": "lost", "count": 1})
-                    continue
-                if self._stop.is_set():
-                    return
-                raise
-            for datagram in batch:
-                typ = int.from_bytes(datagram[4:6], "little")
-                if typ >= nl.AUDIT_FIRST_USER_MSG:
-                    record(typ, datagram[16:])
-            if self._group_ts and time.monotonic_ns() - self._last_flush > _FLUSH_EVERY_MS * 1_000_000:
-                self._flush_old()
+
+    def _idle_ms(self) -> int | None:
+        if not self._group_ts:
+            return None
+        return max(0, _FLUSH_EVERY_MS - (time.monotonic_ns() - self._last_flush) // 1_000_000)
+
+    def _drain(self) -> None:
+        reader = self._reader_calls
+        if reader is None or reader.sock is not self._reader:
+            assert self._reader is not None
+            reader = self._reader_calls = DatagramReader(self._reader, batch=_BATCH, size=_DATAGRAM)
+        record = self._record
+        try:
+            batch = reader.read()
+        except OSError as e:
+            if e.errno == errno.ENOBUFS:
+                self._dropped += 1
+                self._emit({"type": "lost", "count": 1})
+                return
+            if self._stop.is_set():
+                return
+            raise
+        for datagram in batch:
+            typ = int.from_bytes(datagram[4:6], "little")
+            if typ >= nl.AUDIT_FIRST_USER_MSG:
+                record(typ, datagram[16:])
+        if self._group_ts and time.monotonic_ns() - self._last_flush >= _FLUSH_EVERY_MS * 1_000_000:
+            self._flush_old()
 
     def stats(self) -> dict[str, int]:
         out = super().stats()

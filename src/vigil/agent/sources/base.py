@@ -13,7 +13,10 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vigil.agent.sources.loop import SourceLoop
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +37,8 @@ class EventSource(abc.ABC):
     """One kernel mechanism that produces raw records."""
 
     name: str = "base"
+    #: True when the source can be read by a shared SourceLoop (it implements _loop_fd and _drain).
+    loop_capable: bool = False
 
     def __init__(self) -> None:
         self._received = 0
@@ -43,6 +48,13 @@ class EventSource(abc.ABC):
         self._threads: list[threading.Thread] = []
         self._sink: Sink | None = None
         self._wakefd = -1  # an eventfd readers poll beside their kernel fd: stop() writes it
+        self._loop: SourceLoop | None = None
+        self._loop_registered = -1  # the fd registered with the loop, while it is
+
+    def attach_loop(self, loop: SourceLoop) -> None:
+        """Be read by `loop` instead of a thread of our own (when `loop_capable`); before start()."""
+        if self.loop_capable:
+            self._loop = loop
 
     @abc.abstractmethod
     def requirements(self) -> list[str]:
@@ -62,12 +74,20 @@ class EventSource(abc.ABC):
             os.close(self._wakefd)
             self._wakefd = -1
             raise
-        self._spawn(self._run, f"vigil-{self.name}")
+        if self._loop is not None:
+            fd = self._loop_fd()
+            self._loop.register(fd, self._drain, self._idle_ms)
+            self._loop_registered = fd
+        else:
+            self._spawn(self._run, f"vigil-{self.name}")
 
     def stop(self) -> None:
         """Stop threads and remove whatever this source installed (rules, marks)."""
         self._stop.set()
         self._wake()
+        if self._loop is not None and self._loop_registered >= 0:
+            self._loop.unregister(self._loop_registered)  # waits for a read in progress
+            self._loop_registered = -1
         for t in self._threads:
             t.join(timeout=5)
             if t.is_alive():
@@ -89,6 +109,18 @@ class EventSource(abc.ABC):
     @abc.abstractmethod
     def _run(self) -> None:
         """Thread body: read until `self._stop` is set."""
+
+    def _loop_fd(self) -> int:
+        """The descriptor a SourceLoop polls (loop_capable sources)."""
+        raise NotImplementedError
+
+    def _drain(self) -> None:
+        """Read and handle every record waiting, without blocking (loop_capable sources)."""
+        raise NotImplementedError
+
+    def _idle_ms(self) -> int | None:
+        """Milliseconds until `_drain` must run even without data; None: only on data."""
+        return None
 
     def _close(self) -> None:  # noqa: B027 - optional hook
         """Release kernel objects and remove installed rules or marks."""

@@ -73,6 +73,7 @@ class FanotifyExecSource(EventSource):
     """Emits `image` records (pid, path, stat key, hashes) for every exec on marked filesystems."""
 
     name = "fanotify_exec"
+    loop_capable = True
     wants_hash_cache = True
 
     def __init__(self, hash_cache: HashCache | None = None, mounts: list[str] | None = None) -> None:
@@ -121,30 +122,35 @@ class FanotifyExecSource(EventSource):
             self._fd = -1
         self.marked = []
 
+    def _loop_fd(self) -> int:
+        return self._fd
+
     def _run(self) -> None:
         poller = select.poll()
         poller.register(self._fd, select.POLLIN)
         poller.register(self._wakefd, select.POLLIN)
-        own = os.getpid()
         while not self._stop.is_set():
-            if not poller.poll():
+            if poller.poll():
+                self._drain()
+
+    def _drain(self) -> None:
+        try:
+            events = list(fan.read_events(self._fd))
+        except BlockingIOError:
+            return
+        own = os.getpid()
+        for ev in events:
+            self._received += 1
+            if ev.mask & fan.FAN_Q_OVERFLOW:
+                self._dropped += 1
+                self._emit({"type": "lost", "count": 1})
                 continue
-            try:
-                events = list(fan.read_events(self._fd))
-            except BlockingIOError:
+            if ev.fd < 0:
                 continue
-            for ev in events:
-                self._received += 1
-                if ev.mask & fan.FAN_Q_OVERFLOW:
-                    self._dropped += 1
-                    self._emit({"type": "lost", "count": 1})
-                    continue
-                if ev.fd < 0:
-                    continue
-                if ev.pid == own:
-                    os.close(ev.fd)
-                    continue
-                self._dispatch(ev.fd, ev.pid)
+            if ev.pid == own:
+                os.close(ev.fd)
+                continue
+            self._dispatch(ev.fd, ev.pid)
 
     def _dispatch(self, fd: int, pid: int) -> None:
         """Small or cached images inline; big new ones on the worker, so they delay nothing else."""

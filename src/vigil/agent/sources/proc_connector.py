@@ -50,6 +50,7 @@ class ProcConnectorSource(EventSource):
     """Emits `fork`, `exec` (pid only), `exit` and `lost` records."""
 
     name = "proc_connector"
+    loop_capable = True
 
     def __init__(self, rcvbuf: int = 32 << 20) -> None:
         super().__init__()
@@ -98,29 +99,36 @@ class ProcConnectorSource(EventSource):
             self._sock.close()
             self._sock = None
 
+    def _loop_fd(self) -> int:
+        assert self._sock is not None
+        return self._sock.fileno()
+
     def _run(self) -> None:
-        sock = self._sock
-        assert sock is not None
-        reader = DatagramReader(sock, batch=128, size=4096)
-        self._reader = reader
+        assert self._sock is not None
         poller = select.poll()
-        poller.register(sock, select.POLLIN)
+        poller.register(self._sock, select.POLLIN)
         poller.register(self._wakefd, select.POLLIN)
         while not self._stop.is_set():
-            if not poller.poll():
-                continue
-            try:
-                batch = reader.read()
-            except OSError as e:
-                if e.errno == errno.ENOBUFS:
-                    self._dropped += 1
-                    self._emit({"type": "lost", "count": 1})
-                    continue
-                if self._stop.is_set():
-                    return
-                raise
-            for buf in batch:
-                self._parse(buf)
+            if poller.poll():
+                self._drain()
+
+    def _drain(self) -> None:
+        reader = self._reader
+        if reader is None or reader.sock is not self._sock:
+            assert self._sock is not None
+            reader = self._reader = DatagramReader(self._sock, batch=128, size=4096)
+        try:
+            batch = reader.read()
+        except OSError as e:
+            if e.errno == errno.ENOBUFS:
+                self._dropped += 1
+                self._emit({"type": "lost", "count": 1})
+                return
+            if self._stop.is_set():
+                return
+            raise
+        for buf in batch:
+            self._parse(buf)
 
     def stats(self) -> dict[str, int]:
         out = super().stats()
