@@ -58,7 +58,8 @@ def build_batches(total: int, batch: int, agent_hash: bool) -> list[bytes]:
             inner["System"] = system
             if agent_hash:
                 inner["EdrData"] = {"Event": {"Hash": hashlib.sha1(b"%d" % n).hexdigest()}}
-            lines.append(orjson.dumps({"Event": inner}))
+            # As vigil agents send them (vigil.agent.spool.serialize_event): compact, sorted keys.
+            lines.append(orjson.dumps({"Event": inner}, option=orjson.OPT_SORT_KEYS))
             n += 1
         batches.append(gzip.compress(b"\n".join(lines) + b"\n", compresslevel=6))
     return batches

@@ -39,6 +39,7 @@ from vigil.agent.link.output import ManagerOutput
 from vigil.agent.link.session import LinkIntervals, ManagerLink
 from vigil.agent.link.sync import ConfigSync, IocSync, RuleSync, write_atomically
 from vigil.agent.link.uploader import ArtifactUploader
+from vigil.agent.spool import serialize_event
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +215,7 @@ class ManagerService:
         )
         if self.agent.config.hostname:
             event["Event"]["System"]["Computer"] = self.agent.config.hostname
-        output.spool.put((orjson.dumps(event),))  # straight to the spool: write() is the pipeline's
+        output.spool.put((serialize_event(event),))  # straight to the spool: write() is the pipeline's
         link.forwarder.notify()
         if self._contained:
             from vigil.agent.containment import heartbeat
