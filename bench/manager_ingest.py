@@ -5,8 +5,10 @@
 
 Each client is its own enrolled endpoint on its own keep-alive TLS connection. Events are the WHIDS
 sample events, each given its own ``TimeCreated`` (increasing, 20 µs apart, as an agent's stream),
-so every event is distinct; like vigil agents they carry no ``EdrData`` and the manager computes each
-hash (``--agent-hash`` adds a SHA-1-looking ``EdrData.Event.Hash`` per event, as WHIDS agents send).
+so every event is distinct; like vigil agents they are compact JSON with sorted keys, carry no
+``EdrData``, and the manager computes each hash (the SHA-1 of the line; ``--agent-hash`` adds a
+SHA-1-looking ``EdrData.Event.Hash`` per event, as WHIDS agents send, and the manager then stores
+the canonical form).
 All batches are built and compressed before the clock starts; the clock stops when the last batch is
 answered 200, i.e. durably committed.
 

@@ -48,6 +48,13 @@ def test_a_line_without_edrdata_is_stored_and_hashed_as_received() -> None:
     # "\r" ends the line (CRLF): not the compact form, so it is stored canonical (sorted keys).
     [crlf] = parse_ndjson(unsorted_line + b"\r\n", 0).rows
     assert crlf.body == sorted_line and crlf.hash == hashlib.sha1(sorted_line).hexdigest()
+    # Blanks inside are kept as received, and EdrData can still be spliced in when read.
+    spaced = b'{"Event":{"System":{"Channel":"c"} }}'
+    [row] = parse_ndjson(spaced, 0).rows
+    assert row.body == spaced
+    assert orjson.loads(attach_edr_data(row.body, b'{"X":1}')) == {
+        "Event": {"System": {"Channel": "c"}, "EdrData": {"X": 1}}
+    }
     # A re-sent batch (the same bytes) gets the same hashes, so it is stored once.
     assert parse_ndjson(unsorted_line, 9).rows[0].hash == hashlib.sha1(unsorted_line).hexdigest()
 
