@@ -5,8 +5,10 @@
 
 Each client is its own enrolled endpoint on its own keep-alive TLS connection. Events are the WHIDS
 sample events, each given its own ``TimeCreated`` (increasing, 20 µs apart, as an agent's stream),
-so every event is distinct; like vigil agents they carry no ``EdrData`` and the manager computes each
-hash (``--agent-hash`` adds a SHA-1-looking ``EdrData.Event.Hash`` per event, as WHIDS agents send).
+so every event is distinct; like vigil agents they are compact JSON with sorted keys, carry no
+``EdrData``, and the manager computes each hash (the SHA-1 of the line; ``--agent-hash`` adds a
+SHA-1-looking ``EdrData.Event.Hash`` per event, as WHIDS agents send, and the manager then stores
+the canonical form).
 All batches are built and compressed before the clock starts; the clock stops when the last batch is
 answered 200, i.e. durably committed.
 
@@ -58,7 +60,8 @@ def build_batches(total: int, batch: int, agent_hash: bool) -> list[bytes]:
             inner["System"] = system
             if agent_hash:
                 inner["EdrData"] = {"Event": {"Hash": hashlib.sha1(b"%d" % n).hexdigest()}}
-            lines.append(orjson.dumps({"Event": inner}))
+            # As vigil agents send them (vigil.agent.spool.serialize_event): compact, sorted keys.
+            lines.append(orjson.dumps({"Event": inner}, option=orjson.OPT_SORT_KEYS))
             n += 1
         batches.append(gzip.compress(b"\n".join(lines) + b"\n", compresslevel=6))
     return batches

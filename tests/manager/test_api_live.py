@@ -383,6 +383,8 @@ def test_logs_streams_search_and_reports(admin: AdminClient, agent: httpx.Client
     logs = admin.logs(uuid, **window)
     assert [e["Event"]["EventData"]["N"] for e in logs] == ["0", "1", "2", "3", "4", "5"]
     assert logs[0]["Event"]["EdrData"]["Event"]["Hash"] == events_seen[0]["Event"]["EdrData"]["Event"]["Hash"]
+    # The hash contract: a compact line without EdrData is hashed as sent (ndjson() sends orjson.dumps).
+    assert logs[0]["Event"]["EdrData"]["Event"]["Hash"] == hashlib.sha1(orjson.dumps(batch[0])).hexdigest()
     assert [e["Event"]["EventData"]["N"] for e in admin.logs(uuid, **window, limit=2)] == ["0", "1"]
     assert [e["Event"]["EventData"]["N"] for e in admin.logs(uuid, **window, limit=2, order="desc")] == [
         "5",

@@ -19,13 +19,16 @@ import hashlib
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Spool", "SpoolError", "SpooledEvent", "event_hash"]
+__all__ = ["Spool", "SpoolError", "SpooledEvent", "event_hash", "serialize_event"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS queue (
@@ -57,11 +60,21 @@ class SpooledEvent:
     body: bytes
 
 
+def serialize_event(event: Mapping[str, Any]) -> bytes:
+    """The bytes an event is spooled and sent as: compact JSON with sorted keys (canonical form).
+
+    The manager stores such a line as received and hashes its bytes, so sorting here is what makes
+    that hash the canonical one the actions name artifact directories with.
+    """
+    return orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
+
+
 def event_hash(body: bytes) -> str:
     """The identity of a serialized event, as WHIDS defines it: SHA-1 hex of the event's JSON bytes.
 
-    The manager computes the same digest over each NDJSON line it receives, so a batch re-sent after
-    a crash is recognised, and artifact paths (``<guid>/<event-hash>/``) link to their event.
+    The manager computes the same digest over each NDJSON line it receives (one without
+    ``EdrData``, as :func:`serialize_event` writes them), so a batch re-sent after a crash is
+    recognised, and artifact paths (``<guid>/<event-hash>/``) link to their event.
     SHA-1 here is an identifier, not a security boundary.
     """
     return hashlib.sha1(body, usedforsecurity=False).hexdigest()

@@ -39,13 +39,19 @@ PUBLIC_PATHS = frozenset(
 _SECURITY = {"ApiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-Api-Key"}}
 
 
-def _app(manager: Manager, title: str, description: str, routers: Sequence[APIRouter]) -> FastAPI:
+def _app(
+    manager: Manager,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter],
+    gzip_passthrough: frozenset[str] = frozenset(),
+) -> FastAPI:
     app = FastAPI(title=title, description=description, version=__version__, redoc_url=None)
     app.state.manager = manager
     for router in routers:
         app.include_router(router)
     install_error_handlers(app)
-    app.add_middleware(BodyGuard, limit=manager.config.max_body_bytes)
+    app.add_middleware(BodyGuard, limit=manager.config.max_body_bytes, gzip_passthrough=gzip_passthrough)
     original = app.openapi
 
     def openapi() -> dict[str, object]:
@@ -78,6 +84,7 @@ def create_endpoint_app(manager: Manager) -> FastAPI:
         "vigil manager endpoint API",
         "WHIDS-compatible agent API: authenticate with X-Endpoint-Uuid, X-Api-Key and X-Endpoint-Hostname.",
         [endpoint.router],
+        gzip_passthrough=frozenset({"/logs"}),  # inflated by the parser worker
     )
     app.add_middleware(EndpointFastPath, manager=manager)
     return app

@@ -32,7 +32,7 @@ class Manager:
         self.rules = RuleCache(self.store)
         self.iocs = IocCache(self.store)
         self.artifacts = ArtifactStore(self.config.artifact_dir)
-        self.parsers = ParserPool(self.config.ingest_workers)
+        self.parsers = ParserPool(self.config.ingest_workers, self.config.max_body_bytes)
 
     @classmethod
     def open(cls, config: ManagerConfig) -> Manager:

@@ -23,6 +23,8 @@ from typing import Any, BinaryIO
 import orjson
 
 from vigil.agent.actions.errors import InvalidInput
+from vigil.agent.spool import event_hash as spooled_event_hash
+from vigil.agent.spool import serialize_event
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+{}-]")
 _GUID = re.compile(r"^\{[0-9A-Fa-f-]{36}\}$")
@@ -50,7 +52,7 @@ def event_hash(event: Mapping[str, Any]) -> str:
     body = dict(event)
     if "Event" in body and isinstance(body["Event"], Mapping):
         body["Event"] = {k: v for k, v in body["Event"].items() if k != "EdrData"}
-    return hashlib.sha1(orjson.dumps(body, option=orjson.OPT_SORT_KEYS), usedforsecurity=False).hexdigest()
+    return spooled_event_hash(serialize_event(body))
 
 
 def safe_name(name: str) -> str:

@@ -1,6 +1,6 @@
 """The ``manager`` output: every reported event goes durably into the spool, then to the forwarder.
 
-``write()`` serializes the event once (orjson). An alert is committed to the
+``write()`` serializes the event once (:func:`~vigil.agent.spool.serialize_event`, sorted keys). An alert is committed to the
 :class:`~vigil.agent.spool.Spool` before ``write()`` returns, so it survives a crash of the agent;
 other reported events (filter matches, everything under ``log_all``) are committed together at the
 pipeline's ``flush()`` (end of each batch, at most ``BUFFER_EVENTS`` apart), because one fsync per
@@ -8,9 +8,10 @@ telemetry event caps forwarding near 1 300 events/s (``bench/link_e2e.py``). The
 (started by :class:`vigil.agent.link.service.ManagerService`) is woken to send them. The pipeline
 already decides what reaches outputs.
 
-The event is written as is, without ``EdrData``: the manager hashes it (SHA-1 of the sorted-key JSON
-without ``EdrData``), which is also the ``<event-hash>`` directory the actions write artifacts to,
-so an alert links to its artifacts and a batch re-sent after a crash is stored once.
+The event is written without ``EdrData``, as compact JSON with sorted keys: the manager stores such
+a line as received and its hash is the SHA-1 of those bytes, i.e. of the canonical JSON, which is
+also the ``<event-hash>`` directory the actions write artifacts to, so an alert links to its
+artifacts and a batch re-sent after a crash is stored once.
 """
 
 from __future__ import annotations
@@ -21,10 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from vigil.agent.config import AgentConfig
-from vigil.agent.spool import Spool
+from vigil.agent.spool import Spool, serialize_event
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +49,7 @@ class ManagerOutput:
 
     def write(self, event: dict[str, Any], *, alert: bool) -> None:
         try:
-            body = orjson.dumps(event)
+            body = serialize_event(event)
         except TypeError:
             self.errors += 1
             raise

@@ -41,6 +41,7 @@ from vigil.agent.link.output import ManagerOutput
 from vigil.agent.link.session import LinkIntervals, ManagerLink
 from vigil.agent.link.sync import ConfigSync, IocSync, RuleSync, sigma_rule_sync, write_atomically
 from vigil.agent.link.uploader import ArtifactUploader
+from vigil.agent.spool import serialize_event
 
 logger = logging.getLogger(__name__)
 
@@ -237,7 +238,7 @@ class ManagerService:
         )
         if self.agent.config.hostname:
             event["Event"]["System"]["Computer"] = self.agent.config.hostname
-        output.spool.put((orjson.dumps(event),))  # straight to the spool: write() is the pipeline's
+        output.spool.put((serialize_event(event),))  # straight to the spool: write() is the pipeline's
         link.forwarder.notify()
         if self._contained:
             from vigil.agent.containment import heartbeat

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import zlib
 from typing import Any
 
 import orjson
@@ -14,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vigil.manager.errors import BadRequest, ManagerError, RuleRejected
+from vigil.manager.gunzip import gunzip_bounded
 
 __all__ = ["BodyGuard", "envelope", "install_error_handlers", "ok", "ok_raw", "parse_bool"]
 
@@ -71,16 +71,33 @@ def install_error_handlers(app: FastAPI) -> None:
         return envelope(None, str(exc.detail), exc.status_code)
 
 
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that yields the whole ``body`` once, then defers to the server's."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
 class BodyGuard:
     """ASGI middleware: refuse bodies over ``limit`` (413) and gunzip ``Content-Encoding: gzip`` ones.
 
     The limit applies to the body as received and after decompression, so a small gzip bomb is
-    refused too. Handlers always see an uncompressed body.
+    refused too. Handlers see an uncompressed body, except on the POST paths of ``gzip_passthrough``:
+    those get the gzip body as received, with its ``Content-Encoding`` header, and must inflate it
+    with :func:`~vigil.manager.gunzip.gunzip_bounded` (``POST /logs`` does so in its parser worker).
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, gzip_passthrough: frozenset[str] = frozenset()) -> None:
         self.app = app
         self.limit = limit
+        self.gzip_passthrough = gzip_passthrough
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -107,21 +124,15 @@ class BodyGuard:
             more = message.get("more_body", False)
         body = b"".join(chunks)
         encoding = headers.get(b"content-encoding", b"").lower().strip()
+        if encoding == b"gzip" and scope["method"] == "POST" and scope["path"] in self.gzip_passthrough:
+            await self.app(scope, _replay(body, receive), send)
+            return
         if encoding == b"gzip":
-            inflater = zlib.decompressobj(wbits=31)
             try:
-                out = inflater.decompress(body, self.limit + 1)
-                while inflater.unused_data and len(out) <= self.limit:  # concatenated gzip members
-                    rest = inflater.unused_data
-                    inflater = zlib.decompressobj(wbits=31)
-                    out += inflater.decompress(rest, self.limit + 1 - len(out))
-            except zlib.error as exc:
-                await self._reject(send, 400, f"invalid gzip body: {exc}")
+                body = gunzip_bounded(body, self.limit)
+            except ManagerError as exc:
+                await self._reject(send, exc.status, exc.message)
                 return
-            if len(out) > self.limit or inflater.unconsumed_tail:
-                await self._reject(send, 413, f"request body over {self.limit} bytes once decompressed")
-                return
-            body = out
         elif encoding not in (b"", b"identity"):
             await self._reject(send, 415, f"unsupported Content-Encoding {encoding.decode(errors='replace')}")
             return
@@ -130,16 +141,7 @@ class BodyGuard:
         ]
         new_headers.append((b"content-length", str(len(body)).encode()))
         scope = dict(scope, headers=new_headers)
-        sent = False
-
-        async def replay() -> Message:
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+        await self.app(scope, _replay(body, receive), send)
 
     @staticmethod
     async def _reject(send: Send, status: int, error: str) -> None:

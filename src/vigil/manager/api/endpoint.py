@@ -213,12 +213,13 @@ async def post_commands(request: Request, endpoint: Endpoint) -> Response:
 )
 async def post_logs_async(request: Request, endpoint: Endpoint) -> Response:
     body = await request.body()
-    return await run_in_threadpool(_ingest, _m(request), endpoint, body)
+    gzipped = request.headers.get("content-encoding", "").strip().lower() == "gzip"  # see BodyGuard
+    return await run_in_threadpool(_ingest, _m(request), endpoint, body, gzipped)
 
 
-def _ingest(manager: Manager, endpoint: dict[str, Any], body: bytes) -> Response:
+def _ingest(manager: Manager, endpoint: dict[str, Any], body: bytes, gzipped: bool) -> Response:
     receipt = now_ns()
-    batch = manager.parsers.parse(body, receipt)
+    batch = manager.parsers.parse(body, receipt, gzipped=gzipped)
     events = batch.events
     result = manager.store.ingest(endpoint["uuid"], events, manager.rules.info)
     if manager.hub.active and len(events):
