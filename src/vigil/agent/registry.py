@@ -40,6 +40,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from vigil.agent.config import ACTION_NAMES, AgentConfig
+from vigil.agent.sources.base import has_capability
 
 __all__ = ["ENTRY_POINT_GROUP", "KINDS", "Extension", "Registry", "default_registry", "register_builtins"]
 
@@ -178,23 +179,12 @@ def _writable(path: str, key: str) -> list[str]:
     return []
 
 
-def _has_cap(bit: int) -> bool:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("CapEff:"):
-                    return bool(int(line.split()[1], 16) >> bit & 1)
-    except OSError:
-        return False
-    return False
-
-
 _CAPS = {"CAP_DAC_READ_SEARCH": 2, "CAP_KILL": 5, "CAP_SYS_PTRACE": 19, "CAP_SYS_ADMIN": 21}
 
 
 def _needs_caps(*caps: str) -> Requirements:
     def requirements(config: AgentConfig) -> list[str]:
-        missing = [c for c in caps if not _has_cap(_CAPS[c])]
+        missing = [c for c in caps if not has_capability(_CAPS[c])]
         return [f"needs {', '.join(missing)} (run as root)"] if missing else []
 
     return requirements

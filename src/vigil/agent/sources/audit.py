@@ -262,17 +262,7 @@ class AuditSource(EventSource):
             assert self._reader is not None
             reader = self._reader_calls = DatagramReader(self._reader, batch=_BATCH, size=_DATAGRAM)
         record = self._record
-        try:
-            batch = reader.read()
-        except OSError as e:
-            if e.errno == errno.ENOBUFS:
-                self._dropped += 1
-                self._emit({"type": "lost", "count": 1})
-                return
-            if self._stop.is_set():
-                return
-            raise
-        for datagram in batch:
+        for datagram in self._read_batch(reader):
             typ = int.from_bytes(datagram[4:6], "little")
             if typ >= nl.AUDIT_FIRST_USER_MSG:
                 record(typ, datagram[16:])

@@ -9,6 +9,7 @@ them to `sink`; the sensor's single pipeline thread turns raw records into Sysmo
 from __future__ import annotations
 
 import abc
+import errno
 import logging
 import os
 import threading
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from vigil.agent.sources._recvmmsg import DatagramReader
     from vigil.agent.sources.loop import SourceLoop
 
 logger = logging.getLogger(__name__)
@@ -142,6 +144,20 @@ class EventSource(abc.ABC):
         except Exception:
             if not self._stop.is_set():
                 logger.exception("source %s: reader thread crashed", self.name)
+
+    def _read_batch(self, reader: DatagramReader) -> list[bytes]:
+        """The datagrams waiting on ``reader``'s socket; [] when the kernel overran the socket
+        (ENOBUFS: counted and reported downstream as a ``lost`` record) or the source is stopping."""
+        try:
+            return reader.read()
+        except OSError as e:
+            if e.errno == errno.ENOBUFS:
+                self._dropped += 1
+                self._emit({"type": "lost", "count": 1})
+                return []
+            if self._stop.is_set():
+                return []
+            raise
 
     def _emit(self, record: RawRecord) -> None:
         record.setdefault("source", self.name)

@@ -7,7 +7,6 @@ connector exists only there). Loss shows up as ENOBUFS and is reported as a `los
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
 import select
@@ -117,17 +116,7 @@ class ProcConnectorSource(EventSource):
         if reader is None or reader.sock is not self._sock:
             assert self._sock is not None
             reader = self._reader = DatagramReader(self._sock, batch=128, size=4096)
-        try:
-            batch = reader.read()
-        except OSError as e:
-            if e.errno == errno.ENOBUFS:
-                self._dropped += 1
-                self._emit({"type": "lost", "count": 1})
-                return
-            if self._stop.is_set():
-                return
-            raise
-        for buf in batch:
+        for buf in self._read_batch(reader):
             self._parse(buf)
 
     def stats(self) -> dict[str, int]:
