@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +94,23 @@ def _load(data: Path) -> Any:
         return None
 
 
+@contextlib.contextmanager
+def _opened(data: Path) -> Iterator[Any]:
+    """The manager of ``data`` for one command, closed afterwards; None when its config does not
+    load (``_load`` has printed why)."""
+    from vigil.manager.state import Manager
+
+    config = _load(data)
+    if config is None:
+        yield None
+        return
+    manager = Manager.open(config)
+    try:
+        yield manager
+    finally:
+        manager.close()
+
+
 def _init(args: argparse.Namespace) -> int:
     from vigil.manager.api.admin import create_user
     from vigil.manager.config import CONFIG_FILE, ManagerConfig
@@ -150,55 +169,41 @@ def _run(args: argparse.Namespace) -> int:
 def _user_add(args: argparse.Namespace) -> int:
     from vigil.manager.api.admin import create_user
     from vigil.manager.errors import ManagerError
-    from vigil.manager.state import Manager
 
-    config = _load(args.data)
-    if config is None:
-        return 1
-    manager = Manager.open(config)
-    try:
-        user = create_user(manager, args.name)
-    except ManagerError as exc:
-        print(f"vigil manager: {exc.message}", file=sys.stderr)
-        return 1
-    finally:
-        manager.close()
+    with _opened(args.data) as manager:
+        if manager is None:
+            return 1
+        try:
+            user = create_user(manager, args.name)
+        except ManagerError as exc:
+            print(f"vigil manager: {exc.message}", file=sys.stderr)
+            return 1
     print(json.dumps(user, indent=2))
     return 0
 
 
 def _endpoint_add(args: argparse.Namespace) -> int:
     from vigil.manager.api.admin import create_endpoint
-    from vigil.manager.state import Manager
 
-    config = _load(args.data)
-    if config is None:
-        return 1
-    manager = Manager.open(config)
-    try:
+    with _opened(args.data) as manager:
+        if manager is None:
+            return 1
         endpoint = create_endpoint(manager)
-    finally:
-        manager.close()
     print(json.dumps({"uuid": endpoint["uuid"], "key": endpoint["key"]}, indent=2))
     return 0
 
 
 def _rules_import(args: argparse.Namespace) -> int:
     from vigil.manager.rule_import import import_rules
-    from vigil.manager.state import Manager
 
-    config = _load(args.data)
-    if config is None:
-        return 1
     missing = [p for p in args.paths if not p.exists()]
     if missing:
         print(f"vigil manager: no such file or directory: {', '.join(map(str, missing))}", file=sys.stderr)
         return 1
-    manager = Manager.open(config)
-    try:
+    with _opened(args.data) as manager:
+        if manager is None:
+            return 1
         result = import_rules(manager, args.paths, update=args.update, skip_unsupported=args.skip_unsupported)
-    finally:
-        manager.close()
     for skipped in result.skipped:
         print(f"skipped: {skipped}", file=sys.stderr)
     for error in result.errors:
@@ -212,20 +217,14 @@ def _rules_import(args: argparse.Namespace) -> int:
 
 
 def _rules_list(args: argparse.Namespace) -> int:
-    from vigil.manager.state import Manager
-
-    config = _load(args.data)
-    if config is None:
-        return 1
-    manager = Manager.open(config)
-    try:
+    with _opened(args.data) as manager:
+        if manager is None:
+            return 1
         for name in sorted(manager.rules.rules):
             info = manager.rules.info.get(name)
             print(f"gene\t{name}\t{info.criticality if info else 0}")
         for rule_id, entry in sorted(manager.rules.sigma.entries.items()):
             print(f"sigma-{entry.kind}\t{entry.title}\t{entry.criticality}\t{rule_id}")
-    finally:
-        manager.close()
     return 0
 
 
