@@ -24,6 +24,8 @@ from typing import IO, Any
 
 import orjson
 
+from vigil.cli import COMMANDS
+
 logger = logging.getLogger(__name__)
 
 BATCH = 256
@@ -32,7 +34,7 @@ BATCH = 256
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "scan",
-        help="match events (JSON lines, EVTX) against Gene/Sigma rules",
+        help=COMMANDS["scan"],
         description="Match events against rules and print the matching events as gene v2.3.0 does.",
     )
     p.add_argument("--rules", required=True, action="append", metavar="PATH", help="rule file or directory")
@@ -54,7 +56,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--output", metavar="FILE", help="write events here instead of stdout")
     p.add_argument("--summary", action="store_true", help="print per-rule counts at the end (stderr)")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help=".evtx file, JSON-lines file, or - for stdin")
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=run, exit_without_collection=True)
 
 
 @dataclass
