@@ -1,11 +1,13 @@
 """`vigil scan --jobs N`: forked workers scan independent blocks; the parent writes them in order.
 
-A block is about 2 MiB of a JSON-lines file, cut before a line that starts with ``{``, or a few 64 KiB
-EVTX chunks (chunks are independent: each holds its own string and template tables). A worker reads
-its block itself (by offset; only stdin and pipes are read by the parent and sent), decodes and
-matches it in small batches so the decoded events stay in the CPU cache as in the one-process path,
-and sends back the rendered output bytes, its counts and its errors. The parent plans blocks from
-file sizes alone, then writes each block's bytes in input order: it decodes and renders nothing.
+A block is about 2 MiB of a JSON-lines file (512 KiB in its last 4 MiB, so that the workers finish
+together), cut before a line that starts with ``{``, or a few 64 KiB EVTX chunks (chunks are
+independent: each holds its own string and template tables). A worker reads its block itself (by
+offset; only stdin and pipes are read by the parent and sent), decodes and matches it in small
+batches so the decoded events stay in the CPU cache as in the one-process path, and sends back the
+rendered output bytes, its counts and its errors (``vigil.cli.scan_pool``: pipes, no threads). The
+parent plans blocks from file sizes alone, then writes each block's bytes in input order: it decodes
+and renders nothing.
 
 Bad-line errors come back with line numbers relative to their block; the parent adds the lines of
 the blocks before it, so every message names the same file:line as one job does.
