@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,29 @@ def summary_line(stderr: str, key: str) -> str | None:
     return None
 
 
+def machine_busy(seconds: float = 1.0) -> float:
+    """Share of the machine's CPU time (all cores) that was not idle over ``seconds``, in per cent."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as handle:
+            values = [int(v) for v in handle.readline().split()[1:9]]
+        return sum(values), values[3] + values[4]  # total, idle + iowait
+
+    total, idle = sample()
+    time.sleep(seconds)
+    total2, idle2 = sample()
+    return round(100 * (1 - (idle2 - idle) / max(total2 - total, 1)), 1)
+
+
+def wait_until_idle(max_wait_s: float, busy_below: float = 10.0) -> float:
+    """Wait (at most ``max_wait_s``) until other processes leave the cores alone; the last busy %."""
+    deadline = time.monotonic() + max_wait_s
+    while True:
+        busy = machine_busy()
+        if busy < busy_below or time.monotonic() >= deadline:
+            return busy
+
+
 def scan_scaling(
     scan: list[str],
     inputs: list[str],
@@ -74,6 +98,7 @@ def scan_scaling(
     events: int = 0,
     *,
     output_dir: str | os.PathLike[str] | None = None,
+    idle_wait_s: float = 0.0,
 ) -> dict[str, Any]:
     """``scan --jobs N INPUTS`` for each N, ``runs`` rounds, and the start-up alone (the same command
     over an empty JSON-lines file); each N against one job.
@@ -86,6 +111,10 @@ def scan_scaling(
     median against median. CPU is given as medians: total (parent + workers), relative to one job,
     the figure that a shared machine does not skew.
 
+    With ``idle_wait_s``, each round first waits (up to that long) for a moment when the cores are
+    idle (under 10 % busy over a second), for a shared machine; ``rounds_busy_percent`` says how busy
+    the machine was just before each round.
+
     With ``output_dir``, the timed runs of N write ``--output DIR/scan-jN.jsonl``; each run's output
     is hashed and ``scaling`` says whether every run of N wrote what one job wrote.
     """
@@ -95,10 +124,12 @@ def scan_scaling(
 
     measured: dict[int, list[dict[str, Any]]] = {n: [] for n in jobs}
     starts: dict[int, list[dict[str, Any]]] = {n: [] for n in jobs}
+    busy: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         empty = os.path.join(tmp, "empty.jsonl")
         open(empty, "wb").close()
         for round_ in range(runs):
+            busy.append(wait_until_idle(idle_wait_s) if idle_wait_s else machine_busy(0.2))
             order = jobs if round_ % 2 == 0 else jobs[::-1]
             for n in order:
                 output: list[str] = []
@@ -118,7 +149,10 @@ def scan_scaling(
     def median(values: Any) -> float:
         return float(statistics.median(values))
 
-    result: dict[str, Any] = {"method": f"{runs} interleaved rounds (ABBA order)"}
+    result: dict[str, Any] = {
+        "method": f"{runs} interleaved rounds (ABBA order)",
+        "rounds_busy_percent": busy,
+    }
     for n in jobs:
         runs_n, starts_n = measured[n], starts[n]
         best = min(runs_n, key=lambda r: r["wall_s"])

@@ -83,6 +83,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--jobs", type=int, nargs="*", default=[1, 2])
     ap.add_argument("--runs", type=int, default=5, help="interleaved rounds (see bench/cli_run.py)")
+    ap.add_argument(
+        "--idle-wait",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="wait up to S s for idle cores before each round",
+    )
     args = ap.parse_args()
     _ensure_events()
     rules = str(SHARED / "data/gene-rules/rules")
@@ -92,7 +99,17 @@ def main() -> None:
         "gene_events_per_s": 25000,
     }
     scan = [*VIGIL, "scan", "--rules", rules]
-    result.update(scan_scaling(scan, [str(EVENTS)], args.jobs, args.runs, EVENTS_COUNT, output_dir=OUT))
+    result.update(
+        scan_scaling(
+            scan,
+            [str(EVENTS)],
+            args.jobs,
+            args.runs,
+            EVENTS_COUNT,
+            output_dir=OUT,
+            idle_wait_s=args.idle_wait,
+        )
+    )
     for jobs in args.jobs:
         entry = result[f"jobs{jobs}"]
         entry["lines"] = entry.pop("output_lines")
