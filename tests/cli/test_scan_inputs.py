@@ -111,10 +111,14 @@ def test_a_directory_without_log_files_is_an_error_naming_it(
         code, out, err = _scan(capfd, "--rules", str(rules), "--jobs", jobs, str(directory))
         assert code == 2
         assert out == ""
-        assert err == [f"vigil scan: {directory}: no log file in this directory (looked for .evtx, .jsonl, .ndjson, .json)"]
+        assert err == [
+            f"vigil scan: {directory}: no log file in this directory (looked for .evtx, .jsonl, .ndjson, .json)"
+        ]
 
 
-def test_summary_reports_the_load_apart(rules: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+def test_summary_reports_the_load_apart(
+    rules: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     events = tmp_path / "many.jsonl"
     events.write_text("".join(_line(f"/bin/{i}") + "\n" for i in range(20_000)))
     assert main(["scan", "--rules", str(rules), str(events)]) == 0

@@ -23,7 +23,9 @@ def expand_inputs(inputs: list[str]) -> list[str]:
         if path != "-" and os.path.isdir(path):
             files = log_files(path)
             if not files:
-                raise ValueError(f"{path}: no log file in this directory (looked for {', '.join(LOG_SUFFIXES)})")
+                raise ValueError(
+                    f"{path}: no log file in this directory (looked for {', '.join(LOG_SUFFIXES)})"
+                )
             expanded.extend(files)
         else:
             expanded.append(path)
