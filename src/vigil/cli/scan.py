@@ -53,12 +53,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (output order kept)")
     p.add_argument("--output", metavar="FILE", help="write events here instead of stdout")
     p.add_argument("--summary", action="store_true", help="print per-rule counts at the end (stderr)")
-    p.add_argument(
-        "inputs",
-        nargs="+",
-        metavar="INPUT",
-        help=".evtx file, JSON-lines file, directory (its .evtx/.jsonl/.ndjson/.json files), or - for stdin",
-    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help=".evtx file, JSON-lines file, or - for stdin")
     p.set_defaults(handler=run)
 
 
