@@ -137,10 +137,13 @@ def cli(corpus: Path, rules: Path, jobs: list[int], runs: int) -> int:
     Every round runs, for each N, the scan of the corpus and the same command over an empty
     JSON-lines file (start-up and rule load alone), one after the other, so that the load of a
     shared machine weighs on both alike. Per N: ``scan_wall_s_by_difference`` is the median wall of
-    the scans minus the median wall of the empty runs; ``scan_seconds_printed`` the median of what
-    vigil scan prints as ``scan seconds`` (from the end of the rule load to the last byte written,
-    workers' fork and join included); the events/s of both; CPU the same way (parent + workers).
-    ``same_output`` compares the output files of every run of every N.
+    the scans minus the median wall of the empty runs (``scan_wall_s_paired_median``: the median of
+    that difference within each round); ``scan_seconds_printed`` the median of what vigil scan
+    prints as ``scan seconds`` (from the end of the rule load to the last byte written, workers'
+    fork and join included; ``_min``: the least disturbed run); the events/s of each; CPU the same
+    way (parent + workers). ``scan_speedup_printed_median``: per round, one job's printed scan
+    seconds over N's, median over the rounds. ``same_output`` compares the output files of every
+    run of every N.
     """
     import hashlib
     import statistics
@@ -175,7 +178,9 @@ def cli(corpus: Path, rules: Path, jobs: list[int], runs: int) -> int:
     for n in jobs:
         full, bare = runs_by_jobs[n], empty_by_jobs[n]
         by_difference = median(r["wall_s"] for r in full) - median(r["wall_s"] for r in bare)
-        printed = median(float(summary_line(r["stderr"], "scan seconds") or "nan") for r in full)
+        printed_runs = [float(summary_line(r["stderr"], "scan seconds") or "nan") for r in full]
+        printed = median(printed_runs)
+        paired = median(a["wall_s"] - b["wall_s"] for a, b in zip(full, bare, strict=True))
         scan_cpu = median(r["cpu_s"] for r in full) - median(r["cpu_s"] for r in bare)
         result[f"jobs{n}"] = {
             "rc": sorted({r["rc"] for r in full}),
@@ -187,11 +192,14 @@ def cli(corpus: Path, rules: Path, jobs: list[int], runs: int) -> int:
             ),
             "scan_seconds_printed": round(printed, 3),
             "scan_events_per_s_printed": round(events / printed),
-            "runs_scan_seconds_printed": [summary_line(r["stderr"], "scan seconds") for r in full],
+            "scan_seconds_printed_min": round(min(printed_runs), 3),
+            "scan_events_per_s_printed_best": round(events / min(printed_runs)),
+            "runs_scan_seconds_printed": printed_runs,
             "wall_s_median": round(median(r["wall_s"] for r in full), 3),
             "empty_input_wall_s_median": round(median(r["wall_s"] for r in bare), 3),
             "scan_wall_s_by_difference": round(by_difference, 3),
             "scan_events_per_s_by_difference": round(events / by_difference) if by_difference > 0 else None,
+            "scan_wall_s_paired_median": round(paired, 3),
             "runs_wall_s": [round(r["wall_s"], 3) for r in full],
             "runs_empty_input_wall_s": [round(r["wall_s"], 3) for r in bare],
             "cpu_s_median": round(median(r["cpu_s"] for r in full), 3),
@@ -202,6 +210,20 @@ def cli(corpus: Path, rules: Path, jobs: list[int], runs: int) -> int:
             "scan_events_per_cpu_s": round(events / scan_cpu) if scan_cpu > 0 else None,
             "max_rss_mb": round(max(r["max_rss_mb"] for r in full), 1),
             "runs_load_average_1m": [round(r["load_average_1m"], 2) for r in full],
+        }
+    if 1 in jobs:
+        # per round, the printed scan seconds of one job over those of N: the rounds see alike loads
+        result["scan_speedup_printed_median"] = {
+            f"jobs{n}": round(
+                median(
+                    float(summary_line(a["stderr"], "scan seconds") or "nan")
+                    / float(summary_line(b["stderr"], "scan seconds") or "nan")
+                    for a, b in zip(runs_by_jobs[1], runs_by_jobs[n], strict=True)
+                ),
+                2,
+            )
+            for n in jobs
+            if n != 1
         }
     result["cpu_count"] = os.cpu_count()
     print(json.dumps(result))
