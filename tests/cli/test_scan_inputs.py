@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -130,3 +131,22 @@ def test_summary_reports_the_load_apart(
     assert abs(load + scan - total) < 0.002  # each is rounded to the millisecond
     rate = float(summary["scan events/s"].replace(",", ""))
     assert rate * scan == pytest.approx(20_000, rel=0.0006 / scan + 0.001)  # events/s without the load
+
+
+def test_an_unreadable_subdirectory_is_an_error_naming_it(
+    rules: Path, logs: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """(Permissions do not stop root, so the directory read fails by a stand-in.)"""
+    scandir = os.scandir
+    locked = str(logs / "a b")
+
+    def failing(path: str) -> Any:
+        if str(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", failing)
+    code, out, err = _scan(capfd, "--rules", str(rules), str(logs))
+    assert code == 2
+    assert out == ""
+    assert err == [f"vigil scan: [Errno 13] Permission denied: '{locked}'"]
