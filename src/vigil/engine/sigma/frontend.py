@@ -7,7 +7,9 @@ construct its IR cannot express) is skipped and reported with a warning naming t
 and reason: a SigmaHQ checkout then loads, and nothing is dropped silently. Correlation rules do
 not run in the engine: ``correlation_engine_for`` loads them across files for a
 :class:`CorrelationEngine`, which reports its own errors.
-Results are cached per file (path, size, mtime) so checking then loading parses a file once.
+Results are kept in memory per file (path, inode, size, mtime) so checking then loading compiles
+a file once, and on disk by content (``vigil.engine.rule_cache``) so the next process does not
+compile it at all; the skipped-rule warnings are logged on every load either way.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ __all__ = ["configure", "load_sigma_file"]
 
 logger = logging.getLogger(__name__)
 
-_CACHE: dict[tuple[str, int, int], SigmaRuleSet] = {}
+_CACHE: dict[tuple[str, int, int, int], SigmaRuleSet] = {}
 _CACHE_SIZE = 8192
 _OPTIONS = CompileOptions()
 
@@ -40,7 +42,7 @@ def configure(options: CompileOptions) -> None:
 def _compiled(path: Path) -> tuple[SigmaRuleSet, bool]:
     try:
         st = path.stat()
-        key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+        key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
     except OSError:
         return load_sigma([path], _OPTIONS), True
     cached = _CACHE.get(key)

@@ -8,7 +8,11 @@ each rule knows the line it starts on (pySigma models locations but does not fil
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import importlib.metadata
+import json
 import logging
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -21,37 +25,22 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError, SigmaRuleLocation
 from sigma.rule import SigmaRule
 
+from vigil.engine.rule_cache import RuleStore, open_rule_store
+from vigil.engine.sigma.codec import FORMAT as CODEC_FORMAT
+from vigil.engine.sigma.codec import CacheFormatError, FileResult, decode_file_result, encode_file_result
 from vigil.engine.sigma.compiler import CompiledRule, compile_rule, sigma_error_message
 from vigil.engine.sigma.correlation import CorrelationRuleIR, compile_correlation
-from vigil.engine.sigma.errors import SigmaFrontEndError, SigmaParseError
+from vigil.engine.sigma.errors import Rejection, SigmaFrontEndError, SigmaParseError
 from vigil.engine.sigma.values import CompileOptions
 
-__all__ = ["SIGMA_SUFFIXES", "Rejection", "SigmaRuleSet", "load_sigma", "load_sigma_text"]
+__all__ = ["SIGMA_SUFFIXES", "Rejection", "SigmaRuleSet", "cache_key", "load_sigma", "load_sigma_text"]
 
 logger = logging.getLogger(__name__)
 
 SIGMA_SUFFIXES = (".yml", ".yaml")
 _DOC_SEPARATOR = re.compile(r"^---\s*$", re.MULTILINE)
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """A rule (or a whole file) that did not compile, and why."""
-
-    path: str
-    line: int
-    rule_id: str | None
-    title: str | None
-    kind: str
-    reason: str
-    #: the rejected rule is a correlation rule.
-    correlation: bool = False
-
-    def __str__(self) -> str:
-        rule = f" rule {self.title!r}" if self.title else ""
-        rid = f" ({self.rule_id})" if self.rule_id else ""
-        return f"{self.path}:{self.line}:{rule}{rid}: [{self.kind}] {self.reason}"
+_CORRELATION_KEY = re.compile(rb"^correlation\s*:", re.MULTILINE)
 
 
 @dataclass
@@ -131,26 +120,46 @@ def _parse(text: str, path: str) -> _Parsed:
     return _Parsed(path, collection, lines)
 
 
+def _file_level(
+    p: _Parsed,
+) -> tuple[list[tuple[SigmaRule | SigmaCorrelationRule, str, int]], list[Rejection]]:
+    """The rules of one parsed file (with path and line) and its whole-file rejections."""
+    if p.rejection is not None:
+        return [], [p.rejection]
+    assert p.collection is not None
+    rules = [
+        (rule, p.path, p.lines[i] if i < len(p.lines) else 0) for i, rule in enumerate(p.collection.rules)
+    ]
+    rejections = [
+        Rejection(p.path, 1, None, None, "parse", sigma_error_message(err))
+        for err in p.collection.errors
+        if not any(err in r.errors for r in p.collection.rules)
+    ]
+    return rules, rejections
+
+
+def _compile_rules(
+    rules: Sequence[tuple[SigmaRule | SigmaCorrelationRule, str, int]],
+    opts: CompileOptions | None,
+    out: list[CompiledRule],
+    rejections: list[Rejection],
+) -> None:
+    for rule, path, line in rules:
+        if isinstance(rule, SigmaRule):
+            try:
+                out.append(compile_rule(rule, opts, path=path, line=line))
+            except SigmaFrontEndError as e:
+                rejections.append(_rejection(e, path, line))
+
+
 def _compile_collections(parsed: Sequence[_Parsed], opts: CompileOptions | None) -> SigmaRuleSet:
     result = SigmaRuleSet()
     all_rules: list[tuple[SigmaRule | SigmaCorrelationRule, str, int]] = []
     for p in parsed:
-        if p.rejection is not None:
-            result.rejections.append(p.rejection)
-            continue
-        assert p.collection is not None
-        for i, rule in enumerate(p.collection.rules):
-            line = p.lines[i] if i < len(p.lines) else 0
-            all_rules.append((rule, p.path, line))
-        for err in p.collection.errors:
-            if not any(err in r.errors for r in p.collection.rules):
-                result.rejections.append(Rejection(p.path, 1, None, None, "parse", sigma_error_message(err)))
-    for rule, path, line in all_rules:
-        if isinstance(rule, SigmaRule):
-            try:
-                result.rules.append(compile_rule(rule, opts, path=path, line=line))
-            except SigmaFrontEndError as e:
-                result.rejections.append(_rejection(e, path, line))
+        rules, rejections = _file_level(p)
+        all_rules.extend(rules)
+        result.rejections.extend(rejections)
+    _compile_rules(all_rules, opts, result.rules, result.rejections)
     correlations = [(r, p, ln) for r, p, ln in all_rules if isinstance(r, SigmaCorrelationRule)]
     if correlations:
         collection = SigmaCollection([r for r, _, _ in all_rules], resolve_references=False)
@@ -187,19 +196,126 @@ def _files(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def load_sigma(paths: Iterable[str | Path], opts: CompileOptions | None = None) -> SigmaRuleSet:
+@dataclass
+class _Source:
+    """A rule file as read: its bytes and text, or why it could not be read."""
+
+    path: str
+    data: bytes = b""
+    text: str | None = None
+    problem: Rejection | None = None
+
+    def parsed(self) -> _Parsed:
+        if self.problem is not None or self.text is None:
+            return _Parsed(self.path, None, [], self.problem)
+        return _parse(self.text, self.path)
+
+
+def _read(f: Path) -> _Source:
+    path = str(f)
+    try:
+        data = f.read_bytes()
+        text = data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        return _Source(path, problem=Rejection(path, 0, None, None, "parse", f"cannot read: {e}"))
+    if "\r" in text:  # universal newlines, as text-mode reading gives
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _Source(path, data, text)
+
+
+def _compile_file(source: _Source, opts: CompileOptions | None) -> FileResult | None:
+    """One file compiled alone, or None when it holds correlation rules (they resolve across files)."""
+    parsed = source.parsed()
+    rules, file_rejections = _file_level(parsed)
+    if any(isinstance(r, SigmaCorrelationRule) for r, _, _ in rules):
+        return None
+    result = FileResult([], file_rejections, [])
+    _compile_rules(rules, opts, result.rules, result.rule_rejections)
+    return result
+
+
+def load_sigma(
+    paths: Iterable[str | Path], opts: CompileOptions | None = None, *, use_cache: bool = True
+) -> SigmaRuleSet:
     """Compile every Sigma file under ``paths`` (files, or directories walked for .yml/.yaml).
 
-    Correlation rules may reference rules of any of the files.
+    Correlation rules may reference rules of any of the files. Files without correlation rules
+    are compiled one by one through the rule cache (``vigil.engine.rule_cache``, see
+    ``docs/sigma.md``) unless ``use_cache`` is false or the cache is turned off; the result is the
+    same either way.
     """
-    parsed: list[_Parsed] = []
-    for f in _files(paths):
+    sources = [_read(f) for f in _files(paths)]
+    if any(_CORRELATION_KEY.search(s.data) for s in sources):
+        return _compile_collections([s.parsed() for s in sources], opts)
+    store = open_rule_store() if use_cache else None
+    try:
+        results: list[FileResult] = []
+        for source in sources:
+            result = _cached_file(source, opts, store)
+            if result is None:  # correlation rules the quick search missed (e.g. flow style)
+                return _compile_collections([s.parsed() for s in sources], opts)
+            results.append(result)
+    finally:
+        if store is not None:
+            store.close()
+    merged = SigmaRuleSet()
+    for result in results:
+        merged.rejections.extend(result.file_rejections)
+    for result in results:
+        merged.rules.extend(result.rules)
+        merged.rejections.extend(result.rule_rejections)
+    return merged
+
+
+def _cached_file(source: _Source, opts: CompileOptions | None, store: RuleStore | None) -> FileResult | None:
+    if store is None or source.problem is not None:
+        return _compile_file(source, opts)
+    key = cache_key(source.path, source.data, opts)
+    value = store.get(key)
+    if value is not None:
         try:
-            text = f.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            parsed.append(
-                _Parsed(str(f), None, [], Rejection(str(f), 0, None, None, "parse", f"cannot read: {e}"))
-            )
-            continue
-        parsed.append(_parse(text, str(f)))
-    return _compile_collections(parsed, opts)
+            return decode_file_result(value)
+        except CacheFormatError as err:
+            logger.debug("rule cache: entry for %s unusable (%s): compiling it", source.path, err)
+    result = _compile_file(source, opts)
+    if result is not None:
+        store.put(key, encode_file_result(result))
+    return result
+
+
+_code_digest: str | None = None
+
+
+def _code_fingerprint() -> str:
+    """Digest of the code whose output the cache keeps: this front end, the IR, pySigma, RE2."""
+    global _code_digest
+    if _code_digest is None:
+        h = hashlib.sha256()
+        here = Path(__file__).resolve().parent
+        for module in [*sorted(here.glob("*.py")), here.parent / "ir.py"]:
+            h.update(module.name.encode() + b"\0")
+            try:
+                h.update(module.read_bytes())
+            except OSError:
+                h.update(b"?")
+        for dist in ("vigil", "pysigma", "google-re2", "pyyaml"):
+            try:
+                version = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                version = "-"
+            h.update(f"\0{dist}={version}".encode())
+        h.update(f"\0codec={CODEC_FORMAT}".encode())
+        _code_digest = h.hexdigest()
+    return _code_digest
+
+
+def cache_key(path: str, data: bytes, opts: CompileOptions | None) -> str:
+    """The rule-cache key of a file: its bytes, its path (reports name it), the compile options
+    and the code that compiles it."""
+    placeholders = {k: list(v) for k, v in (opts or CompileOptions()).placeholders.items()}
+    h = hashlib.sha256(b"vigil-sigma\0")
+    h.update(_code_fingerprint().encode())
+    h.update(json.dumps(placeholders, sort_keys=True, default=repr).encode())
+    h.update(b"\0" + os.fsencode(path) + b"\0")
+    h.update(hashlib.sha256(data).digest())
+    return h.hexdigest()
