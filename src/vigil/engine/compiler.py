@@ -390,7 +390,8 @@ def check_ir(node: Node) -> str | None:
             elif isinstance(n, Not):
                 stack.append(n.child)
             elif isinstance(n, RegexMatch):  # the size decides set or single search: measure it once
-                runtime.note_program_size(n.pattern, int(re2.compile(n.pattern)._regexp.ProgramSize()))
+                if runtime.known_program_size(n.pattern) is None:  # else compiled before (or cached)
+                    runtime.note_program_size(n.pattern, int(re2.compile(n.pattern)._regexp.ProgramSize()))
             elif isinstance(n, KeywordMatch) and n.op == "regex":
                 re2.compile(n.value)
             elif isinstance(n, ContainerMatch):

@@ -17,7 +17,15 @@ from vigil.engine.errors import RuleError, RuleLoadError
 from vigil.engine.gene.decode import DecodeError, decode_rule, iter_objects, rule_name
 from vigil.engine.gene.rules import RuleCompileError, compile_rule
 from vigil.engine.ir import Attack, RuleIR, SourceLocation
-from vigil.engine.loader import GENE_EXTENSIONS, RawGeneRule, loader_for, read_gene_file, read_templates, walk
+from vigil.engine.loader import (
+    GENE_EXTENSIONS,
+    RawGeneRule,
+    loader_for,
+    loaders_done,
+    read_gene_file,
+    read_templates,
+    walk,
+)
 from vigil.events.fields import go_lower, go_str, parse_event_id
 from vigil.events.gojson import GoStruct, dumps
 
@@ -215,17 +223,20 @@ class Engine:
                 read_templates(f, self.templates, errors)
         files = [root] if root.is_file() else list(walk(root))
         items: list[RawGeneRule | RuleIR] = []  # in walk order, whatever the front end
-        for f in files:
-            if f.suffix in GENE_EXTENSIONS:
-                items.extend(read_gene_file(f, errors))
-            elif f.suffix != ".toml":
-                loader = loader_for(f.suffix)
-                if loader is not None:
-                    rules, errs = loader(f)
-                    items.extend(rules)
-                    errors.extend(errs)
-                elif root.is_file():
-                    errors.append(RuleError(str(f), 0, None, None, f"no loader for {f.suffix!r} files"))
+        try:
+            for f in files:
+                if f.suffix in GENE_EXTENSIONS:
+                    items.extend(read_gene_file(f, errors))
+                elif f.suffix != ".toml":
+                    loader = loader_for(f.suffix)
+                    if loader is not None:
+                        rules, errs = loader(f)
+                        items.extend(rules)
+                        errors.extend(errs)
+                    elif root.is_file():
+                        errors.append(RuleError(str(f), 0, None, None, f"no loader for {f.suffix!r} files"))
+        finally:
+            loaders_done()
         return self._build(items, errors)
 
     def _build(

@@ -2,16 +2,17 @@
 
 The rule cache (``vigil.engine.rule_cache``) keeps vigil's own output, never pySigma objects and
 never pickle: rules as their IR (nodes as short tagged lists), the producer of their events, and
-the rejections in order. Decoding checks every field's type and every node's shape and raises
+the rejections in order. A regex carries its RE2 program size, noted for the engine on decoding
+(the key covers the RE2 version), so a cached load compiles no regex before matching. Decoding checks every field's type and every node's shape and raises
 :class:`CacheFormatError` on anything else, so a damaged entry is a miss, never a wrong rule.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from vigil.engine import runtime
 from vigil.engine.ir import (
     And,
     Attack,
@@ -31,10 +32,10 @@ from vigil.engine.ir import (
     SourceLocation,
     StrMatch,
 )
-from vigil.engine.sigma.compiler import CompiledRule
 from vigil.engine.sigma.errors import Rejection
+from vigil.engine.sigma.results import CompiledRule, FileResult
 
-__all__ = ["CacheFormatError", "FileResult", "decode_file_result", "encode_file_result"]
+__all__ = ["FORMAT", "CacheFormatError", "decode_file_result", "encode_file_result"]
 
 #: Bump when the encoding changes (the cache key also covers vigil's code, see loader.py).
 FORMAT = 1
@@ -49,20 +50,6 @@ class CacheFormatError(ValueError):
     """A cache entry that is not what ``encode_file_result`` writes."""
 
 
-@dataclass
-class FileResult:
-    """One Sigma file compiled alone: its rules and rejections, in order.
-
-    ``file_rejections`` are the whole-file problems (unreadable, invalid YAML, not Sigma) and
-    pySigma's collection errors; ``rule_rejections`` the rules that did not compile. A set of files
-    reports all file rejections first, then the rule rejections (as when they are compiled at once).
-    """
-
-    rules: list[CompiledRule]
-    file_rejections: list[Rejection]
-    rule_rejections: list[Rejection]
-
-
 # ---------------------------------------------------------------------------------------- encode
 
 
@@ -70,8 +57,8 @@ def _node(n: Node) -> list[Any]:
     match n:
         case StrMatch():
             return ["S", list(n.field), n.op, n.value, n.ignore_case]
-        case RegexMatch():
-            return ["R", list(n.field), n.pattern]
+        case RegexMatch():  # with its RE2 program size, which the engine needs and measures once
+            return ["R", list(n.field), n.pattern, runtime.program_size(n.pattern)]
         case And():
             return ["&", [_node(c) for c in n.children]]
         case Or():
@@ -120,10 +107,11 @@ def _rejection(r: Rejection) -> list[Any]:
     return [r.path, r.line, r.rule_id, r.title, r.kind, r.reason, r.correlation]
 
 
-def encode_file_result(result: FileResult) -> dict[str, Any]:
-    """``result`` as JSON-safe data."""
+def encode_file_result(result: FileResult, path: str) -> dict[str, Any]:
+    """``result`` (of the file at ``path``) as JSON-safe data."""
     return {
         "format": FORMAT,
+        "path": path,
         "rules": [_rule(r) for r in result.rules],
         "file_rejections": [_rejection(r) for r in result.file_rejections],
         "rule_rejections": [_rejection(r) for r in result.rule_rejections],
@@ -140,7 +128,7 @@ def _bad(what: str, value: Any) -> NoReturn:
 def _str(v: Any, what: str) -> str:
     if v.__class__ is not str:
         _bad(what, v)
-    return v  # type: ignore[no-any-return]
+    return v
 
 
 def _opt_str(v: Any, what: str) -> str | None:
@@ -150,19 +138,19 @@ def _opt_str(v: Any, what: str) -> str | None:
 def _bool(v: Any, what: str) -> bool:
     if v.__class__ is not bool:
         _bad(what, v)
-    return v  # type: ignore[no-any-return]
+    return v
 
 
 def _int(v: Any, what: str) -> int:
     if v.__class__ is not int:
         _bad(what, v)
-    return v  # type: ignore[no-any-return]
+    return v
 
 
 def _list(v: Any, what: str) -> list[Any]:
     if v.__class__ is not list:
         _bad(what, v)
-    return v  # type: ignore[no-any-return]
+    return v
 
 
 def _strs(v: Any, what: str) -> tuple[str, ...]:
@@ -202,8 +190,10 @@ def _decode_node(v: Any) -> Node:
                     _bool(ignore_case, "case"),
                 )
             case "R":
-                field, pattern = args
-                return RegexMatch(_path(field), _str(pattern, "pattern"))
+                field, pattern, size = args
+                node = RegexMatch(_path(field), _str(pattern, "pattern"))
+                runtime.note_program_size(pattern, _int(size, "program size"))
+                return node
             case "&":
                 (children,) = args
                 return And(tuple(_decode_node(c) for c in _list(children, "children")))
@@ -259,7 +249,7 @@ def _decode_node(v: Any) -> Node:
     _bad("node tag", tag)
 
 
-def _decode_rule(v: Any) -> CompiledRule:
+def _decode_rule(v: Any, old: str, new: str) -> CompiledRule:
     if v.__class__ is not dict:
         _bad("rule", v)
     try:
@@ -283,7 +273,8 @@ def _decode_rule(v: Any) -> CompiledRule:
         source = v["source"]
         if source is not None:
             file, line = _list(source, "source")
-            source = SourceLocation(_str(file, "source file"), _int(line, "source line"))
+            file = new if file == old else _str(file, "source file")
+            source = SourceLocation(file, _int(line, "source line"))
         ir = RuleIR(
             name=_str(v["name"], "name"),
             condition=_decode_node(v["condition"]),
@@ -308,13 +299,15 @@ def _decode_rule(v: Any) -> CompiledRule:
     return CompiledRule(ir, producer)
 
 
-def _decode_rejection(v: Any) -> Rejection:
+def _decode_rejection(v: Any, old: str, new: str) -> Rejection:
     items = _list(v, "rejection")
     if len(items) != 7:
         _bad("rejection", v)
     path, line, rule_id, title, kind, reason, correlation = items
+    if old != new and old in _str(reason, "reason"):
+        raise CacheFormatError("a reason names the file's former path")
     return Rejection(
-        _str(path, "path"),
+        new if path == old else _str(path, "path"),
         _int(line, "line"),
         _opt_str(rule_id, "rule id"),
         _opt_str(title, "title"),
@@ -324,15 +317,19 @@ def _decode_rejection(v: Any) -> Rejection:
     )
 
 
-def decode_file_result(data: Any) -> FileResult:
-    """The :class:`FileResult` ``encode_file_result`` wrote, or :class:`CacheFormatError`."""
+def decode_file_result(data: Any, path: str) -> FileResult:
+    """The :class:`FileResult` ``encode_file_result`` wrote, for the same file now at ``path``,
+    or :class:`CacheFormatError`. Reports name the file by ``path`` (the cache key leaves the path
+    out, so a moved rule directory is still a hit); a reason that quotes the former path is a miss.
+    """
     if data.__class__ is not dict or data.get("format") != FORMAT:
         raise CacheFormatError("not a compiled Sigma file of this format")
     try:
+        old = _str(data["path"], "path")
         return FileResult(
-            [_decode_rule(r) for r in _list(data["rules"], "rules")],
-            [_decode_rejection(r) for r in _list(data["file_rejections"], "file rejections")],
-            [_decode_rejection(r) for r in _list(data["rule_rejections"], "rule rejections")],
+            [_decode_rule(r, old, path) for r in _list(data["rules"], "rules")],
+            [_decode_rejection(r, old, path) for r in _list(data["file_rejections"], "file rejections")],
+            [_decode_rejection(r, old, path) for r in _list(data["rule_rejections"], "rule rejections")],
         )
     except KeyError as err:
         raise CacheFormatError(f"entry without {err}") from None

@@ -14,29 +14,53 @@ compile it at all; the skipped-rule warnings are logged on every load either way
 
 from __future__ import annotations
 
+import atexit
 import logging
+import threading
 from pathlib import Path
 
 from vigil.engine.errors import RuleError
 from vigil.engine.ir import RuleIR
 from vigil.engine.loader import register_loader
-from vigil.engine.sigma.loader import SIGMA_SUFFIXES, SigmaRuleSet, load_sigma
-from vigil.engine.sigma.values import CompileOptions
+from vigil.engine.rule_cache import rule_cache_directory
+from vigil.engine.sigma.cache import DirectoryPacks
+from vigil.engine.sigma.loader import SIGMA_SUFFIXES, SigmaRuleSet, load_sigma_files
+from vigil.engine.sigma.options import CompileOptions
 
-__all__ = ["configure", "load_sigma_file"]
+__all__ = ["configure", "flush_rule_cache", "load_sigma_file"]
 
 logger = logging.getLogger(__name__)
 
 _CACHE: dict[tuple[str, int, int, int], SigmaRuleSet] = {}
 _CACHE_SIZE = 8192
 _OPTIONS = CompileOptions()
+_LOCK = threading.RLock()
+_PACKS: DirectoryPacks | None = None  # the on-disk cache during one engine load
 
 
 def configure(options: CompileOptions) -> None:
     """Options for the Sigma files the engine loads (e.g. ``expand`` placeholder values)."""
     global _OPTIONS
-    _OPTIONS = options
-    _CACHE.clear()
+    flush_rule_cache()
+    with _LOCK:
+        _OPTIONS = options
+        _CACHE.clear()
+
+
+def _packs() -> DirectoryPacks | None:
+    global _PACKS
+    if _PACKS is None and rule_cache_directory() is not None:
+        _PACKS = DirectoryPacks(_OPTIONS)
+    return _PACKS
+
+
+def flush_rule_cache() -> None:
+    """Write what this load added to the on-disk cache (the engine calls it after each load)."""
+    global _PACKS
+    with _LOCK:
+        packs, _PACKS = _PACKS, None
+        if packs is not None:
+            packs.flush()
 
 
 def _compiled(path: Path) -> tuple[SigmaRuleSet, bool]:
@@ -44,14 +68,15 @@ def _compiled(path: Path) -> tuple[SigmaRuleSet, bool]:
         st = path.stat()
         key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
     except OSError:
-        return load_sigma([path], _OPTIONS), True
-    cached = _CACHE.get(key)
-    if cached is not None:
-        return cached, False
-    result = load_sigma([path], _OPTIONS)
-    if len(_CACHE) >= _CACHE_SIZE:
-        _CACHE.clear()
-    _CACHE[key] = result
+        return load_sigma_files([path], _OPTIONS, None), True
+    with _LOCK:
+        cached = _CACHE.get(key)
+        if cached is not None:
+            return cached, False
+        result = load_sigma_files([path], _OPTIONS, _packs())
+        if len(_CACHE) >= _CACHE_SIZE:
+            _CACHE.clear()
+        _CACHE[key] = result
     return result, True
 
 
@@ -70,4 +95,5 @@ def load_sigma_file(path: Path) -> tuple[list[RuleIR], list[RuleError]]:
 
 
 for _suffix in SIGMA_SUFFIXES:
-    register_loader(_suffix, load_sigma_file)
+    register_loader(_suffix, load_sigma_file, done=flush_rule_cache)
+atexit.register(flush_rule_cache)

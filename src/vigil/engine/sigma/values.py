@@ -11,8 +11,7 @@ IR; the semantics are documented in ``docs/sigma.md``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 import re2
@@ -54,6 +53,7 @@ from vigil.engine.ir import (
 )
 from vigil.engine.sigma.errors import UnsupportedConstruct
 from vigil.engine.sigma.fields import field_paths
+from vigil.engine.sigma.options import CompileOptions
 
 # The specification names UTF-16LE encoding ``utf16le`` (``wide`` is its alias); pySigma 2.0 only
 # registers ``wide``. Register the specification's name for the same modifier.
@@ -73,13 +73,6 @@ _NUM_OPS: dict[CompareOperators, Literal["<", "<=", ">", ">="]] = {
     CompareOperators.GT: ">",
     CompareOperators.GTE: ">=",
 }
-
-
-@dataclass(frozen=True)
-class CompileOptions:
-    """Configuration of the front end: values of ``expand`` placeholders (``%name%`` -> values)."""
-
-    placeholders: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
 def _any(nodes: list[Node]) -> Node:
