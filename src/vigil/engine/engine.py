@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vigil.engine.compiler import CompiledRules, check_ir, compile_rules
+from vigil.engine.compiler import Bucket, CompiledRules, check_ir, compile_rules
 from vigil.engine.errors import RuleError, RuleLoadError
 from vigil.engine.gene.decode import DecodeError, decode_rule, iter_objects, rule_name
 from vigil.engine.gene.rules import RuleCompileError, compile_rule
@@ -318,20 +318,46 @@ class Engine:
         self._compiled = None
 
     # ------------------------------------------------------------------ matching
-    def compile(self) -> CompiledRules:
-        """(Re)build the generated matcher; done automatically on the first match after a change."""
+    def compile(self, *, lazy: bool = True) -> CompiledRules:
+        """(Re)build the generated matcher; done automatically on the first match after a change.
+
+        ``lazy`` (the default) builds the dispatch tables only: the code of each (channel, EventID)
+        bucket is generated when its first event comes (``compile_rules``). ``lazy=False``
+        generates it all now, for callers that want no compile on the matching path (the agent).
+        """
         self._compiled = compiled = compile_rules(
-            [None if r.disabled else r.ir for r in self.rules], self.containers
+            [None if r.disabled else r.ir for r in self.rules], self.containers, lazy=lazy
         )
-        self._key_fn = {k: b.fn for k, b in compiled.by_key.items()}
-        self._chan_fn = {k: b.fn for k, b in compiled.by_channel.items()}
-        self._default_fn = compiled.default.fn
+        self._key_fn = {}
+        for k, b in compiled.by_key.items():
+            self._key_fn[k] = self._dispatch(self._key_fn, k, b)
+        self._chan_fn = {}
+        for ch, b in compiled.by_channel.items():
+            self._chan_fn[ch] = self._dispatch(self._chan_fn, ch, b)
+        self._default_fn = self._dispatch(None, None, compiled.default)
         self._uses_computer = compiled.uses_computer
         self._table = [
             (r.filter, r.criticality, r.name, r.attack, r.actions, r.ir.sigma_id) for r in self.rules
         ]
         self._nomatch = self._finish([], 0, [], {}, False, sigma_ids=[])
         return self._compiled
+
+    def _dispatch(self, table: dict[Any, Any] | None, key: Any, bucket: Bucket) -> Any:
+        """The bucket's function, or for a bucket not compiled yet a stand-in that compiles it on
+        the first call and puts the real function in its place (``table[key]``, or the default)."""
+        if bucket.compiled:
+            return bucket.fn
+
+        def first_call(ev: Any, ed: Any, cm: str) -> list[int]:
+            fn = bucket.fn
+            if table is None:
+                if self._default_fn is first_call:
+                    self._default_fn = fn
+            elif table.get(key) is first_call:
+                table[key] = fn
+            return fn(ev, ed, cm)
+
+        return first_call
 
     @property
     def no_match(self) -> MatchResult:
