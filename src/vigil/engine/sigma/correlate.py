@@ -46,7 +46,8 @@ def correlation_engine_for(paths: Iterable[str | Path]) -> CorrelationEngine | N
     found = False
     for f in _sigma_files(paths):
         try:
-            if _CORRELATION_KEY.search(f.read_bytes()):
+            data = f.read_bytes()
+            if b"correlation" in data and _CORRELATION_KEY.search(data):
                 found = True
                 break
         except OSError:

@@ -107,7 +107,7 @@ def load_sigma_files(
 ) -> SigmaRuleSet:
     """``load_sigma`` over a list of files, looking them up in (and recording them to) ``packs``."""
     sources = [_read(f) for f in files]
-    if any(_CORRELATION_KEY.search(s.data) for s in sources):
+    if any(b"correlation" in s.data and _CORRELATION_KEY.search(s.data) for s in sources):
         return _compile_all(sources, opts)
     results: list[FileResult] = []
     for source in sources:

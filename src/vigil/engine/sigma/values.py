@@ -36,6 +36,7 @@ from sigma.types import (
     SpecialChars,
 )
 
+from vigil.engine import runtime
 from vigil.engine.ir import (
     And,
     CidrMatch,
@@ -144,7 +145,7 @@ def _simple_op(parts: list[str | SpecialChars]) -> tuple[StrOp, str] | None:
 
 def _check_re2(pattern: str, what: str) -> str:
     try:
-        re2.compile(pattern)
+        runtime.program_size(pattern)  # compiles it, and keeps the size the engine needs later
     except re2.error as e:
         raise UnsupportedConstruct(f"{what} {pattern!r} is not valid RE2 (vigil's regex dialect): {e}") from e
     return pattern
