@@ -93,7 +93,7 @@ class Scanner:
             self.engine.load_container_file(name, path)
         for path in args.rules:
             self.engine.load_path(path)
-        self.engine.compile()
+        self.engine.compile(lazy=getattr(args, "jobs", 1) <= 1)  # forked workers share one full compile
         self.correlation = _correlation_engine(args.rules)
         self.dumps = dumps
         self.all = args.all
