@@ -153,12 +153,23 @@ def _list(v: Any, what: str) -> list[Any]:
     return v
 
 
+_CHECKED: dict[tuple[Any, ...], tuple[str, ...]] = {}  # string tuples already checked (field paths)
+
+
 def _strs(v: Any, what: str) -> tuple[str, ...]:
-    items = _list(v, what)
+    items = tuple(_list(v, what))
+    try:
+        checked = _CHECKED.get(items)  # only tuples of str are stored, so a hit is a tuple of str
+    except TypeError:  # a list or dict among the items
+        _bad(what, v)
+    if checked is not None:
+        return checked
     for item in items:
         if item.__class__ is not str:
             _bad(what, item)
-    return tuple(items)
+    if len(_CHECKED) < 4096:
+        _CHECKED[items] = items
+    return items
 
 
 def _path(v: Any) -> tuple[str, ...]:
