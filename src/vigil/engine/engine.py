@@ -22,6 +22,7 @@ from vigil.engine.loader import (
     RawGeneRule,
     loader_for,
     loaders_done,
+    loaders_prepare,
     read_gene_file,
     read_templates,
     walk,
@@ -224,6 +225,7 @@ class Engine:
         files = [root] if root.is_file() else list(walk(root))
         items: list[RawGeneRule | RuleIR] = []  # in walk order, whatever the front end
         try:
+            loaders_prepare(files)
             for f in files:
                 if f.suffix in GENE_EXTENSIONS:
                     items.extend(read_gene_file(f, errors))

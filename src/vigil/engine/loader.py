@@ -25,6 +25,7 @@ __all__ = [
     "RuleFileLoader",
     "loader_for",
     "loaders_done",
+    "loaders_prepare",
     "read_gene_file",
     "read_templates",
     "register_loader",
@@ -39,19 +40,33 @@ GENE_EXTENSIONS = (".gen", ".gene")
 RuleFileLoader = Callable[[Path], tuple[list[RuleIR], list[RuleError]]]
 _LOADERS: dict[str, RuleFileLoader] = {}
 _DONE_HOOKS: dict[Callable[[], None], None] = {}
+_PREPARE_HOOKS: dict[Callable[[list[Path]], None], None] = {}
 _LAZY_FRONT_ENDS = {".yml": "vigil.engine.sigma", ".yaml": "vigil.engine.sigma"}
 
 
 def register_loader(
-    extension: str, loader: RuleFileLoader, *, done: Callable[[], None] | None = None
+    extension: str,
+    loader: RuleFileLoader,
+    *,
+    prepare: Callable[[list[Path]], None] | None = None,
+    done: Callable[[], None] | None = None,
 ) -> None:
     """Make ``Engine.load_path`` load files ending with ``extension`` (e.g. ``.yml``) with ``loader``.
 
-    ``done`` runs once each load of a rule path is over (e.g. to write what a cache learnt).
+    ``prepare`` gets every file of a load first (e.g. to compile many at once); ``done`` runs once
+    the load is over (e.g. to write what a cache learnt).
     """
     _LOADERS[extension.lower()] = loader
+    if prepare is not None:
+        _PREPARE_HOOKS[prepare] = None
     if done is not None:
         _DONE_HOOKS[done] = None
+
+
+def loaders_prepare(files: list[Path]) -> None:
+    """Show the front ends every file of a load before it is loaded file by file."""
+    for hook in list(_PREPARE_HOOKS):
+        hook(files)
 
 
 def loaders_done() -> None:

@@ -395,3 +395,72 @@ def test_codec_round_trips_every_node_kind() -> None:
     moved = decode_file_result(data, "/s/x.yml")
     assert moved.rules[0].ir.source == SourceLocation("/s/x.yml", 3)
     assert moved.rule_rejections[0].path == "/s/x.yml"
+
+
+@pytest.fixture
+def parallel_runs(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Record whether each parallel compile ran (threads left by other tests turn it off)."""
+    from vigil.engine.sigma import parallel
+
+    ran: list[bool] = []
+    original = parallel.compile_in_parallel
+
+    def spy(jobs: list[object], opts: object) -> object:
+        result = original(jobs, opts)  # type: ignore[arg-type]
+        ran.append(result is not None)
+        return result
+
+    monkeypatch.setattr(parallel, "compile_in_parallel", spy)
+    return ran
+
+
+def test_compiling_on_several_cores_gives_the_same_result(
+    monkeypatch: pytest.MonkeyPatch, parallel_runs: list[bool]
+) -> None:
+    import threading
+
+    if threading.active_count() > 1:
+        pytest.skip("another test left a thread running: forking is off then")
+    paths = [SIGMA_RULES / "windows", SIGMA_RULES / "linux"]
+    monkeypatch.setenv("VIGIL_SIGMA_JOBS", "1")
+    serial = load_sigma(paths, use_cache=False)
+    monkeypatch.setenv("VIGIL_SIGMA_JOBS", "2")
+    parallel = load_sigma(paths, use_cache=False)
+    assert parallel_runs == [False, True]
+    _same(serial, parallel)
+
+
+def test_engine_load_compiled_on_several_cores_warns_like_one_by_one(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    parallel_runs: list[bool],
+) -> None:
+    import threading
+
+    from vigil.engine.sigma.parallel import MIN_FILES
+
+    if threading.active_count() > 1:
+        pytest.skip("another test left a thread running: forking is off then")
+    root = tmp_path / "many"
+    root.mkdir()
+    for n in range(MIN_FILES):
+        (root / f"r{n:03d}.yml").write_text(_rule(n % 100).replace("Rule ", f"Rule {n} "))
+    (root / "skipped.yml").write_text(UNSUPPORTED)
+    configure_rule_cache(enabled=False)
+    try:
+        seen = []
+        for jobs in ("1", "2"):
+            monkeypatch.setenv("VIGIL_SIGMA_JOBS", jobs)
+            frontend._CACHE.clear()
+            caplog.clear()
+            with caplog.at_level(logging.WARNING):
+                engine = Engine()
+                engine.load_path(root)
+            seen.append(([r.ir for r in engine.rules], [r.getMessage() for r in caplog.records]))
+    finally:
+        configure_rule_cache()
+        frontend._CACHE.clear()
+    assert True in parallel_runs
+    assert seen[0] == seen[1]
+    assert len(seen[0][0]) == MIN_FILES and len(seen[0][1]) == 1

@@ -24,8 +24,16 @@ from vigil.engine.ir import RuleIR
 from vigil.engine.loader import register_loader
 from vigil.engine.rule_cache import rule_cache_directory
 from vigil.engine.sigma.cache import DirectoryPacks
-from vigil.engine.sigma.loader import SIGMA_SUFFIXES, SigmaRuleSet, load_sigma_files
+from vigil.engine.sigma.loader import (
+    SIGMA_SUFFIXES,
+    SigmaRuleSet,
+    file_results,
+    holds_correlations,
+    load_sigma_files,
+    read_source,
+)
 from vigil.engine.sigma.options import CompileOptions
+from vigil.engine.sigma.parallel import MIN_FILES
 
 __all__ = ["configure", "flush_rule_cache", "load_sigma_file"]
 
@@ -36,6 +44,7 @@ _CACHE_SIZE = 8192
 _OPTIONS = CompileOptions()
 _LOCK = threading.RLock()
 _PACKS: DirectoryPacks | None = None  # the on-disk cache during one engine load
+_UNREPORTED: set[tuple[str, int, int, int]] = set()  # compiled by prepare_files, not yet loaded
 
 
 def configure(options: CompileOptions) -> None:
@@ -63,20 +72,52 @@ def flush_rule_cache() -> None:
             packs.flush()
 
 
-def _compiled(path: Path) -> tuple[SigmaRuleSet, bool]:
+def _memo_key(path: Path) -> tuple[str, int, int, int] | None:
     try:
         st = path.stat()
-        key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
     except OSError:
+        return None
+    return (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _remember(key: tuple[str, int, int, int], result: SigmaRuleSet) -> None:
+    if len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.clear()
+        _UNREPORTED.clear()
+    _CACHE[key] = result
+
+
+def prepare_files(files: list[Path]) -> None:
+    """Compile the Sigma files of a load at once (several cores when many are not cached), so
+    that ``load_sigma_file`` then finds them compiled. Files with correlation rules are left to it."""
+    todo = [(f, k) for f in files if f.suffix in SIGMA_SUFFIXES and (k := _memo_key(f)) is not None]
+    if len(todo) < MIN_FILES:
+        return  # one by one is as fast
+    with _LOCK:
+        todo = [(f, k) for f, k in todo if k not in _CACHE]
+        sources = [read_source(f) for f, _ in todo]
+        picked = [i for i, s in enumerate(sources) if not holds_correlations(s.data)]
+        results = file_results([sources[i] for i in picked], _OPTIONS, _packs())
+        if results is None:
+            return
+        for i, result in zip(picked, results, strict=True):
+            key = todo[i][1]
+            _remember(key, SigmaRuleSet(result.rules, [], [*result.file_rejections, *result.rule_rejections]))
+            _UNREPORTED.add(key)
+
+
+def _compiled(path: Path) -> tuple[SigmaRuleSet, bool]:
+    key = _memo_key(path)
+    if key is None:
         return load_sigma_files([path], _OPTIONS, None), True
     with _LOCK:
         cached = _CACHE.get(key)
         if cached is not None:
-            return cached, False
+            fresh = key in _UNREPORTED
+            _UNREPORTED.discard(key)
+            return cached, fresh
         result = load_sigma_files([path], _OPTIONS, _packs())
-        if len(_CACHE) >= _CACHE_SIZE:
-            _CACHE.clear()
-        _CACHE[key] = result
+        _remember(key, result)
     return result, True
 
 
@@ -95,5 +136,5 @@ def load_sigma_file(path: Path) -> tuple[list[RuleIR], list[RuleError]]:
 
 
 for _suffix in SIGMA_SUFFIXES:
-    register_loader(_suffix, load_sigma_file, done=flush_rule_cache)
+    register_loader(_suffix, load_sigma_file, prepare=prepare_files, done=flush_rule_cache)
 atexit.register(flush_rule_cache)

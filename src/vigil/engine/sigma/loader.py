@@ -25,12 +25,28 @@ from vigil.engine.sigma.results import FileResult, SigmaRuleSet
 if TYPE_CHECKING:
     from vigil.engine.sigma.parsing import _Parsed
 
-__all__ = ["SIGMA_SUFFIXES", "Rejection", "SigmaRuleSet", "load_sigma", "load_sigma_files", "load_sigma_text"]
+__all__ = [
+    "SIGMA_SUFFIXES",
+    "Rejection",
+    "SigmaRuleSet",
+    "file_results",
+    "holds_correlations",
+    "load_sigma",
+    "load_sigma_files",
+    "load_sigma_text",
+    "read_source",
+]
 
 logger = logging.getLogger(__name__)
 
 SIGMA_SUFFIXES = (".yml", ".yaml")
 _CORRELATION_KEY = re.compile(rb"^correlation\s*:", re.MULTILINE)
+
+
+def holds_correlations(data: bytes) -> bool:
+    """Whether a rule file has a top-level ``correlation:`` key (block style; the loader also
+    notices flow-style ones after parsing)."""
+    return b"correlation" in data and _CORRELATION_KEY.search(data) is not None
 
 
 def load_sigma_text(text: str, path: str = "<string>", opts: CompileOptions | None = None) -> SigmaRuleSet:
@@ -67,7 +83,8 @@ class _Source:
         return parse(self.text, self.path)
 
 
-def _read(f: Path) -> _Source:
+def read_source(f: Path) -> _Source:
+    """A rule file's bytes and text (universal newlines), or why it cannot be read."""
     path = str(f)
     try:
         data = f.read_bytes()
@@ -77,12 +94,6 @@ def _read(f: Path) -> _Source:
     if "\r" in text:  # universal newlines, as text-mode reading gives
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     return _Source(path, data, text)
-
-
-def _compile_file(source: _Source, opts: CompileOptions | None) -> FileResult | None:
-    from vigil.engine.sigma.parsing import compile_file
-
-    return compile_file(source.text, source.path, source.problem, opts)
 
 
 def load_sigma(
@@ -106,15 +117,10 @@ def load_sigma_files(
     files: Iterable[Path], opts: CompileOptions | None, packs: DirectoryPacks | None
 ) -> SigmaRuleSet:
     """``load_sigma`` over a list of files, looking them up in (and recording them to) ``packs``."""
-    sources = [_read(f) for f in files]
-    if any(b"correlation" in s.data and _CORRELATION_KEY.search(s.data) for s in sources):
+    sources = [read_source(f) for f in files]
+    results = file_results(sources, opts, packs)
+    if results is None:
         return _compile_all(sources, opts)
-    results: list[FileResult] = []
-    for source in sources:
-        result = _cached_file(source, opts, packs)
-        if result is None:  # correlation rules the quick search missed (e.g. flow style)
-            return _compile_all(sources, opts)
-        results.append(result)
     merged = SigmaRuleSet()
     for result in results:
         merged.rejections.extend(result.file_rejections)
@@ -124,17 +130,40 @@ def load_sigma_files(
     return merged
 
 
-def _cached_file(
-    source: _Source, opts: CompileOptions | None, packs: DirectoryPacks | None
-) -> FileResult | None:
-    if packs is None or source.problem is not None:
-        return _compile_file(source, opts)
-    key, result = packs.lookup(source.path, source.data)
-    if result is None:
-        result = _compile_file(source, opts)
-        if result is not None:
-            packs.record(source.path, key, result)
-    return result
+def file_results(
+    sources: list[_Source], opts: CompileOptions | None, packs: DirectoryPacks | None
+) -> list[FileResult] | None:
+    """Each file compiled alone (from ``packs`` when there, the others on several cores when
+    many), or None when the files hold correlation rules (they compile together)."""
+    if any(holds_correlations(s.data) for s in sources):
+        return None
+    results: list[FileResult | None] = [None] * len(sources)
+    keys: dict[int, str] = {}
+    for i, source in enumerate(sources):
+        if packs is not None and source.problem is None:
+            keys[i], results[i] = packs.lookup(source.path, source.data)
+    misses = [i for i, r in enumerate(results) if r is None]
+    compiled = _compile_files([sources[i] for i in misses], opts)
+    for i, result in zip(misses, compiled, strict=True):
+        if result is None:  # correlation rules the quick search missed (e.g. flow style)
+            return None
+        results[i] = result
+        if packs is not None and i in keys:
+            packs.record(sources[i].path, keys[i], result)
+    return results  # type: ignore[return-value]
+
+
+def _compile_files(sources: list[_Source], opts: CompileOptions | None) -> list[FileResult | None]:
+    if not sources:
+        return []  # all from the cache: pySigma is not even imported
+    from vigil.engine.sigma.parallel import compile_in_parallel
+    from vigil.engine.sigma.parsing import compile_file
+
+    jobs = [(s.text, s.path, s.problem) for s in sources]
+    results = compile_in_parallel(jobs, opts)
+    if results is None:
+        results = [compile_file(text, path, problem, opts) for text, path, problem in jobs]
+    return results
 
 
 def _compile_all(sources: list[_Source], opts: CompileOptions | None) -> SigmaRuleSet:
