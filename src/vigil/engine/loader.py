@@ -65,6 +65,8 @@ def register_loader(
 
 def loaders_prepare(files: list[Path]) -> None:
     """Show the front ends every file of a load before it is loaded file by file."""
+    for suffix in {f.suffix for f in files} & set(_LAZY_FRONT_ENDS):
+        loader_for(suffix)  # imports the front end, which registers its hooks
     for hook in list(_PREPARE_HOOKS):
         hook(files)
 
