@@ -464,3 +464,23 @@ def test_engine_load_compiled_on_several_cores_warns_like_one_by_one(
     assert True in parallel_runs
     assert seen[0] == seen[1]
     assert len(seen[0][0]) == MIN_FILES and len(seen[0][1]) == 1
+
+
+def test_a_first_engine_load_in_a_new_process_uses_the_workers(tmp_path: Path) -> None:
+    """The Sigma front end is imported by the engine on its first .yml file; its prepare hook must
+    still see the whole load (workers' CPU shows up as the process's children's)."""
+    from vigil.engine.sigma.parallel import MIN_FILES
+
+    root = tmp_path / "many"
+    root.mkdir()
+    for n in range(MIN_FILES):
+        (root / f"r{n:03d}.yml").write_text(_rule(n % 100).replace("Rule ", f"Rule {n} "))
+    code = (
+        "import resource, sys; from vigil.engine import Engine; e = Engine(); e.load_path(sys.argv[1]); "
+        "u = resource.getrusage(resource.RUSAGE_CHILDREN); print(len(e.rules), u.ru_utime + u.ru_stime > 0)"
+    )
+    env = {**os.environ, "VIGIL_SIGMA_JOBS": "2", "VIGIL_NO_RULE_CACHE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(root)], env=env, capture_output=True, text=True, check=False
+    )
+    assert out.stdout.split() == [str(MIN_FILES), "True"], out.stderr
