@@ -217,7 +217,7 @@ def linux(repeat: int) -> int:
     gene_rules = len(engine.rules)
     for rule in ruleset.rules:
         engine.add_rule(rule.ir)
-    engine.compile()
+    engine.compile(lazy=False)  # as the agent does
     load_s = time.perf_counter() - t0
     events = [e for e in read_jsonl(str(DEFAULT_LINUX_EVENTS)) if isinstance(e, dict)]
     rounds = max(1, repeat) * 2000
