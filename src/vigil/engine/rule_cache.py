@@ -80,8 +80,12 @@ def rule_cache_directory() -> Path | None:
     if os.geteuid() == 0:
         return Path("/var/cache/vigil/rules")
     xdg = os.environ.get("XDG_CACHE_HOME", "")
-    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"
-    return base / "vigil" / "rules"
+    if os.path.isabs(xdg):
+        return Path(xdg) / "vigil" / "rules"
+    try:
+        return Path.home() / ".cache" / "vigil" / "rules"
+    except RuntimeError:  # no home directory: no cache
+        return None
 
 
 def _private_dir(st: os.stat_result) -> str | None:

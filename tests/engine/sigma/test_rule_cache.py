@@ -484,3 +484,46 @@ def test_a_first_engine_load_in_a_new_process_uses_the_workers(tmp_path: Path) -
         [sys.executable, "-c", code, str(root)], env=env, capture_output=True, text=True, check=False
     )
     assert out.stdout.split() == [str(MIN_FILES), "True"], out.stderr
+
+
+def test_decoding_any_damage_to_a_valid_entry_is_a_result_or_a_format_error(
+    cache_dir: Path, rules: Path
+) -> None:
+    """Replace every value of a real entry, one at a time, by values of other shapes: decoding
+    gives a result or CacheFormatError, never another exception (which would fail the load)."""
+    import copy
+    import random
+
+    load_sigma([rules])
+    pack = json.loads(next(p for p in _pack_files(cache_dir)).read_text())["value"]
+    entry = next(iter(pack["files"].values()))[1]
+    replacements: list[object] = [None, 0, -1, 2.5, True, "", "x", [], [[]], {}, {"a": 1}, ["S"], ["&", "x"]]
+
+    def slots(value: object, path: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        out: list[tuple[object, ...]] = [path]
+        if isinstance(value, dict):
+            for k, v in value.items():
+                out += slots(v, (*path, k))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                out += slots(v, (*path, i))
+        return out
+
+    rng = random.Random(8)
+    tried = 0
+    for path in slots(entry):
+        for replacement in rng.sample(replacements, 4):
+            damaged = copy.deepcopy(entry)
+            if not path:
+                damaged = replacement
+            else:
+                parent = damaged
+                for key in path[:-1]:
+                    parent = parent[key]  # type: ignore[index]
+                parent[path[-1]] = copy.deepcopy(replacement)  # type: ignore[index]
+            try:
+                decode_file_result(damaged, str(rules / "a.yml"))
+            except CacheFormatError:
+                pass
+            tried += 1
+    assert tried > 200

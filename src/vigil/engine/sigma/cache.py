@@ -122,7 +122,7 @@ class DirectoryPacks:
             return key, None
         try:
             return key, decode_file_result(entry[1], path)
-        except CacheFormatError as err:
+        except (CacheFormatError, TypeError, ValueError, KeyError, IndexError, AttributeError) as err:
             logger.debug("rule cache: entry of %s unusable (%s): compiling it", path, err)
             return key, None
 
