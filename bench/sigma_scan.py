@@ -6,9 +6,15 @@
                                                         # per-event match latency on Linux events
     .venv/bin/python bench/sigma_scan.py --jobs 1 2     # the real `vigil scan --jobs N` over the
                                                         # corpus: scan-phase events/s, load apart
+    .venv/bin/python bench/sigma_scan.py --startup      # `vigil scan` of no event: rule loading
+                                                        # without, into and from the rule cache
 
 Prints one JSON object. Load is reported apart from scanning: ``load_seconds`` (YAML + pySigma
-parse + compile to IR), ``engine_compile_seconds`` (the engine's code generation). Scanning is
+parse + compile to IR, the rule cache off), ``load_cached_seconds`` (the same rules read back from
+a warm rule cache, in a process that already imported pySigma), ``engine_index_seconds`` (the
+engine's dispatch tables: buckets are generated on their first event) and
+``engine_compile_seconds`` (every bucket's code generated, as the agent does at start; the timed
+phases below use that engine). Scanning is
 measured two ways over the same events: ``match_*`` matches events already decoded (the engine
 alone; ``match_first_pass_*`` is the first pass of a freshly compiled engine, whose per-value
 caches start empty), ``scan_*`` reads the .evtx files and matches (what ``vigil scan`` does, minus
@@ -23,6 +29,7 @@ import gc
 import json
 import os
 import resource
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -50,8 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--linux", action="store_true", help="Linux Sigma rules next to the default rules")
     parser.add_argument("--jobs", type=int, nargs="+", help="time `vigil scan --jobs N` for each N instead")
-    parser.add_argument("--runs", type=int, default=5, help="with --jobs: rounds (medians over them)")
+    parser.add_argument("--runs", type=int, default=5, help="with --jobs/--startup: rounds (medians over them)")
+    parser.add_argument("--startup", action="store_true", help="time rule loading by `vigil scan` alone")
     args = parser.parse_args(argv)
+    if args.startup:
+        return startup(args.rules, args.runs)
     if args.linux:
         return linux(args.repeat)
     if args.jobs:
@@ -62,12 +72,20 @@ def main(argv: list[str] | None = None) -> int:
     from vigil.events.evtx import read_evtx
 
     t0 = time.perf_counter()
-    ruleset = load_sigma([args.rules])
+    ruleset = load_sigma([args.rules], use_cache=False)
     t1 = time.perf_counter()
+    load_sigma([args.rules])  # fills the rule cache if needed
+    c0 = time.perf_counter()
+    load_sigma([args.rules])
+    load_cached = time.perf_counter() - c0
     engine = Engine()
     for rule in ruleset.rules:
         engine.add_rule(rule.ir)
+    c0 = time.perf_counter()
     engine.compile()
+    index_s = time.perf_counter() - c0
+    e0 = time.perf_counter()
+    engine.compile(lazy=False)
     t2 = time.perf_counter()
 
     files = sorted(args.corpus.rglob("*.evtx"))
@@ -89,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     # match: the engine alone over the decoded events. Recompiled first, so the first pass starts
     # with empty per-value caches, as a scan of new logs does; later passes (--repeat) reuse them.
     events = [e for f in files for e in read_evtx(f, on_error=errors.append)]
-    engine.compile()
+    engine.compile(lazy=False)
     c0, s0 = _cpu(), time.perf_counter()
     for event in events:
         engine.match(event)
@@ -111,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
                 "events": scanned,
                 "positives": positives,
                 "load_seconds": round(t1 - t0, 3),
-                "engine_compile_seconds": round(t2 - t1, 3),
+                "load_cached_seconds": round(load_cached, 3),
+                "engine_index_seconds": round(index_s, 3),
+                "engine_compile_seconds": round(t2 - e0, 3),
                 "scan_seconds": round(scan_s, 3),
                 "scan_events_per_s": round(scanned / scan_s),
                 "scan_events_per_cpu_s": round(scanned / scan_cpu),
@@ -230,6 +250,40 @@ def cli(corpus: Path, rules: Path, jobs: list[int], runs: int) -> int:
     return 0
 
 
+def startup(rules: Path, runs: int) -> int:
+    """``vigil scan --rules RULES`` over no event: the rule cache off, empty (filled by the run),
+    and warm. CPU (user + system) of the whole process, from ``/proc``, and wall time; medians."""
+    import statistics
+    import tempfile
+
+    from bench.cli_run import run_measured
+
+    with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
+        empty = Path(tmp) / "empty.jsonl"
+        empty.write_bytes(b"")
+        os.environ["VIGIL_RULE_CACHE_DIR"] = str(Path(tmp) / "cache")
+        scan = [sys.executable, "-m", "vigil", "scan", "--rules", str(rules), "--output", os.devnull]
+        result: dict[str, Any] = {"name": "sigma_scan_startup", "rules": str(rules), "runs": runs}
+        for label, extra, fresh in (
+            ("no_cache", ["--no-rule-cache"], False),
+            ("cold_cache", [], True),
+            ("warm_cache", [], False),
+        ):
+            samples = []
+            for _ in range(1 if fresh else runs):
+                if fresh:
+                    shutil.rmtree(Path(tmp) / "cache", ignore_errors=True)
+                m = run_measured([*scan, *extra, str(empty)])
+                if m["rc"] != 0:
+                    raise SystemExit(f"{label}: vigil scan failed: {m['stderr']}")
+                samples.append(m)
+            result[f"{label}_cpu_s"] = round(statistics.median(m["cpu_s"] for m in samples), 3)
+            result[f"{label}_wall_s"] = round(statistics.median(m["wall_s"] for m in samples), 3)
+        result["load_average_1m"] = os.getloadavg()[0]
+    print(json.dumps(result))
+    return 0
+
+
 def linux(repeat: int) -> int:
     """Per-event latency of the agent's matching with the Linux Sigma rules next to the default rules."""
     from vigil.engine import Engine
@@ -243,7 +297,7 @@ def linux(repeat: int) -> int:
     gene_rules = len(engine.rules)
     for rule in ruleset.rules:
         engine.add_rule(rule.ir)
-    engine.compile()
+    engine.compile(lazy=False)  # as the agent does
     load_s = time.perf_counter() - t0
     events = [e for e in read_jsonl(str(DEFAULT_LINUX_EVENTS)) if isinstance(e, dict)]
     rounds = max(1, repeat) * 2000

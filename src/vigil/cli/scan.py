@@ -53,6 +53,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (output order kept)")
     p.add_argument("--output", metavar="FILE", help="write events here instead of stdout")
     p.add_argument("--summary", action="store_true", help="print per-rule counts at the end (stderr)")
+    p.add_argument(
+        "--no-rule-cache", action="store_true", help="compile every Sigma rule, without the on-disk cache"
+    )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help=".evtx file, JSON-lines file, or - for stdin")
     p.set_defaults(handler=run)
 
@@ -78,8 +81,10 @@ class Scanner:
 
     def __init__(self, args: argparse.Namespace) -> None:
         from vigil.engine import Engine
+        from vigil.engine.rule_cache import configure_rule_cache
         from vigil.events.gojson import dumps
 
+        configure_rule_cache(enabled=False if getattr(args, "no_rule_cache", False) else None)
         self.engine = Engine(show_attack=args.attack)
         for spec in args.container:
             name, sep, path = spec.partition("=")
@@ -88,7 +93,7 @@ class Scanner:
             self.engine.load_container_file(name, path)
         for path in args.rules:
             self.engine.load_path(path)
-        self.engine.compile()
+        self.engine.compile(lazy=getattr(args, "jobs", 1) <= 1)  # forked workers share one full compile
         self.correlation = _correlation_engine(args.rules)
         self.dumps = dumps
         self.all = args.all
