@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--linux", action="store_true", help="Linux Sigma rules next to the default rules")
     parser.add_argument("--jobs", type=int, nargs="+", help="time `vigil scan --jobs N` for each N instead")
-    parser.add_argument("--runs", type=int, default=5, help="with --jobs/--startup: rounds (medians over them)")
+    parser.add_argument(
+        "--runs", type=int, default=5, help="with --jobs/--startup: rounds (medians over them)"
+    )
     parser.add_argument("--startup", action="store_true", help="time rule loading by `vigil scan` alone")
     args = parser.parse_args(argv)
     if args.startup:
