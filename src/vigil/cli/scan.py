@@ -224,12 +224,14 @@ class Progress:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vigil.cli.scan_inputs import expand_inputs
     from vigil.engine import RuleLoadError
 
     started = time.monotonic()
     try:
-        args.inputs = expand_inputs(args.inputs)  # first: a bad directory is reported before the load
+        if any(path != "-" and os.path.isdir(path) for path in args.inputs):
+            from vigil.cli.scan_inputs import expand_inputs  # imported only for directories
+
+            args.inputs = expand_inputs(args.inputs)  # first: a bad directory is reported before the load
         listed = time.monotonic()
         scanner = Scanner(args)
     except RuleLoadError as err:
