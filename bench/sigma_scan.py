@@ -161,7 +161,7 @@ def cli(corpus: Path, rules: Path, jobs: list[int], runs: int) -> int:
     shared machine weighs on both alike. Per N: ``scan_wall_s_by_difference`` is the median wall of
     the scans minus the median wall of the empty runs (``scan_wall_s_paired_median``: the median of
     that difference within each round); ``scan_seconds_printed`` the median of what vigil scan
-    prints as ``scan seconds`` (from the end of the rule load to the last byte written, workers'
+    prints as ``scanning seconds`` (from the end of the rule load to the last byte written, workers'
     fork and join included; ``_min``: the least disturbed run); the events/s of each; CPU the same
     way (parent + workers). ``scan_speedup_printed_median``: per round, one job's printed scan
     seconds over N's, median over the rounds. ``same_output`` compares the output files of every
@@ -200,7 +200,7 @@ def cli(corpus: Path, rules: Path, jobs: list[int], runs: int) -> int:
     for n in jobs:
         full, bare = runs_by_jobs[n], empty_by_jobs[n]
         by_difference = median(r["wall_s"] for r in full) - median(r["wall_s"] for r in bare)
-        printed_runs = [float(summary_line(r["stderr"], "scan seconds") or "nan") for r in full]
+        printed_runs = [float(summary_line(r["stderr"], "scanning seconds") or "nan") for r in full]
         printed = median(printed_runs)
         paired = median(a["wall_s"] - b["wall_s"] for a, b in zip(full, bare, strict=True))
         scan_cpu = median(r["cpu_s"] for r in full) - median(r["cpu_s"] for r in bare)
@@ -238,8 +238,8 @@ def cli(corpus: Path, rules: Path, jobs: list[int], runs: int) -> int:
         result["scan_speedup_printed_median"] = {
             f"jobs{n}": round(
                 median(
-                    float(summary_line(a["stderr"], "scan seconds") or "nan")
-                    / float(summary_line(b["stderr"], "scan seconds") or "nan")
+                    float(summary_line(a["stderr"], "scanning seconds") or "nan")
+                    / float(summary_line(b["stderr"], "scanning seconds") or "nan")
                     for a, b in zip(runs_by_jobs[1], runs_by_jobs[n], strict=True)
                 ),
                 2,

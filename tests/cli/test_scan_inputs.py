@@ -25,7 +25,7 @@ RULE = {
     "Matches": ["$a: Image ~= 'sh$'"],
     "Condition": "$a",
 }
-_TIMING = ("seconds:", "events/s:", "load seconds:", "scan seconds:", "scan events/s:")
+_TIMING = ("seconds:", "events/s:", "load seconds:", "scanning seconds:", "scanning events/s:")
 
 
 def _line(image: str) -> str:
@@ -126,10 +126,10 @@ def test_summary_reports_the_load_apart(
     summary = dict(line.split(": ", 1) for line in capfd.readouterr().err.splitlines())
     assert summary["events"] == "20000"
     assert summary["rules"] == "1"
-    load, scan, total = (float(summary[k]) for k in ("load seconds", "scan seconds", "seconds"))
+    load, scan, total = (float(summary[k]) for k in ("load seconds", "scanning seconds", "seconds"))
     assert load > 0 and scan > 0
     assert abs(load + scan - total) < 0.002  # each is rounded to the millisecond
-    rate = float(summary["scan events/s"].replace(",", ""))
+    rate = float(summary["scanning events/s"].replace(",", ""))
     assert rate * scan == pytest.approx(20_000, rel=0.0006 / scan + 0.001)  # events/s without the load
 
 

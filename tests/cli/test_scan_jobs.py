@@ -37,7 +37,7 @@ def _event(image: str) -> dict[str, object]:
 
 
 # Summary lines that hold times (and so differ from run to run).
-_TIMING = ("seconds:", "events/s:", "load seconds:", "scan seconds:", "scan events/s:")
+_TIMING = ("seconds:", "events/s:", "load seconds:", "scanning seconds:", "scanning events/s:")
 
 
 def _scan(capfdbinary: pytest.CaptureFixture[bytes], *args: str) -> tuple[int, bytes, list[str]]:

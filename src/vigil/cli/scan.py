@@ -370,8 +370,8 @@ def _summary(stats: Stats, timing: Timing, per_rule: bool) -> None:
         f"seconds: {seconds:.3f}",
         f"events/s: {rate:,.0f}",
         f"load seconds: {timing.load_seconds:.3f}",
-        f"scan seconds: {timing.scan_seconds:.3f}",
-        f"scan events/s: {scan_rate:,.0f}",
+        f"scanning seconds: {timing.scan_seconds:.3f}",
+        f"scanning events/s: {scan_rate:,.0f}",
     ]
     if per_rule:
         lines.append("per rule:")
