@@ -503,6 +503,8 @@ class Chunk:
         ``record`` says the instance is a record's (its element's attributes are not rendered).
         """
         data = self.data
+        if pos + 4 < end and data[pos] == _T_FRAGMENT and data[pos + 4] == _T_TEMPLATE:
+            return Instance(*self.template_instance(pos + 4))  # the usual layout, without the loop
         root: Element | None = None
         values: list[Any] = []
         while pos < end:
@@ -510,18 +512,7 @@ class Chunk:
             if token == _T_FRAGMENT:
                 pos += 4
             elif token == _T_TEMPLATE:
-                _unknown, _tid, offset = _TEMPLATE_HEAD.unpack_from(data, pos + 1)
-                pos += 10
-                if offset >= len(data):
-                    raise CorruptError(f"template offset {offset:#x} outside the chunk")
-                root = self.templates.get(offset, _UNSEEN)
-                if root is _UNSEEN:
-                    root = self.template(offset)
-                if offset == pos:
-                    (size,) = _U32.unpack_from(data, pos + 20)
-                    pos += 24 + size
-                values, pos = self._values(pos)
-                return Instance(root, values)
+                return Instance(*self.template_instance(pos))
             elif token in (0x01, 0x41):
                 if self.shape is not None:
                     rendered, pos = self._render_tree(pos, record, 0)
@@ -533,6 +524,21 @@ class Chunk:
             else:
                 raise CorruptError(f"unexpected token {token:#04x} at {pos:#x} in a record")
         return Instance(root, values)
+
+    def template_instance(self, pos: int) -> tuple[Element | None, list[Any]]:
+        """The template tree and the decoded values of the template instance token at ``pos``."""
+        data = self.data
+        _unknown, _tid, offset = _TEMPLATE_HEAD.unpack_from(data, pos + 1)
+        pos += 10
+        if offset >= len(data):
+            raise CorruptError(f"template offset {offset:#x} outside the chunk")
+        root = self.templates.get(offset, _UNSEEN)
+        if root is _UNSEEN:
+            root = self.template(offset)
+        if offset == pos:
+            (size,) = _U32.unpack_from(data, pos + 20)
+            pos += 24 + size
+        return root, self._values(pos)[0]
 
     def _render_tree(self, pos: int, root: bool, depth: int) -> tuple[tuple[str, Any], int]:
         """gene's (key, value) for an element written out in a record, parsed and rendered at once.

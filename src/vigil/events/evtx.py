@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import logging
 import mmap
+import operator
 import os
 import struct
 from collections.abc import Callable, Iterator
@@ -50,6 +51,13 @@ from vigil.events._binxml import (
     Renderer,
     Subst,
 )
+from vigil.events._container_code import ATTRS as _ATTRS
+from vigil.events._container_code import CALL as _CALL
+from vigil.events._container_code import CONST as _CONST
+from vigil.events._container_code import NAMED as _NAMED
+from vigil.events._container_code import NESTED as _NESTED
+from vigil.events._container_code import SLOT as _SLOT
+from vigil.events._container_code import counted
 
 logger = logging.getLogger(__name__)
 
@@ -253,15 +261,6 @@ def _compile(element: Element, *, root: bool) -> Renderer:
     return attributes
 
 
-# How a container renders each of its parts (see ``_container``).
-_SLOT = 0  # <X>%n</X>: "X": value
-_NAMED = 1  # <X Name="k">%n</X>: "k": value
-_CALL = 2  # any other element: its own renderer
-_CONST = 3  # an element without substitutions whose value is a string (or null)
-_NESTED = 4  # a substitution among elements: a template instance's element, if it holds one
-_ATTRS = 5  # <X a="%n" b="c"/>: "X": {"a": value, "b": "c"} (what ``_compile``'s ``attributes`` does)
-
-
 def _container(name: str, static: dict[str, str], content: list[Element | str | Subst]) -> Renderer:
     """An element with child elements and constant attributes: a dict of its children.
 
@@ -347,7 +346,56 @@ def _container(name: str, static: dict[str, str], content: list[Element | str | 
             out[key] = value
         return name, out
 
-    return container
+    leaves = _leaves(name, static, plan, width, container)
+    if leaves is not None:
+        return leaves
+    return counted(
+        name, static, plan, width=width, loop=container, helpers=(Instance, _unique, render_instance)
+    )
+
+
+def _leaves(
+    name: str, static: dict[str, str], plan: list[tuple[int, str, Any]], width: int, container: Renderer
+) -> Renderer | None:
+    """For a container of plain and ``Name``d leaves only (``<EventData>``'s ``<Data Name="k">%n``):
+    a renderer that zips its keys with its values when they are all strings, the common case.
+
+    The keys must be distinct (no ranking) and there must be no constant attribute; a value that is
+    not a string (null, array, template instance) or a short value array goes to ``container``.
+    """
+    if static or len(plan) < 2 or any(kind not in (_SLOT, _NAMED) for kind, _, _ in plan):
+        return None
+    keys = tuple(key for _, key, _ in plan)
+    if len(set(keys)) != len(keys):
+        return None
+    indices = tuple(arg if kind == _SLOT else arg[0] for kind, _, arg in plan)
+    join = "".join
+    if indices == tuple(range(len(indices))):
+        count = len(indices)
+
+        def in_order(values: list[Any]) -> tuple[str, Any]:
+            if len(values) != count:
+                return container(values)
+            try:
+                join(values)  # a TypeError unless every value is a string: one C loop
+            except TypeError:
+                return container(values)
+            return name, dict(zip(keys, values, strict=True))
+
+        return in_order
+    pick = operator.itemgetter(*indices)
+
+    def picked(values: list[Any]) -> tuple[str, Any]:
+        if len(values) < width:
+            return container(values)
+        chosen = pick(values)
+        try:
+            join(chosen)
+        except TypeError:
+            return container(values)
+        return name, dict(zip(keys, chosen, strict=True))
+
+    return picked
 
 
 def _on_demand(element: Element) -> Renderer:
@@ -652,6 +700,16 @@ def _records(
 
 def _event(chunk: Chunk, start: int, end: int) -> Any:
     """The ``Event`` value of the record whose BinXML spans ``start:end``."""
+    data = chunk.data
+    if start + 4 < end and data[start] == 0x0F and data[start + 4] == 0x0C and not _reference:
+        # The usual record: a fragment header, then a template instance (no Instance object).
+        template, values = chunk.template_instance(start + 4)
+        if template is None:
+            raise CorruptError("record holds no element")
+        render = template.root_render
+        if render is not None:
+            return render(values)[1]
+        return render_instance(Instance(template, values), root=True)[1]
     instance = chunk.instance(start, end, record=True)
     root = instance.root
     if root is None:
