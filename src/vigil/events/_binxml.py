@@ -554,8 +554,16 @@ class Chunk:
         names = self.names
         unpack_u16 = _U16.unpack_from
         token = data[pos]
-        field = self._element_name_pos(pos)
-        (offset,) = _U32.unpack_from(data, field)
+        # ``_element_name_pos``, inlined: records written out in full often omit the dependency id.
+        (offset,) = _U32.unpack_from(data, pos + 7)
+        if offset == pos + 11 or _NAMES_START <= offset < pos:
+            field = pos + 7
+        else:
+            (offset,) = _U32.unpack_from(data, pos + 5)
+            if offset == pos + 9 or _NAMES_START <= offset < pos:
+                field = pos + 5
+            else:
+                field = self._element_name_pos(pos)  # raises: neither layout holds
         name = names.get(offset)
         if name is None:
             name = self._name(offset)
@@ -569,19 +577,14 @@ class Chunk:
                 if attr_name is None:
                     attr_name = self._name(offset)
                 pos = pos + 15 + 2 * len(attr_name) if offset == pos + 5 else pos + 5
-                token = data[pos]
-                if (
-                    token in {0x05, 0x45}
-                    and data[pos + 4 + 2 * unpack_u16(data, pos + 2)[0]] in _ATTRIBUTE_ENDS
-                ):
-                    # the usual attribute: one text value, then the next attribute or the close tag
-                    (count,) = unpack_u16(data, pos + 2)
-                    if not root:
-                        attrs[attr_name] = _decode_utf16(
-                            data[pos + 4 : pos + 4 + 2 * count], "replace", True
-                        )[0]
-                    pos += 4 + 2 * count
-                    continue
+                if data[pos] in {0x05, 0x45}:
+                    end = pos + 4 + 2 * unpack_u16(data, pos + 2)[0]
+                    if data[end] in _ATTRIBUTE_ENDS:
+                        # the usual attribute: one text, then the next attribute or the close tag
+                        if not root:
+                            attrs[attr_name] = _decode_utf16(data[pos + 4 : end], "replace", True)[0]
+                        pos = end
+                        continue
                 parts, pos = self._content(pos, attribute=True)
                 if root:
                     continue
@@ -594,7 +597,13 @@ class Chunk:
                 else:
                     attrs[attr_name] = "".join(texts)
         token = data[pos]
+        # The two commonest forms are shaped here, as ``shape`` would: an empty element and an
+        # element holding one text, either without attributes or with ``Name`` alone.
         if token == _T_CLOSE_EMPTY:
+            if not attrs:
+                return (name, attrs), pos + 1
+            if len(attrs) == 1 and "Name" in attrs:
+                return (attrs["Name"], ""), pos + 1
             return self.shape(name, attrs, [], texts=[], array=None, null=False), pos + 1  # type: ignore[misc]
         if token != _T_CLOSE_START:
             raise CorruptError(f"element {name!r}: expected a close tag, got token {token:#04x} at {pos:#x}")
@@ -603,6 +612,10 @@ class Chunk:
             end = pos + 4 + 2 * unpack_u16(data, pos + 2)[0]
             if data[end] == _T_END:  # the commonest content: one text (``<Data Name="x">text``)
                 text = _decode_utf16(data[pos + 4 : end], "replace", True)[0]
+                if not attrs:
+                    return (name, text), end + 1
+                if len(attrs) == 1 and "Name" in attrs:
+                    return (attrs["Name"], text), end + 1
                 return self.shape(name, attrs, [], texts=[text], array=None, null=False), end + 1  # type: ignore[misc]
         children: list[tuple[str, Any]] = []
         texts = []
