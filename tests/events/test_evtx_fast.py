@@ -70,10 +70,14 @@ def test_generated_value_decoder_declines_unexpected_sizes() -> None:
     sid = bytes([1, 1, 0, 0, 0, 0, 0, 5]) + struct.pack("<I", 18)
     data = text + struct.pack("<I", 7) + sid
     chunk = _binxml.Chunk(data, 0)
-    assert decoder(data, 0, (4, 0x01, 4, 0x08, 12, 0x13), chunk) == (["ab", "7", "S-1-5-18"], 20)
-    assert decoder(data, 0, (4, 0x01, 2, 0x08, 12, 0x13), chunk) is None  # a 2-byte UInt32
-    assert decoder(data, 0, (4, 0x01, 4, 0x08, 4, 0x13), chunk) is None  # a SID under 8 bytes
+    assert decoder.fits((4, 4, 12))
+    assert decoder.decode(data, 0, (4, 4, 12), chunk) == ["ab", "7", "S-1-5-18"]
+    assert not decoder.fits((4, 2, 12))  # a 2-byte UInt32
+    assert not decoder.fits((4, 4, 4))  # a SID under 8 bytes
     assert chunk._plain_values((4, 0x01, 2, 0x08, 4, 0x13), 0) == (["ab", "0700", None], 10)
+    one = _binxml._value_decoder((0x00, 0x08))  # one size fixed: picked as a scalar
+    assert one.fits((0, 4))
+    assert not one.fits((0, 8))
 
 
 def test_value_decoder_caches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import codecs
+import operator
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -678,7 +679,8 @@ class Chunk:
                 raise CorruptError("substitution values run past the chunk")
             if not _fast_values:
                 return self._plain_values(fields, start)
-            descriptor = _Descriptor(fields, sum(fields[0::2]), fields[1::2])
+            sizes = fields[0::2]
+            descriptor = _Descriptor(fields, sizes, sum(sizes), fields[1::2])
             _remember(_DESCRIPTORS_SEEN, data[pos:start], descriptor)
         elif start + descriptor.size > len(data):
             raise CorruptError("substitution values run past the chunk")
@@ -686,23 +688,23 @@ class Chunk:
         pos = start
         decoder = descriptor.decoder
         if decoder is not None:
-            decoded = decoder(data, pos, fields, self)
-            if decoded is not None:
-                return decoded
-            descriptor.decoder = None  # the sizes do not fit its types: the loop, from now on
-            descriptor.declined = True
-        elif count >= _GENERATE_FROM_COUNT and not descriptor.declined:
+            return decoder(data, pos, descriptor.sizes, self), pos + descriptor.size
+        if count >= _GENERATE_FROM_COUNT and not descriptor.declined:
             types = descriptor.types
-            decoder = _VALUE_DECODERS.get(types)
-            if decoder is None:
+            generated = _VALUE_DECODERS.get(types)
+            if generated is None:
                 seen = _TYPES_SEEN.get(types, 0) + 1
                 if seen >= _GENERATE_AFTER:
-                    decoder = _value_decoder(types)
-                    _remember(_VALUE_DECODERS, types, decoder)
+                    generated = _value_decoder(types)
+                    _remember(_VALUE_DECODERS, types, generated)
                     _TYPES_SEEN.pop(types, None)
                 else:
                     _remember(_TYPES_SEEN, types, seen)
-            descriptor.decoder = decoder
+            if generated is not None:
+                if generated.fits(descriptor.sizes):
+                    descriptor.decoder = decoder = generated.decode
+                    return decoder(data, pos, descriptor.sizes, self), pos + descriptor.size
+                descriptor.declined = True  # the sizes do not fit its types: the loop, from now on
         values: list[Any] = []
         append = values.append
         decode = _decode_utf16
@@ -722,7 +724,7 @@ class Chunk:
             elif vtype == 0x08 and size == 4:
                 append(str(u32(data, pos)[0]))
             elif vtype == 0x15 and size == 8:
-                append(f"0x{_U64.unpack_from(data, pos)[0]:08x}")
+                append("0x%08x" % _U64.unpack_from(data, pos)[0])  # noqa: UP031 (faster than f"{:08x}")
             elif vtype == 0x06 and size == 2:
                 append(str(data[pos] | data[pos + 1] << 8))
             elif vtype == 0x0F and size == 16:
@@ -793,9 +795,27 @@ class Chunk:
 # builds the list in one expression, with no per-value dispatch.  It gives what the loop gives, value
 # for value (the tests compare both with ``Chunk._plain_values``).
 
-ValueDecoder = Callable[[bytes, int, tuple[int, ...], "Chunk"], "tuple[list[Any], int] | None"]
+ValueDecoder = Callable[[bytes, int, tuple[int, ...], "Chunk"], list[Any]]
+"""Decodes the values at ``pos`` whose sizes are given (sizes that fit its types, see ``fits``)."""
 
-_VALUE_DECODERS: dict[tuple[int, ...], ValueDecoder] = {}
+
+@dataclass(slots=True)
+class _Generated:
+    """The straight-line decoder of a type list, and the sizes its types require."""
+
+    decode: ValueDecoder
+    exact: Callable[[tuple[int, ...]], Any] | None  # picks the sizes a type fixes...
+    exact_sizes: Any  # ...which must equal these
+    minimums: tuple[tuple[int, int], ...]  # (index, minimum size)
+
+    def fits(self, sizes: tuple[int, ...]) -> bool:
+        """Whether a descriptor's sizes are what the types require (checked once per descriptor)."""
+        if self.exact is not None and self.exact(sizes) != self.exact_sizes:
+            return False
+        return all(sizes[index] >= minimum for index, minimum in self.minimums)
+
+
+_VALUE_DECODERS: dict[tuple[int, ...], _Generated] = {}
 _TYPES_SEEN: dict[tuple[int, ...], int] = {}
 _VALUE_DECODERS_LIMIT = 4096  # type lists or descriptor arrays; each dict is emptied when full
 _GENERATE_AFTER = 96  # uses of a type list before it gets a decoder (compiling one costs about 0.5 ms)
@@ -807,10 +827,11 @@ class _Descriptor:
     """A substitution descriptor array seen before, by its bytes: what decoding it needs."""
 
     fields: tuple[int, ...]  # size, type, size, type...
+    sizes: tuple[int, ...]
     size: int  # of the values together
     types: tuple[int, ...]
-    decoder: ValueDecoder | None = None
-    declined: bool = False  # its decoder returned None for these sizes
+    decoder: ValueDecoder | None = None  # its types' generated decoder, when its sizes fit them
+    declined: bool = False  # its sizes do not fit its types' decoder
 
 
 _DESCRIPTORS_SEEN: dict[bytes, _Descriptor] = {}
@@ -829,8 +850,8 @@ _VALUE_FORMS: dict[int, tuple[int | None, int, str]] = {
     0x0F: (16, 0, "(guids.get(raw := data[{p}:{q}]) or guid(raw))"),
     0x11: (8, 0, "filetime(u64(data, {p})[0])"),
     0x13: (None, 8, "cached_sid(data[{p}:{q}])"),
-    0x14: (4, 0, 'f"0x{{u32(data, {p})[0]:04x}}"'),
-    0x15: (8, 0, 'f"0x{{u64(data, {p})[0]:08x}}"'),
+    0x14: (4, 0, '"0x%04x" % u32(data, {p})[0]'),
+    0x15: (8, 0, '"0x%08x" % u64(data, {p})[0]'),
     0x21: (None, 0, "chunk.instance({p}, {q})"),
 }
 
@@ -841,33 +862,34 @@ def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
     cache[key] = value
 
 
-def _value_decoder(types: tuple[int, ...]) -> ValueDecoder:
+def _value_decoder(types: tuple[int, ...]) -> _Generated:
     """Compile the straight-line decoder of ``types`` (see the section comment)."""
     count = len(types)
-    sizes = ", ".join(f"s{i}, _t{i}" for i in range(count))
-    checks: list[str] = []
+    exact: list[tuple[int, int]] = []
+    minimums: list[tuple[int, int]] = []
     positions = ["p0 = pos"]
     items: list[str] = []
     for i, vtype in enumerate(types):
-        positions.append(f"p{i + 1} = p{i} + s{i}")
         form = _VALUE_FORMS.get(vtype)
         if form is None:
+            positions.append(f"p{i + 1} = p{i} + s{i}")
             items.append(f"chunk._value({int(vtype)}, p{i}, s{i})")
             continue
-        exact, minimum, expression = form
-        if exact is not None:
-            checks.append(f"s{i} != {exact}")
-        elif minimum:
-            checks.append(f"s{i} < {minimum}")
+        size, minimum, expression = form
+        if size is not None:
+            exact.append((i, size))
+            positions.append(f"p{i + 1} = p{i} + {size}")
+        else:
+            if minimum:
+                minimums.append((i, minimum))
+            positions.append(f"p{i + 1} = p{i} + s{i}")
         items.append(expression.format(p=f"p{i}", q=f"p{i + 1}"))
-    lines = ["def decode_values(data, pos, fields, chunk):", f"    ({sizes},) = fields"]
-    if checks:
-        lines.append(f"    if {' or '.join(checks)}:")
-        lines.append("        return None")
+    sizes = ", ".join(f"s{i}" for i in range(count))
+    lines = ["def decode_values(data, pos, sizes, chunk):", f"    ({sizes},) = sizes"]
     lines.extend(f"    {line}" for line in positions)
     lines.append("    return [")
     lines.extend(f"        {item}," for item in items)
-    lines.append(f"    ], p{count}")
+    lines.append("    ]")
     namespace: dict[str, Any] = {
         "decode": _decode_utf16,
         "u8_text": _U8_TEXT,
@@ -880,4 +902,10 @@ def _value_decoder(types: tuple[int, ...]) -> ValueDecoder:
     }
     exec(compile("\n".join(lines), f"<evtx values {len(types)}>", "exec"), namespace)  # noqa: S102
     decoder: ValueDecoder = namespace["decode_values"]
-    return decoder
+    indices = [index for index, _size in exact]
+    return _Generated(
+        decoder,
+        operator.itemgetter(*indices) if indices else None,
+        tuple(size for _index, size in exact) if len(indices) > 1 else (exact[0][1] if exact else None),
+        tuple(minimums),
+    )
