@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import mmap
 import operator
 import os
 import struct
@@ -570,9 +569,12 @@ def chunk_count(size: int) -> int:
     return max(0, -(-(size - FILE_HEADER_SIZE) // CHUNK_SIZE))
 
 
-def _chunk(path: str, data: bytes | mmap.mmap, offset: int) -> bytes | None:
+def _chunk(path: str, fd: int, offset: int) -> bytes | None:
     """The chunk at ``offset``; None for an empty (all-zero) slot, EvtxError for a damaged one."""
-    chunk = data[offset : offset + CHUNK_SIZE]
+    try:
+        chunk = os.pread(fd, CHUNK_SIZE, offset)
+    except OSError as exc:
+        raise EvtxError(path, f"cannot read: {exc.strerror or exc}", offset=offset) from exc
     if chunk[:8] == CHUNK_MAGIC:
         if len(chunk) < CHUNK_SIZE:
             raise EvtxError(path, f"truncated chunk: {len(chunk)} of {CHUNK_SIZE} bytes", offset=offset)
@@ -597,37 +599,40 @@ def read_evtx(
     chunks are independent, so parallel scanners give each worker a range (see ``chunk_count``).
     """
     name = os.fspath(path)
+    # Chunks are read one by one with pread: logs can be large, and a 64 KiB read costs less CPU
+    # than faulting in the pages of a mapped file (the corpus' small files are mostly that).
     try:
-        with open(name, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            # Map the file rather than read it: logs can be large and chunks are read one by one.
-            data = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+        fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
         raise EvtxError(name, f"cannot read: {exc.strerror or exc}") from exc
     try:
-        if data[:8] != FILE_MAGIC:
+        try:
+            size = os.fstat(fd).st_size
+            head = os.pread(fd, len(FILE_MAGIC), 0)
+        except OSError as exc:
+            raise EvtxError(name, f"cannot read: {exc.strerror or exc}") from exc
+        if head != FILE_MAGIC:
             raise EvtxError(name, "not an EVTX file (no ElfFile signature)", offset=0)
-        if len(data) < FILE_HEADER_SIZE:
-            raise EvtxError(name, f"truncated file header: {len(data)} bytes", offset=0)
+        if size < FILE_HEADER_SIZE:
+            raise EvtxError(name, f"truncated file header: {size} bytes", offset=0)
 
         def fail(error: EvtxError) -> None:
             if on_error is None:
                 raise error
             on_error(error)
 
-        slots = range(chunk_count(len(data)))
+        slots = range(chunk_count(size))
         for slot in slots if chunks is None else slots[chunks.start : chunks.stop]:
             chunk_offset = FILE_HEADER_SIZE + slot * CHUNK_SIZE
             try:
-                raw = _chunk(name, data, chunk_offset)
+                raw = _chunk(name, fd, chunk_offset)
             except EvtxError as error:
                 fail(error)
                 continue
             if raw is not None:
                 yield from _records(name, chunk_offset, raw, fail)
     finally:
-        if isinstance(data, mmap.mmap):
-            data.close()
+        os.close(fd)
 
 
 def iter_evtx(
