@@ -45,6 +45,7 @@ _CACHE_LIMIT = 4096
 _GUIDS: dict[bytes, str] = {}
 _SIDS: dict[bytes, str] = {}
 _DAYS: dict[int, str] = {}
+_MINUTES: dict[int, str] = {}
 _U8_TEXT = tuple(str(i) for i in range(256))
 _TWO_DIGITS = tuple(f"{i:02d}" for i in range(60))
 _CLOCK = tuple(f"{hour:02d}:{minute:02d}:" for hour in range(24) for minute in range(60))
@@ -133,21 +134,27 @@ RENDERED = Element("", [], [])
 
 def _filetime(ticks: int) -> str:
     """FILETIME at 100 ns precision, trailing zeros (and a bare dot) trimmed, as gene prints."""
-    seconds, rest = divmod(ticks, 10_000_000)
-    days, seconds = divmod(seconds, 86_400)
-    date = _DAYS.get(days)
-    if date is None:
-        try:
-            date = (_FILETIME_EPOCH + timedelta(days=days)).strftime("%Y-%m-%dT")
-        except OverflowError:
-            return str(ticks)
-        if len(_DAYS) >= _CACHE_LIMIT:
-            _DAYS.clear()
-        _DAYS[days] = date
-    minutes, seconds = divmod(seconds, 60)
+    minute, rest = divmod(ticks, 600_000_000)
+    prefix = _MINUTES.get(minute)  # "YYYY-MM-DDTHH:MM:", shared by the records of that minute
+    if prefix is None:
+        days, minutes = divmod(minute, 1440)
+        date = _DAYS.get(days)
+        if date is None:
+            try:
+                date = (_FILETIME_EPOCH + timedelta(days=days)).strftime("%Y-%m-%dT")
+            except OverflowError:
+                return str(ticks)
+            if len(_DAYS) >= _CACHE_LIMIT:
+                _DAYS.clear()
+            _DAYS[days] = date
+        prefix = date + _CLOCK[minutes]
+        if len(_MINUTES) >= _CACHE_LIMIT:
+            _MINUTES.clear()
+        _MINUTES[minute] = prefix
+    seconds, rest = divmod(rest, 10_000_000)
     if rest:
-        return f"{date}{_CLOCK[minutes]}{_TWO_DIGITS[seconds]}.{rest:07d}".rstrip("0") + "Z"
-    return f"{date}{_CLOCK[minutes]}{_TWO_DIGITS[seconds]}Z"
+        return ("%s%s.%07d" % (prefix, _TWO_DIGITS[seconds], rest)).rstrip("0") + "Z"  # noqa: UP031 (faster)
+    return prefix + _TWO_DIGITS[seconds] + "Z"
 
 
 def _systemtime(raw: bytes) -> str:
@@ -812,7 +819,10 @@ class _Generated:
         """Whether a descriptor's sizes are what the types require (checked once per descriptor)."""
         if self.exact is not None and self.exact(sizes) != self.exact_sizes:
             return False
-        return all(sizes[index] >= minimum for index, minimum in self.minimums)
+        for index, minimum in self.minimums:
+            if sizes[index] < minimum:
+                return False
+        return True
 
 
 _VALUE_DECODERS: dict[tuple[int, ...], _Generated] = {}
