@@ -819,10 +819,7 @@ class _Generated:
         """Whether a descriptor's sizes are what the types require (checked once per descriptor)."""
         if self.exact is not None and self.exact(sizes) != self.exact_sizes:
             return False
-        for index, minimum in self.minimums:
-            if sizes[index] < minimum:
-                return False
-        return True
+        return not self.minimums or all(sizes[index] >= minimum for index, minimum in self.minimums)
 
 
 _VALUE_DECODERS: dict[tuple[int, ...], _Generated] = {}
