@@ -851,7 +851,7 @@ _VALUE_FORMS: dict[int, tuple[int | None, int, str]] = {
     0x01: (None, 0, 'decode(data[{p}:{q}], "replace", True)[0].rstrip("\\x00")'),
     0x00: (None, 0, "None"),
     0x04: (1, 0, "u8_text[data[{p}]]"),
-    0x06: (2, 0, "str(data[{p}] | data[{p} + 1] << 8)"),
+    0x06: (2, 0, "str(u16(data, {p})[0])"),
     0x08: (4, 0, "str(u32(data, {p})[0])"),
     0x0A: (8, 0, "str(u64(data, {p})[0])"),
     0x0F: (16, 0, "(guids.get(raw := data[{p}:{q}]) or guid(raw))"),
@@ -871,28 +871,40 @@ def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
 
 def _value_decoder(types: tuple[int, ...]) -> _Generated:
     """Compile the straight-line decoder of ``types`` (see the section comment)."""
-    count = len(types)
     exact: list[tuple[int, int]] = []
     minimums: list[tuple[int, int]] = []
-    positions = ["p0 = pos"]
+    needed: list[str] = []  # the sizes unpacked: those the types do not fix
+    positions: list[str] = []
     items: list[str] = []
+    # A value's position is the last variable one plus a constant, so fixed-size values need no
+    # statement of their own.
+    anchor, offset = "pos", 0
+
+    def at(delta: int) -> str:
+        return f"{anchor} + {delta}" if delta else anchor
+
     for i, vtype in enumerate(types):
         form = _VALUE_FORMS.get(vtype)
-        if form is None:
-            positions.append(f"p{i + 1} = p{i} + s{i}")
-            items.append(f"chunk._value({int(vtype)}, p{i}, s{i})")
-            continue
-        size, minimum, expression = form
+        size = form[0] if form is not None else None
+        start = at(offset)
         if size is not None:
             exact.append((i, size))
-            positions.append(f"p{i + 1} = p{i} + {size}")
+            needed.append("_")
+            offset += size
+            end = at(offset)
         else:
-            if minimum:
-                minimums.append((i, minimum))
-            positions.append(f"p{i + 1} = p{i} + s{i}")
-        items.append(expression.format(p=f"p{i}", q=f"p{i + 1}"))
-    sizes = ", ".join(f"s{i}" for i in range(count))
-    lines = ["def decode_values(data, pos, sizes, chunk):", f"    ({sizes},) = sizes"]
+            needed.append(f"s{i}")
+            positions.append(f"p{i + 1} = {start} + s{i}")
+            anchor, offset = f"p{i + 1}", 0
+            end = anchor
+        if form is None:
+            items.append(f"chunk._value({int(vtype)}, {start}, s{i})")
+            continue
+        _size, minimum, expression = form
+        if minimum:
+            minimums.append((i, minimum))
+        items.append(expression.format(p=start, q=end))
+    lines = ["def decode_values(data, pos, sizes, chunk):", f"    ({', '.join(needed)},) = sizes"]
     lines.extend(f"    {line}" for line in positions)
     lines.append("    return [")
     lines.extend(f"        {item}," for item in items)
@@ -900,6 +912,7 @@ def _value_decoder(types: tuple[int, ...]) -> _Generated:
     namespace: dict[str, Any] = {
         "decode": _decode_utf16,
         "u8_text": _U8_TEXT,
+        "u16": _U16.unpack_from,
         "u32": _U32.unpack_from,
         "u64": _U64.unpack_from,
         "guids": _GUIDS,
