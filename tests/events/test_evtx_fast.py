@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vigil.events import _binxml, evtx
+from vigil.events import _binxml, _container_code, evtx
 from vigil.events.evtx import EvtxError, iter_evtx
 
 DATA = Path("../shared/data/evtx")
@@ -43,24 +44,35 @@ def _reference(path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
 
 def test_corpus_fast_equals_reference(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every record of the 316 files (16 818), read after one another so templates are shared."""
+    """Every record of the 316 files (16 818), read after one another so templates are shared;
+    compared as ``repr`` too, so the key order of every dict is the same."""
     total = 0
     for path in CORPUS:
         fast = _items(path)
-        assert fast == _reference(path, monkeypatch), path
+        reference = _reference(path, monkeypatch)
+        assert fast == reference, path
+        assert repr(fast) == repr(reference), path
         total += len(fast)
     assert total == 16818
 
 
 def test_corpus_generated_value_decoders_equal_reference(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With a decoder generated at the first use of a type list, every record still reads alike."""
+    """With a decoder generated at the first use of a type list, and container code at the first
+    use of a plan structure, every record still reads alike (key order included)."""
     monkeypatch.setattr(_binxml, "_GENERATE_AFTER", 1)
     monkeypatch.setattr(_binxml, "_VALUE_DECODERS", {})
     monkeypatch.setattr(_binxml, "_TYPES_SEEN", {})
     monkeypatch.setattr(_binxml, "_DESCRIPTORS_SEEN", {})
+    monkeypatch.setattr(_container_code, "GENERATE_AFTER", 1)
+    monkeypatch.setattr(_container_code, "_FACTORIES", {})
+    monkeypatch.setattr(_container_code, "_USES", {})
     for path in CORPUS[::7]:
-        assert _items(path) == _reference(path, monkeypatch), path
+        fast = _items(path)
+        reference = _reference(path, monkeypatch)
+        assert fast == reference, path
+        assert repr(fast) == repr(reference), path
     assert len(_binxml._VALUE_DECODERS) >= 20
+    assert len(_container_code._FACTORIES) >= 3
 
 
 def test_generated_value_decoder_declines_unexpected_sizes() -> None:
@@ -239,3 +251,34 @@ def test_a_template_at_the_same_place_checks_the_names_it_references(
     assert name[0] != "Q"
     assert not _binxml.Chunk(bytes(renamed), 0x1000)._same_place(definition, definition.start)
     assert not _binxml.Chunk(bytes(renamed), 0x1000)._same_definition(definition, definition.start)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ticks=st.one_of(st.integers(0, 2**64 - 1), st.integers(125_000_000_000_000_000, 135_000_000_000_000_000))
+)
+def test_filetime_text(ticks: int) -> None:
+    """The minute-prefix cache gives the text computed from the date and the 100 ns remainder."""
+    seconds, rest = divmod(ticks, 10_000_000)
+    try:
+        moment = datetime(1601, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
+    except OverflowError:
+        assert _binxml._filetime(ticks) == str(ticks)
+        return
+    expected = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if rest:
+        expected += ("." + f"{rest:07d}").rstrip("0")
+    assert _binxml._filetime(ticks) == expected + "Z"
+    assert _binxml._filetime(ticks) == expected + "Z"  # from the cache
+
+
+def test_minute_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_binxml, "_CACHE_LIMIT", 2)
+    minute = 600_000_000
+    assert [_binxml._filetime(n * minute) for n in range(4)] == [
+        "1601-01-01T00:00:00Z",
+        "1601-01-01T00:01:00Z",
+        "1601-01-01T00:02:00Z",
+        "1601-01-01T00:03:00Z",
+    ]
+    assert len(_binxml._MINUTES) <= 2

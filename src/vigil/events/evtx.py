@@ -232,7 +232,7 @@ def _compile(element: Element, *, root: bool) -> Renderer:
             return _container(name, static, content)
     children = [renderer(part) if isinstance(part, Element) else part for part in content]
     general = _general(name, attrs, children)
-    if any(len(parts) != 1 for _, parts in attrs):
+    if any(len(parts) != 1 for _, parts in attrs) or not _slot_order(attrs):
         return general
     slots = [(attr, parts[0]) for attr, parts in attrs]
     static = {attr: part for attr, part in slots if isinstance(part, str)}
@@ -411,7 +411,11 @@ def _attribute_slots(
 ) -> tuple[dict[str, str], list[tuple[str, int, bool]]] | None:
     """For an element without content whose attributes are each a text or one substitution (at
     least one): its constant attributes and its (attribute, index, optional) substitutions."""
-    if element.content or any(len(parts) != 1 for _, parts in element.attrs):
+    if (
+        element.content
+        or any(len(parts) != 1 for _, parts in element.attrs)
+        or not _slot_order(element.attrs)
+    ):
         return None
     static = {attr: parts[0] for attr, parts in element.attrs if isinstance(parts[0], str)}
     dynamic = [
@@ -420,6 +424,16 @@ def _attribute_slots(
         if isinstance(parts[0], Subst)
     ]
     return (static, dynamic) if dynamic else None
+
+
+def _slot_order(attrs: list[tuple[str, list[str | Subst]]]) -> bool:
+    """Whether one-part attributes can be rendered as the slot renderers do, constant ones first
+    and then the substituted ones: the shape rules' result (key order included) only when no name
+    repeats and no constant attribute follows a substituted one."""
+    if len({attr for attr, _ in attrs}) != len(attrs):
+        return False
+    constant = [isinstance(parts[0], str) for _, parts in attrs]
+    return constant == sorted(constant, reverse=True)
 
 
 def _name_attr(element: Element) -> str:
