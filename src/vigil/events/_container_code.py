@@ -25,7 +25,7 @@ Renderer = Callable[[list[Any]], tuple[str, Any]]
 # How a container renders each of its parts (see ``vigil.events.evtx._container``).
 SLOT = 0  # <X>%n</X>: "X": value
 NAMED = 1  # <X Name="k">%n</X>: "k": value
-CALL = 2  # any other element: its own renderer, looked up as ``element.render`` at each call
+CALL = 2  # any other element: its own renderer
 CONST = 3  # an element without substitutions whose value is a string (or null)
 NESTED = 4  # a substitution among elements: a template instance's element, if it holds one
 ATTRS = 5  # <X a="%n" b="c"/>: "X": {"a": value, "b": "c"}
@@ -69,10 +69,8 @@ def counted(
     width: int,
     loop: Renderer,
     helpers: tuple[Any, ...],
-    publish: Callable[[Renderer], None],
 ) -> Renderer:
-    """``loop``, or its generated equivalent once its plan structure has been used often enough
-    (then handed to ``publish`` too, so that callers can drop this counting wrapper)."""
+    """``loop``, or its generated equivalent once its plan structure has been used often enough."""
     key = structure(static, plan, width)
     factory = _FACTORIES.get(key)
     if factory is not None:
@@ -92,7 +90,6 @@ def counted(
             made = _factory(static, plan, width)
             _remember(_FACTORIES, key, made)
         generated.append(made(_constants(name, static, plan), loop, *helpers))
-        publish(generated[0])
         return generated[0](values)
 
     return render
@@ -165,7 +162,7 @@ def _factory(static: dict[str, str], plan: Plan, width: int) -> Callable[..., Re
         elif kind == CALL:
             call = next(names)
             target = body if not dynamic_presence else after
-            target.append(f"k{position}, x{position} = {call}.render(values)")
+            target.append(f"k{position}, x{position} = {call}(values)")
             add(f"k{position}", f"x{position}")
         elif kind == ATTRS:
             static_attrs, dynamic, _fallback = arg

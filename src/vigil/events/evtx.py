@@ -229,7 +229,7 @@ def _compile(element: Element, *, root: bool) -> Renderer:
     if any(isinstance(part, Element) for part in content):
         static = _static_attributes(attrs)
         if static is not None:
-            return _container(name, static, content, element=element, root=root)
+            return _container(name, static, content)
     children = [renderer(part) if isinstance(part, Element) else part for part in content]
     general = _general(name, attrs, children)
     if any(len(parts) != 1 for _, parts in attrs) or not _slot_order(attrs):
@@ -260,9 +260,7 @@ def _compile(element: Element, *, root: bool) -> Renderer:
     return attributes
 
 
-def _container(
-    name: str, static: dict[str, str], content: list[Element | str | Subst], *, element: Element, root: bool
-) -> Renderer:
+def _container(name: str, static: dict[str, str], content: list[Element | str | Subst]) -> Renderer:
     """An element with child elements and constant attributes: a dict of its children.
 
     With at least one child element the result is always a dict, so text parts are dropped and a
@@ -293,11 +291,9 @@ def _container(
             if value is None or isinstance(value, str):
                 plan.append((_CONST, key, value))
             else:
-                renderer(part)
-                plan.append((_CALL, "", part))
+                plan.append((_CALL, "", renderer(part)))
         else:
-            renderer(part)
-            plan.append((_CALL, "", part))  # called through ``part.render``: see ``_publish``
+            plan.append((_CALL, "", renderer(part)))
 
     def container(values: list[Any]) -> tuple[str, Any]:
         if len(values) < width:
@@ -316,7 +312,7 @@ def _container(
                 else:
                     key = static_key
             elif kind == _CALL:
-                key, value = arg.render(values)
+                key, value = arg(values)
             elif kind == _ATTRS:
                 static_attrs, dynamic, fallback = arg
                 value = dict(static_attrs) if static_attrs else {}
@@ -353,23 +349,8 @@ def _container(
     if leaves is not None:
         return leaves
     return counted(
-        name,
-        static,
-        plan,
-        width=width,
-        loop=container,
-        helpers=(Instance, _unique, render_instance),
-        publish=lambda generated: _publish(element, root, generated),
+        name, static, plan, width=width, loop=container, helpers=(Instance, _unique, render_instance)
     )
-
-
-def _publish(element: Element, root: bool, generated: Renderer) -> None:
-    """Put a container's generated renderer where its callers look it up (``element.render``, or
-    ``root_render`` for a record's root), so they skip the counting wrapper."""
-    if root:
-        element.root_render = generated
-    else:
-        element.render = generated
 
 
 def _leaves(
