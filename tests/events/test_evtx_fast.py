@@ -274,6 +274,7 @@ def test_filetime_text(ticks: int) -> None:
 
 def test_minute_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_binxml, "_CACHE_LIMIT", 2)
+    monkeypatch.setattr(_binxml, "_MINUTES", {7: "stale"})
     minute = 600_000_000
     assert [_binxml._filetime(n * minute) for n in range(4)] == [
         "1601-01-01T00:00:00Z",
