@@ -51,11 +51,25 @@ def _named_data() -> st.SearchStrategy[Element]:
     )
 
 
+def _qualified() -> st.SearchStrategy[Element]:
+    """``<EventID Qualifiers="%n">%m</EventID>``: a leaf with substituted attributes."""
+    return st.builds(
+        lambda name, attrs, subst: Element(name, attrs, [subst]),
+        st.sampled_from(NAMES),
+        st.lists(
+            st.tuples(st.sampled_from(ATTRS), st.lists(_subst(), min_size=1, max_size=1)),
+            min_size=1,
+            max_size=2,
+        ),
+        _subst(),
+    )
+
+
 def _tree(depth: int = 2) -> st.SearchStrategy[Element]:
     child = (
-        st.one_of(_leaf(), _named_data())
+        st.one_of(_leaf(), _named_data(), _qualified())
         if depth == 0
-        else st.one_of(_leaf(), _named_data(), _tree(depth - 1))
+        else st.one_of(_leaf(), _named_data(), _qualified(), _tree(depth - 1))
     )
     content = st.lists(st.one_of(child, child, _subst(), st.sampled_from(TEXTS)), min_size=1, max_size=6)
     static_attrs = st.lists(
@@ -110,7 +124,7 @@ def _system() -> Element:
         [],
         [
             Element("Provider", [("Name", [Subst(0, True)]), ("Guid", [Subst(1, True)])], []),
-            Element("EventID", [], [Subst(2, False)]),
+            Element("EventID", [("Qualifiers", [Subst(5, True)])], [Subst(2, False)]),
             Element("Channel", [], ["Security"]),
             Element("Data", [("Name", ["Computer"])], [Subst(3, False)]),
             Element("Security", [("UserID", [Subst(4, True)])], []),
@@ -122,6 +136,7 @@ def _system() -> Element:
     "values",
     [
         ["p", "g", "4624", "host", "S-1-5-18"],  # the straight line
+        ["p", "g", "7036", "host", "S-1-5-18", "16384"],  # EventID with its Qualifiers
         ["p", None, "4624", "host", None],  # Provider keyed by its name, Security empty
         ["Channel", None, "4624", "host", None],  # the Provider's key collides with Channel's
         ["p", ["a", "b"], "4624", "host", None],  # an array in an attribute: the loop's fallback

@@ -29,6 +29,7 @@ CALL = 2  # any other element: its own renderer
 CONST = 3  # an element without substitutions whose value is a string (or null)
 NESTED = 4  # a substitution among elements: a template instance's element, if it holds one
 ATTRS = 5  # <X a="%n" b="c"/>: "X": {"a": value, "b": "c"}
+LEAF = 6  # <X a="%n">%m</X>: "X": {"a": value, "Value": value} (``vigil.events.evtx._leaf``)
 
 Plan = list[tuple[int, str, Any]]
 
@@ -46,11 +47,12 @@ def structure(static: dict[str, str], plan: Plan, width: int) -> tuple[Any, ...]
             parts.append((kind, arg))
         elif kind == NAMED:
             parts.append((kind, arg[0]))
-        elif kind == ATTRS:
-            static_attrs, dynamic, _fallback = arg
+        elif kind in (ATTRS, LEAF):
+            static_attrs, dynamic = arg[0], arg[1]
             parts.append(
                 (
                     kind,
+                    arg[2] if kind == LEAF else -1,
                     len(static_attrs),
                     "Name" in static_attrs,
                     tuple((index, optional, attr == "Name") for attr, index, optional in dynamic),
@@ -113,8 +115,8 @@ def _constants(name: str, static: dict[str, str], plan: Plan) -> tuple[Any, ...]
             constants += [key, arg]
         elif kind == CALL:
             constants.append(arg)
-        elif kind == ATTRS:
-            static_attrs, dynamic, _fallback = arg
+        elif kind in (ATTRS, LEAF):
+            static_attrs, dynamic = arg[0], arg[1]
             constants.append(key)
             for attr, value in static_attrs.items():
                 constants += [attr, value]
@@ -164,9 +166,13 @@ def _factory(static: dict[str, str], plan: Plan, width: int) -> Callable[..., Re
             target = body if not dynamic_presence else after
             target.append(f"k{position}, x{position} = {call}(values)")
             add(f"k{position}", f"x{position}")
-        elif kind == ATTRS:
-            static_attrs, dynamic, _fallback = arg
+        elif kind in (ATTRS, LEAF):
+            static_attrs, dynamic = arg[0], arg[1]
             key = next(names)
+            text = ""
+            if kind == LEAF:  # the content: a string, or the leaf's own renderer decides
+                text = load(arg[2])
+                guards.append(f"{text}.__class__ is not str")
             items = [f"{next(names)}: {next(names)}" for _ in static_attrs]
             later: list[str] = []  # from the first optional attribute on, set in order
             named = "Name" in static_attrs
@@ -187,7 +193,17 @@ def _factory(static: dict[str, str], plan: Plan, width: int) -> Callable[..., Re
             target = body if not dynamic_presence else after
             target.append(f"a{position} = {{{', '.join(items)}}}")
             target.extend(later)
-            if named:
+            if kind == LEAF:  # what ``_leaf`` returns with these attributes
+                target.append(f"if not a{position}:")
+                target.append(f"    k{position}, a{position} = {key}, {text}")
+                if named:
+                    target.append(f'elif len(a{position}) == 1 and "Name" in a{position}:')
+                    target.append(f'    k{position}, a{position} = a{position}["Name"], {text}')
+                target.append("else:")
+                target.append(f'    a{position}["Value"] = {text}')
+                target.append(f"    k{position} = {key}")
+                add(f"k{position}", f"a{position}")
+            elif named:
                 target.append(f'if len(a{position}) == 1 and "Name" in a{position}:')
                 target.append(f'    k{position}, a{position} = a{position}["Name"], ""')
                 target.append("else:")

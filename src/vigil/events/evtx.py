@@ -53,6 +53,7 @@ from vigil.events._binxml import (
 from vigil.events._container_code import ATTRS as _ATTRS
 from vigil.events._container_code import CALL as _CALL
 from vigil.events._container_code import CONST as _CONST
+from vigil.events._container_code import LEAF as _LEAF
 from vigil.events._container_code import NAMED as _NAMED
 from vigil.events._container_code import NESTED as _NESTED
 from vigil.events._container_code import SLOT as _SLOT
@@ -286,6 +287,9 @@ def _container(name: str, static: dict[str, str], content: list[Element | str | 
         elif (attributes := _attribute_slots(part)) is not None:
             plan.append((_ATTRS, part.name, (*attributes, _on_demand(part))))
             width = max(width, *(index + 1 for _, index, _ in attributes[1]))
+        elif isinstance(only, Subst) and (attributes := _attribute_slots(part, content=True)) is not None:
+            plan.append((_LEAF, part.name, (*attributes, only.index, renderer(part))))
+            width = max(width, only.index + 1, *(index + 1 for _, index, _ in attributes[1]))
         elif not _has_substitution(part):
             key, value = render_element(part, [])
             if value is None or isinstance(value, str):
@@ -313,6 +317,8 @@ def _container(name: str, static: dict[str, str], content: list[Element | str | 
                     key = static_key
             elif kind == _CALL:
                 key, value = arg(values)
+            elif kind == _LEAF:
+                key, value = arg[3](values)
             elif kind == _ATTRS:
                 static_attrs, dynamic, fallback = arg
                 value = dict(static_attrs) if static_attrs else {}
@@ -407,15 +413,14 @@ def _on_demand(element: Element) -> Renderer:
 
 
 def _attribute_slots(
-    element: Element,
+    element: Element, *, content: bool = False
 ) -> tuple[dict[str, str], list[tuple[str, int, bool]]] | None:
-    """For an element without content whose attributes are each a text or one substitution (at
-    least one): its constant attributes and its (attribute, index, optional) substitutions."""
-    if (
-        element.content
-        or any(len(parts) != 1 for _, parts in element.attrs)
-        or not _slot_order(element.attrs)
-    ):
+    """For an element whose attributes are each a text or one substitution (at least one), without
+    content (or, with ``content``, whose content is one substitution): its constant attributes and
+    its (attribute, index, optional) substitutions."""
+    if bool(element.content) is not content or any(len(parts) != 1 for _, parts in element.attrs):
+        return None
+    if not _slot_order(element.attrs):
         return None
     static = {attr: parts[0] for attr, parts in element.attrs if isinstance(parts[0], str)}
     dynamic = [
