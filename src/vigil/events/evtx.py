@@ -20,7 +20,9 @@ Shape rules (observed on the golden renderings in ``../shared/data/evtx``):
 
 Templates are parsed and compiled once and shared by every chunk holding the same definition
 (``_binxml``), so a record costs one pass over its substitution values and one over the compiled
-plan.  Records written out without a template are rendered while they are parsed; whatever goes
+plan: a container of ``<Data Name=..>`` leaves zips its keys with its values, and a plan structure
+used often (``<System>``, ``<Event>``) runs generated straight-line code (``_container_code``).
+Records written out without a template are rendered while they are parsed; whatever goes
 wrong there, the record is read again by the plain walk (tree, then ``render_element``), which
 reports errors as the reader always has.
 """
