@@ -283,3 +283,20 @@ def test_minute_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         "1601-01-01T00:03:00Z",
     ]
     assert len(_binxml._MINUTES) <= 2
+
+
+def test_a_shared_definition_keeps_what_its_parse_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The names a template parse read stay the definition's own: later name reads of the chunk
+    (records written out in full, other templates) do not add to them before the lazy layout."""
+    monkeypatch.setattr(_binxml, "_DEFINITIONS", {})
+    data = SMALL.read_bytes()[0x1000:0x11000]
+    chunk = _binxml.Chunk(data, 0x1000)
+    offset = _first_template_offset(chunk)
+    chunk.template(offset)
+    (definition,) = (d for ds in _binxml._DEFINITIONS.values() for d in ds)
+    read = list(definition.read_names)
+    chunk._name_at(read[0][0])  # a later name read
+    assert definition.read_names == read
+    assert definition.layout is None  # built only when a check at another place needs it
+    assert _binxml.Chunk(data, 0x1000)._same_definition(definition, definition.start)
+    assert definition.layout is not None

@@ -243,15 +243,37 @@ _FAST: dict[int, Callable[[bytes, int], str]] = {
 @dataclass(slots=True)
 class _Definition:
     root: Element | None
+    # A long log often stores a definition at the same chunk offset in every chunk: then equal
+    # bytes give equal positions, so only the names referenced by offset need looking up.
+    start: int
+    stop: int  # where the bytes the parse may have read end
+    raw: bytes
+    read_names: list[tuple[int, str, bool]]  # (field position, name, inline) as the parse read them
+    read_elements: list[tuple[int, int]]  # (element position, name field position)
+    # What ``_same_definition`` compares, built the first time a check needs it (most definitions
+    # are only ever met at the same place, or never again): see ``_layout_of``.
+    layout: _Layout | None = None
+    _references: tuple[tuple[int, str], ...] | None = None
+
+    @property
+    def references(self) -> tuple[tuple[int, str], ...]:
+        """(chunk offset, name) of the names not stored inline."""
+        if self._references is None:
+            start, raw = self.start, self.raw
+            self._references = tuple(
+                (_U32.unpack_from(raw, field - start)[0], name)
+                for field, name, inline in self.read_names
+                if not inline
+            )
+        return self._references
+
+
+@dataclass(slots=True)
+class _Layout:
     # (field position, name, inline, position of the element it names or -1), from the data start
     names: tuple[tuple[int, str, bool, int], ...]
     kept: tuple[tuple[int, int], ...]  # byte ranges compared as they are
     kept_bytes: bytes
-    # A long log often stores a definition at the same chunk offset in every chunk: then equal
-    # bytes give equal positions, so only the names referenced by offset need looking up.
-    start: int
-    raw: bytes
-    references: tuple[tuple[int, str], ...]  # (chunk offset, name) of the names not stored inline
 
 
 _DEFINITIONS: dict[tuple[bytes, int], list[_Definition]] = {}
@@ -262,41 +284,31 @@ _share_templates = True
 """Reuse template trees between chunks (tests switch it off to compare with plain parsing)."""
 
 
-def _definition_of(
-    *,
-    root: Element | None,
-    start: int,
-    stop: int,
-    names: list[tuple[int, str, bool]],
-    elements: list[tuple[int, int]],
-    data: bytes,
-) -> _Definition:
+def _layout_of(definition: _Definition) -> _Layout:
+    start, raw = definition.start, definition.raw
     masked: list[tuple[int, int]] = []
-    for field, _name, inline in names:
+    for field, _name, inline in definition.read_names:
         # The name offset moves with the chunk, and so does the link to the next name of an inline
         # name; its hash, length and text are kept, so an inline name needs no decoding to compare.
         masked.append((field, field + (8 if inline else 4)))
     masked.sort()
-    named = {field: element for element, field in elements}
+    named = {field: element for element, field in definition.read_elements}
     kept: list[tuple[int, int]] = []
     pos = start
     for begin, end in masked:
         if begin > pos:
             kept.append((pos - start, begin - start))
         pos = max(pos, end)
+    stop = definition.stop
     if stop > pos:
         kept.append((pos - start, stop - start))
-    return _Definition(
-        root,
+    return _Layout(
         tuple(
             (field - start, name, inline, named[field] - start if field in named else -1)
-            for field, name, inline in names
+            for field, name, inline in definition.read_names
         ),
         tuple(kept),
-        b"".join([data[start + a : start + b] for a, b in kept]),
-        start,
-        data[start:stop],
-        tuple((_U32.unpack_from(data, field)[0], name) for field, name, inline in names if not inline),
+        b"".join([raw[a:b] for a, b in kept]),  # as the chunk's bytes (cut at its end) were
     )
 
 
@@ -359,14 +371,11 @@ class Chunk:
         self.templates[offset] = root
         if _share_templates:
             # The parse may look a few bytes past its last token (element layouts): keep those too.
-            definition = _definition_of(
-                root=root,
-                start=start,
-                stop=stop + 4,
-                names=self._read_names,
-                elements=self._read_elements,
-                data=data,
+            definition = _Definition(
+                root, start, stop + 4, data[start : stop + 4], self._read_names, self._read_elements
             )
+            self._read_names = []  # the definition keeps what this parse read
+            self._read_elements = []
             if known is None:
                 if len(_DEFINITIONS) >= _DEFINITIONS_LIMIT:
                     _DEFINITIONS.clear()
@@ -390,8 +399,11 @@ class Chunk:
         """Whether parsing the definition at ``start`` would give ``known.root`` (see ``_Definition``)."""
         data = self.data
         unpack = _U32.unpack_from
+        layout = known.layout
+        if layout is None:
+            layout = known.layout = _layout_of(known)
         try:
-            for field, name, inline, element in known.names:
+            for field, name, inline, element in layout.names:
                 pos = start + field
                 (offset,) = unpack(data, pos)
                 if (offset == pos + 4) is not inline:
@@ -408,7 +420,7 @@ class Chunk:
                     return False
         except (CorruptError, struct.error):
             return False
-        return b"".join([data[start + a : start + b] for a, b in known.kept]) == known.kept_bytes
+        return b"".join([data[start + a : start + b] for a, b in layout.kept]) == layout.kept_bytes
 
     def _fragment(self, pos: int, end: int) -> tuple[Element | None, int]:
         """A fragment header followed by one element, up to EOF."""
