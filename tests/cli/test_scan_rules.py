@@ -55,3 +55,63 @@ def test_dump_like_gene(capfdbinary: pytest.CaptureFixture[bytes]) -> None:
     out, _ = capfdbinary.readouterr()
     names = [json.loads(line)["Name"] for line in out.splitlines()]
     assert names == ["AddUser", "CertutilDownloader", "CertutilSuspDecode"]
+
+
+SIGMA_RULE = """title: Encoded PowerShell
+id: 5f0c3cb8-7c3c-4a53-9c1f-000000000070
+logsource:
+    product: windows
+    category: process_creation
+detection:
+    sel:
+        CommandLine|contains: '-enc'
+    condition: sel
+"""
+SKIPPED_RULE = SIGMA_RULE.replace("process_creation", "file_rename").replace("0070", "0071")
+
+
+@pytest.mark.parametrize("command", ["check", "scan"])
+def test_no_rule_cache_flag(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    command: str,
+) -> None:
+    """``--no-rule-cache`` neither reads nor writes the cache; without it the second run is served
+    by the cache and prints the same, skipped-rule warnings included."""
+    from vigil.engine.sigma import frontend
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "a.yml").write_text(SIGMA_RULE)
+    (rules / "b.yml").write_text(SKIPPED_RULE)
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        '{"Event":{"System":{"Channel":"Microsoft-Windows-Sysmon/Operational","EventID":1},'
+        '"EventData":{"CommandLine":"powershell -enc AAA"}}}\n'
+    )
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("VIGIL_RULE_CACHE_DIR", str(cache))
+    args = (
+        ["rules", "check", str(rules)] if command == "check" else ["scan", "--rules", str(rules), str(events)]
+    )
+    outputs = []
+    for flags in (["--no-rule-cache"], [], []):
+        frontend._CACHE.clear()  # as a new process would
+        caplog.clear()
+        at = 2 if command == "check" else 1
+        argv = args[:at] + flags + args[at:]
+        assert main(argv) == 0
+        out, _ = capfd.readouterr()
+        outputs.append((out, [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]))
+        if flags:
+            assert not cache.exists()
+    assert cache.is_dir() and any(cache.iterdir())
+    assert outputs[0] == outputs[1] == outputs[2]
+    (warning,) = outputs[0][1]
+    assert "sigma rule skipped" in warning and "b.yml" in warning
+    if command == "check":
+        assert "1 rules loaded" in outputs[0][0]
+    else:
+        assert "Encoded PowerShell" in outputs[0][0]

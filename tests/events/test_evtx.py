@@ -136,6 +136,13 @@ def test_missing_file(tmp_path: Path) -> None:
         list(read_evtx(tmp_path / "nothere.evtx"))
 
 
+def test_directory_is_not_read(tmp_path: Path) -> None:
+    directory = tmp_path / "logs.evtx"
+    directory.mkdir()
+    with pytest.raises(EvtxError, match=r"logs\.evtx: cannot read: Is a directory"):
+        list(read_evtx(directory))
+
+
 def test_truncated_chunk_keeps_the_chunks_before(tmp_path: Path) -> None:
     path = tmp_path / "cut.evtx"
     data = MULTI_CHUNK.read_bytes()

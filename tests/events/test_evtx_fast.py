@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vigil.events import _binxml, evtx
+from vigil.events import _binxml, _container_code, evtx
 from vigil.events.evtx import EvtxError, iter_evtx
 
 DATA = Path("../shared/data/evtx")
@@ -43,24 +44,35 @@ def _reference(path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
 
 def test_corpus_fast_equals_reference(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every record of the 316 files (16 818), read after one another so templates are shared."""
+    """Every record of the 316 files (16 818), read after one another so templates are shared;
+    compared as ``repr`` too, so the key order of every dict is the same."""
     total = 0
     for path in CORPUS:
         fast = _items(path)
-        assert fast == _reference(path, monkeypatch), path
+        reference = _reference(path, monkeypatch)
+        assert fast == reference, path
+        assert repr(fast) == repr(reference), path
         total += len(fast)
     assert total == 16818
 
 
 def test_corpus_generated_value_decoders_equal_reference(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With a decoder generated at the first use of a type list, every record still reads alike."""
+    """With a decoder generated at the first use of a type list, and container code at the first
+    use of a plan structure, every record still reads alike (key order included)."""
     monkeypatch.setattr(_binxml, "_GENERATE_AFTER", 1)
     monkeypatch.setattr(_binxml, "_VALUE_DECODERS", {})
     monkeypatch.setattr(_binxml, "_TYPES_SEEN", {})
     monkeypatch.setattr(_binxml, "_DESCRIPTORS_SEEN", {})
+    monkeypatch.setattr(_container_code, "GENERATE_AFTER", 1)
+    monkeypatch.setattr(_container_code, "_FACTORIES", {})
+    monkeypatch.setattr(_container_code, "_USES", {})
     for path in CORPUS[::7]:
-        assert _items(path) == _reference(path, monkeypatch), path
+        fast = _items(path)
+        reference = _reference(path, monkeypatch)
+        assert fast == reference, path
+        assert repr(fast) == repr(reference), path
     assert len(_binxml._VALUE_DECODERS) >= 20
+    assert len(_container_code._FACTORIES) >= 3
 
 
 def test_generated_value_decoder_declines_unexpected_sizes() -> None:
@@ -70,10 +82,14 @@ def test_generated_value_decoder_declines_unexpected_sizes() -> None:
     sid = bytes([1, 1, 0, 0, 0, 0, 0, 5]) + struct.pack("<I", 18)
     data = text + struct.pack("<I", 7) + sid
     chunk = _binxml.Chunk(data, 0)
-    assert decoder(data, 0, (4, 0x01, 4, 0x08, 12, 0x13), chunk) == (["ab", "7", "S-1-5-18"], 20)
-    assert decoder(data, 0, (4, 0x01, 2, 0x08, 12, 0x13), chunk) is None  # a 2-byte UInt32
-    assert decoder(data, 0, (4, 0x01, 4, 0x08, 4, 0x13), chunk) is None  # a SID under 8 bytes
+    assert decoder.fits((4, 4, 12))
+    assert decoder.decode(data, 0, (4, 4, 12), chunk) == ["ab", "7", "S-1-5-18"]
+    assert not decoder.fits((4, 2, 12))  # a 2-byte UInt32
+    assert not decoder.fits((4, 4, 4))  # a SID under 8 bytes
     assert chunk._plain_values((4, 0x01, 2, 0x08, 4, 0x13), 0) == (["ab", "0700", None], 10)
+    one = _binxml._value_decoder((0x00, 0x08))  # one size fixed: picked as a scalar
+    assert one.fits((0, 4))
+    assert not one.fits((0, 8))
 
 
 def test_value_decoder_caches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -235,3 +251,52 @@ def test_a_template_at_the_same_place_checks_the_names_it_references(
     assert name[0] != "Q"
     assert not _binxml.Chunk(bytes(renamed), 0x1000)._same_place(definition, definition.start)
     assert not _binxml.Chunk(bytes(renamed), 0x1000)._same_definition(definition, definition.start)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    ticks=st.one_of(st.integers(0, 2**64 - 1), st.integers(125_000_000_000_000_000, 135_000_000_000_000_000))
+)
+def test_filetime_text(ticks: int) -> None:
+    """The minute-prefix cache gives the text computed from the date and the 100 ns remainder."""
+    seconds, rest = divmod(ticks, 10_000_000)
+    try:
+        moment = datetime(1601, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
+    except OverflowError:
+        assert _binxml._filetime(ticks) == str(ticks)
+        return
+    expected = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if rest:
+        expected += ("." + f"{rest:07d}").rstrip("0")
+    assert _binxml._filetime(ticks) == expected + "Z"
+    assert _binxml._filetime(ticks) == expected + "Z"  # from the cache
+
+
+def test_minute_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_binxml, "_CACHE_LIMIT", 2)
+    monkeypatch.setattr(_binxml, "_MINUTES", {7: "stale"})
+    minute = 600_000_000
+    assert [_binxml._filetime(n * minute) for n in range(4)] == [
+        "1601-01-01T00:00:00Z",
+        "1601-01-01T00:01:00Z",
+        "1601-01-01T00:02:00Z",
+        "1601-01-01T00:03:00Z",
+    ]
+    assert len(_binxml._MINUTES) <= 2
+
+
+def test_a_shared_definition_keeps_what_its_parse_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The names a template parse read stay the definition's own: later name reads of the chunk
+    (records written out in full, other templates) do not add to them before the lazy layout."""
+    monkeypatch.setattr(_binxml, "_DEFINITIONS", {})
+    data = SMALL.read_bytes()[0x1000:0x11000]
+    chunk = _binxml.Chunk(data, 0x1000)
+    offset = _first_template_offset(chunk)
+    chunk.template(offset)
+    (definition,) = (d for ds in _binxml._DEFINITIONS.values() for d in ds)
+    read = list(definition.read_names)
+    chunk._name_at(read[0][0])  # a later name read
+    assert definition.read_names == read
+    assert definition.layout is None  # built only when a check at another place needs it
+    assert _binxml.Chunk(data, 0x1000)._same_definition(definition, definition.start)
+    assert definition.layout is not None

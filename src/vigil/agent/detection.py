@@ -194,5 +194,5 @@ def build_engine(config: AgentConfig) -> Any:
     # Generate the matcher now, not on the first event: with SigmaHQ's Linux rules that takes about
     # 100 ms, which the first alert would wait for (and the generated code is then in the heap
     # that ``freeze_heap`` freezes).
-    engine.compile()
+    engine.compile(lazy=False)
     return engine

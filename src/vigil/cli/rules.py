@@ -19,6 +19,9 @@ def register(subparsers: Any) -> None:
     sub = p.add_subparsers(dest="rules_command", metavar="ACTION", required=True)
     check = sub.add_parser("check", help="report every error of a rule set (exit 1 if any)")
     check.add_argument("path", metavar="PATH")
+    check.add_argument(
+        "--no-rule-cache", action="store_true", help="compile every Sigma rule, without the on-disk cache"
+    )
     check.set_defaults(handler=run_check)
     lst = sub.add_parser("list", help="list loaded rules in evaluation order")
     lst.add_argument("path", metavar="PATH")
@@ -45,7 +48,9 @@ def _load(path: str) -> Any:
 
 def run_check(args: argparse.Namespace) -> int:
     from vigil.engine import check_path
+    from vigil.engine.rule_cache import configure_rule_cache
 
+    configure_rule_cache(enabled=False if args.no_rule_cache else None)
     errors = check_path(args.path)
     for e in errors:
         print(e)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -350,13 +351,39 @@ def _indexed_source(
     return _finish_source(name, body, gen, "")
 
 
-@dataclass
 class Bucket:
-    """The rules one (channel, EventID) combination can match, in load order, and their function."""
+    """The rules one (channel, EventID) combination can match, in load order, and their function.
 
-    indices: tuple[int, ...]
-    fn: BucketFn
-    source: str
+    A lazy bucket generates and compiles its function on first use of ``fn`` or ``source``.
+    """
+
+    def __init__(self, indices: tuple[int, ...], build: Callable[[], tuple[BucketFn, str]]) -> None:
+        self.indices = indices
+        self._build: Callable[[], tuple[BucketFn, str]] | None = build
+        self._fn: BucketFn | None = None
+        self._source = ""
+
+    @property
+    def compiled(self) -> bool:
+        return self._build is None
+
+    def _compile(self) -> None:
+        build = self._build
+        if build is not None:
+            self._fn, self._source = build()
+            self._build = None
+
+    @property
+    def fn(self) -> BucketFn:
+        if self._build is not None:
+            self._compile()
+        return self._fn  # type: ignore[return-value]
+
+    @property
+    def source(self) -> str:
+        if self._build is not None:
+            self._compile()
+        return self._source
 
 
 @dataclass
@@ -367,6 +394,18 @@ class CompiledRules:
     by_channel: dict[str, Bucket]
     default: Bucket
     uses_computer: bool
+
+    def buckets(self) -> list[Bucket]:
+        """Every distinct bucket (several keys may share one)."""
+        seen: dict[int, Bucket] = {}
+        for b in [self.default, *self.by_channel.values(), *self.by_key.values()]:
+            seen.setdefault(id(b), b)
+        return list(seen.values())
+
+    def compile_all(self) -> None:
+        """Generate every bucket's function now (a lazy compile leaves them for their first event)."""
+        for b in self.buckets():
+            b.fn  # noqa: B018 - compiles it
 
     def bucket(self, channel: str, event_id: int) -> Bucket:
         b = self.by_key.get((channel, event_id))
@@ -390,7 +429,8 @@ def check_ir(node: Node) -> str | None:
             elif isinstance(n, Not):
                 stack.append(n.child)
             elif isinstance(n, RegexMatch):  # the size decides set or single search: measure it once
-                runtime.note_program_size(n.pattern, int(re2.compile(n.pattern)._regexp.ProgramSize()))
+                if runtime.known_program_size(n.pattern) is None:  # else compiled before (or cached)
+                    runtime.note_program_size(n.pattern, int(re2.compile(n.pattern)._regexp.ProgramSize()))
             elif isinstance(n, KeywordMatch) and n.op == "regex":
                 re2.compile(n.value)
             elif isinstance(n, ContainerMatch):
@@ -414,22 +454,30 @@ INDEX_MIN = 200
 
 
 def compile_rules(
-    rules: Sequence[RuleIR | None], containers: Mapping[str, set[str]], index_min: int | None = None
+    rules: Sequence[RuleIR | None],
+    containers: Mapping[str, set[str]],
+    index_min: int | None = None,
+    *,
+    lazy: bool = False,
 ) -> CompiledRules:
     """Compile the enabled rules (``None`` = disabled slot, keeps indices aligned with load order).
 
     Small buckets evaluate every rule inline; buckets of ``index_min`` rules or more first look up
     the tests each rule requires (per field: one RE2 Set for the regexes, one literal index for
-    equality/prefix/suffix tests) and test only the rules that can match.
+    equality/prefix/suffix tests) and test only the rules that can match. With ``lazy``, only the
+    dispatch tables are built here and each bucket's code is generated on its first use (thread
+    safe): a rule set of thousands of rules of which a scan's events reach a few buckets compiles
+    only those.
     """
     if index_min is None:
         index_min = INDEX_MIN
-    old_limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(old_limit, 20000))  # deep IR trees recurse in _expr
-    try:
-        return _compile_rules(rules, containers, index_min)
-    finally:
-        sys.setrecursionlimit(old_limit)
+    compiled = _compile_rules(rules, containers, index_min)
+    if not lazy:
+        compiled.compile_all()
+    return compiled
+
+
+_COMPILE_LOCK = threading.RLock()
 
 
 def _compile_rules(
@@ -470,19 +518,27 @@ def _compile_rules(
             exec(compile(src, f"<vigil rule {i}>", "exec"), ns)  # noqa: S102 - our own generated code
         return fname
 
+    def build(name: str, key: tuple[int, ...]) -> tuple[BucketFn, str]:
+        with _COMPILE_LOCK:  # buckets share the namespace and the shared-object names
+            old_limit = sys.getrecursionlimit()
+            sys.setrecursionlimit(max(old_limit, 20000))  # deep IR trees recurse in _expr
+            try:
+                gen = _Gen(ns, shared)
+                members = [(i, rules[i]) for i in key]
+                if len(key) >= index_min:
+                    src = _indexed_source(name, members, gen, rule_fn)  # type: ignore[arg-type]
+                else:
+                    src = _bucket_source(name, members, gen)  # type: ignore[arg-type]
+                exec(compile(src, f"<vigil rules {name}>", "exec"), ns)  # noqa: S102 - our own generated code
+            finally:
+                sys.setrecursionlimit(old_limit)
+            return ns[name], src
+
     def bucket(indices: list[int]) -> Bucket:
         key = tuple(sorted(set(indices)))
         b = cache.get(key)
         if b is None:
-            name = f"_bucket{len(cache)}"
-            gen = _Gen(ns, shared)
-            members = [(i, rules[i]) for i in key]
-            if len(key) >= index_min:
-                src = _indexed_source(name, members, gen, rule_fn)  # type: ignore[arg-type]
-            else:
-                src = _bucket_source(name, members, gen)  # type: ignore[arg-type]
-            exec(compile(src, f"<vigil rules {name}>", "exec"), ns)  # noqa: S102 - our own generated code
-            b = cache[key] = Bucket(key, ns[name], src)
+            b = cache[key] = Bucket(key, partial(build, f"_bucket{len(cache)}", key))
         return b
 
     default = bucket(everywhere)

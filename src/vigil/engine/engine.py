@@ -12,12 +12,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vigil.engine.compiler import CompiledRules, check_ir, compile_rules
+from vigil.engine.compiler import Bucket, CompiledRules, check_ir, compile_rules
 from vigil.engine.errors import RuleError, RuleLoadError
 from vigil.engine.gene.decode import DecodeError, decode_rule, iter_objects, rule_name
 from vigil.engine.gene.rules import RuleCompileError, compile_rule
 from vigil.engine.ir import Attack, RuleIR, SourceLocation
-from vigil.engine.loader import GENE_EXTENSIONS, RawGeneRule, loader_for, read_gene_file, read_templates, walk
+from vigil.engine.loader import (
+    GENE_EXTENSIONS,
+    RawGeneRule,
+    loader_for,
+    loaders_done,
+    loaders_prepare,
+    read_gene_file,
+    read_templates,
+    walk,
+)
 from vigil.events.fields import go_lower, go_str, parse_event_id
 from vigil.events.gojson import GoStruct, dumps
 
@@ -215,17 +224,21 @@ class Engine:
                 read_templates(f, self.templates, errors)
         files = [root] if root.is_file() else list(walk(root))
         items: list[RawGeneRule | RuleIR] = []  # in walk order, whatever the front end
-        for f in files:
-            if f.suffix in GENE_EXTENSIONS:
-                items.extend(read_gene_file(f, errors))
-            elif f.suffix != ".toml":
-                loader = loader_for(f.suffix)
-                if loader is not None:
-                    rules, errs = loader(f)
-                    items.extend(rules)
-                    errors.extend(errs)
-                elif root.is_file():
-                    errors.append(RuleError(str(f), 0, None, None, f"no loader for {f.suffix!r} files"))
+        try:
+            loaders_prepare(files)
+            for f in files:
+                if f.suffix in GENE_EXTENSIONS:
+                    items.extend(read_gene_file(f, errors))
+                elif f.suffix != ".toml":
+                    loader = loader_for(f.suffix)
+                    if loader is not None:
+                        rules, errs = loader(f)
+                        items.extend(rules)
+                        errors.extend(errs)
+                    elif root.is_file():
+                        errors.append(RuleError(str(f), 0, None, None, f"no loader for {f.suffix!r} files"))
+        finally:
+            loaders_done()
         return self._build(items, errors)
 
     def _build(
@@ -307,20 +320,46 @@ class Engine:
         self._compiled = None
 
     # ------------------------------------------------------------------ matching
-    def compile(self) -> CompiledRules:
-        """(Re)build the generated matcher; done automatically on the first match after a change."""
+    def compile(self, *, lazy: bool = True) -> CompiledRules:
+        """(Re)build the generated matcher; done automatically on the first match after a change.
+
+        ``lazy`` (the default) builds the dispatch tables only: the code of each (channel, EventID)
+        bucket is generated when its first event comes (``compile_rules``). ``lazy=False``
+        generates it all now, for callers that want no compile on the matching path (the agent).
+        """
         self._compiled = compiled = compile_rules(
-            [None if r.disabled else r.ir for r in self.rules], self.containers
+            [None if r.disabled else r.ir for r in self.rules], self.containers, lazy=lazy
         )
-        self._key_fn = {k: b.fn for k, b in compiled.by_key.items()}
-        self._chan_fn = {k: b.fn for k, b in compiled.by_channel.items()}
-        self._default_fn = compiled.default.fn
+        self._key_fn = {}
+        for k, b in compiled.by_key.items():
+            self._key_fn[k] = self._dispatch(self._key_fn, k, b)
+        self._chan_fn = {}
+        for ch, b in compiled.by_channel.items():
+            self._chan_fn[ch] = self._dispatch(self._chan_fn, ch, b)
+        self._default_fn = self._dispatch(None, None, compiled.default)
         self._uses_computer = compiled.uses_computer
         self._table = [
             (r.filter, r.criticality, r.name, r.attack, r.actions, r.ir.sigma_id) for r in self.rules
         ]
         self._nomatch = self._finish([], 0, [], {}, False, sigma_ids=[])
         return self._compiled
+
+    def _dispatch(self, table: dict[Any, Any] | None, key: Any, bucket: Bucket) -> Any:
+        """The bucket's function, or for a bucket not compiled yet a stand-in that compiles it on
+        the first call and puts the real function in its place (``table[key]``, or the default)."""
+        if bucket.compiled:
+            return bucket.fn
+
+        def first_call(ev: Any, ed: Any, cm: str) -> list[int]:
+            fn = bucket.fn
+            if table is None:
+                if self._default_fn is first_call:
+                    self._default_fn = fn
+            elif table.get(key) is first_call:
+                table[key] = fn
+            return fn(ev, ed, cm)
+
+        return first_call
 
     @property
     def no_match(self) -> MatchResult:

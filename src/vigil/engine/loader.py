@@ -24,6 +24,8 @@ __all__ = [
     "RawGeneRule",
     "RuleFileLoader",
     "loader_for",
+    "loaders_done",
+    "loaders_prepare",
     "read_gene_file",
     "read_templates",
     "register_loader",
@@ -37,12 +39,45 @@ GENE_EXTENSIONS = (".gen", ".gene")
 #: A loader for another rule format: returns the rules of one file and every error found in it.
 RuleFileLoader = Callable[[Path], tuple[list[RuleIR], list[RuleError]]]
 _LOADERS: dict[str, RuleFileLoader] = {}
+_DONE_HOOKS: dict[Callable[[], None], None] = {}
+_PREPARE_HOOKS: dict[Callable[[list[Path]], None], None] = {}
 _LAZY_FRONT_ENDS = {".yml": "vigil.engine.sigma", ".yaml": "vigil.engine.sigma"}
 
 
-def register_loader(extension: str, loader: RuleFileLoader) -> None:
-    """Make ``Engine.load_path`` load files ending with ``extension`` (e.g. ``.yml``) with ``loader``."""
+def register_loader(
+    extension: str,
+    loader: RuleFileLoader,
+    *,
+    prepare: Callable[[list[Path]], None] | None = None,
+    done: Callable[[], None] | None = None,
+) -> None:
+    """Make ``Engine.load_path`` load files ending with ``extension`` (e.g. ``.yml``) with ``loader``.
+
+    ``prepare`` gets every file of a load first (e.g. to compile many at once); ``done`` runs once
+    the load is over (e.g. to write what a cache learnt).
+    """
     _LOADERS[extension.lower()] = loader
+    if prepare is not None:
+        _PREPARE_HOOKS[prepare] = None
+    if done is not None:
+        _DONE_HOOKS[done] = None
+
+
+def loaders_prepare(files: list[Path]) -> None:
+    """Show the front ends every file of a load before it is loaded file by file."""
+    for suffix in {f.suffix for f in files} & set(_LAZY_FRONT_ENDS):
+        loader_for(suffix)  # imports the front end, which registers its hooks
+    for hook in list(_PREPARE_HOOKS):
+        hook(files)
+
+
+def loaders_done() -> None:
+    """Tell the front ends that a load is over (``Engine.load_path`` and ``check`` call it)."""
+    for hook in list(_DONE_HOOKS):
+        try:
+            hook()
+        except Exception:  # a cache that cannot be written must not fail a rule load
+            logger.exception("rule loader hook %r failed", hook)
 
 
 def loader_for(extension: str) -> RuleFileLoader | None:

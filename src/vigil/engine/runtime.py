@@ -184,6 +184,11 @@ def note_program_size(pattern: str, size: int) -> None:
         _PROGRAM_SIZES[pattern] = size
 
 
+def known_program_size(pattern: str) -> int | None:
+    """The size noted for ``pattern``, if any: noted sizes are of patterns RE2 compiled."""
+    return _PROGRAM_SIZES.get(pattern)
+
+
 def program_size(pattern: str) -> int:
     """RE2 program size of ``pattern`` (memoised: rule sets repeat patterns)."""
     size = _PROGRAM_SIZES.get(pattern)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import codecs
+import operator
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ _CACHE_LIMIT = 4096
 _GUIDS: dict[bytes, str] = {}
 _SIDS: dict[bytes, str] = {}
 _DAYS: dict[int, str] = {}
+_MINUTES: dict[int, str] = {}
 _U8_TEXT = tuple(str(i) for i in range(256))
 _TWO_DIGITS = tuple(f"{i:02d}" for i in range(60))
 _CLOCK = tuple(f"{hour:02d}:{minute:02d}:" for hour in range(24) for minute in range(60))
@@ -132,21 +134,27 @@ RENDERED = Element("", [], [])
 
 def _filetime(ticks: int) -> str:
     """FILETIME at 100 ns precision, trailing zeros (and a bare dot) trimmed, as gene prints."""
-    seconds, rest = divmod(ticks, 10_000_000)
-    days, seconds = divmod(seconds, 86_400)
-    date = _DAYS.get(days)
-    if date is None:
-        try:
-            date = (_FILETIME_EPOCH + timedelta(days=days)).strftime("%Y-%m-%dT")
-        except OverflowError:
-            return str(ticks)
-        if len(_DAYS) >= _CACHE_LIMIT:
-            _DAYS.clear()
-        _DAYS[days] = date
-    minutes, seconds = divmod(seconds, 60)
+    minute, rest = divmod(ticks, 600_000_000)
+    prefix = _MINUTES.get(minute)  # "YYYY-MM-DDTHH:MM:", shared by the records of that minute
+    if prefix is None:
+        days, minutes = divmod(minute, 1440)
+        date = _DAYS.get(days)
+        if date is None:
+            try:
+                date = (_FILETIME_EPOCH + timedelta(days=days)).strftime("%Y-%m-%dT")
+            except OverflowError:
+                return str(ticks)
+            if len(_DAYS) >= _CACHE_LIMIT:
+                _DAYS.clear()
+            _DAYS[days] = date
+        prefix = date + _CLOCK[minutes]
+        if len(_MINUTES) >= _CACHE_LIMIT:
+            _MINUTES.clear()
+        _MINUTES[minute] = prefix
+    seconds, rest = divmod(rest, 10_000_000)
     if rest:
-        return f"{date}{_CLOCK[minutes]}{_TWO_DIGITS[seconds]}.{rest:07d}".rstrip("0") + "Z"
-    return f"{date}{_CLOCK[minutes]}{_TWO_DIGITS[seconds]}Z"
+        return ("%s%s.%07d" % (prefix, _TWO_DIGITS[seconds], rest)).rstrip("0") + "Z"  # noqa: UP031 (faster)
+    return prefix + _TWO_DIGITS[seconds] + "Z"
 
 
 def _systemtime(raw: bytes) -> str:
@@ -235,15 +243,37 @@ _FAST: dict[int, Callable[[bytes, int], str]] = {
 @dataclass(slots=True)
 class _Definition:
     root: Element | None
+    # A long log often stores a definition at the same chunk offset in every chunk: then equal
+    # bytes give equal positions, so only the names referenced by offset need looking up.
+    start: int
+    stop: int  # where the bytes the parse may have read end
+    raw: bytes
+    read_names: list[tuple[int, str, bool]]  # (field position, name, inline) as the parse read them
+    read_elements: list[tuple[int, int]]  # (element position, name field position)
+    # What ``_same_definition`` compares, built the first time a check needs it (most definitions
+    # are only ever met at the same place, or never again): see ``_layout_of``.
+    layout: _Layout | None = None
+    _references: tuple[tuple[int, str], ...] | None = None
+
+    @property
+    def references(self) -> tuple[tuple[int, str], ...]:
+        """(chunk offset, name) of the names not stored inline."""
+        if self._references is None:
+            start, raw = self.start, self.raw
+            self._references = tuple(
+                (_U32.unpack_from(raw, field - start)[0], name)
+                for field, name, inline in self.read_names
+                if not inline
+            )
+        return self._references
+
+
+@dataclass(slots=True)
+class _Layout:
     # (field position, name, inline, position of the element it names or -1), from the data start
     names: tuple[tuple[int, str, bool, int], ...]
     kept: tuple[tuple[int, int], ...]  # byte ranges compared as they are
     kept_bytes: bytes
-    # A long log often stores a definition at the same chunk offset in every chunk: then equal
-    # bytes give equal positions, so only the names referenced by offset need looking up.
-    start: int
-    raw: bytes
-    references: tuple[tuple[int, str], ...]  # (chunk offset, name) of the names not stored inline
 
 
 _DEFINITIONS: dict[tuple[bytes, int], list[_Definition]] = {}
@@ -254,41 +284,31 @@ _share_templates = True
 """Reuse template trees between chunks (tests switch it off to compare with plain parsing)."""
 
 
-def _definition_of(
-    *,
-    root: Element | None,
-    start: int,
-    stop: int,
-    names: list[tuple[int, str, bool]],
-    elements: list[tuple[int, int]],
-    data: bytes,
-) -> _Definition:
+def _layout_of(definition: _Definition) -> _Layout:
+    start, raw = definition.start, definition.raw
     masked: list[tuple[int, int]] = []
-    for field, _name, inline in names:
+    for field, _name, inline in definition.read_names:
         # The name offset moves with the chunk, and so does the link to the next name of an inline
         # name; its hash, length and text are kept, so an inline name needs no decoding to compare.
         masked.append((field, field + (8 if inline else 4)))
     masked.sort()
-    named = {field: element for element, field in elements}
+    named = {field: element for element, field in definition.read_elements}
     kept: list[tuple[int, int]] = []
     pos = start
     for begin, end in masked:
         if begin > pos:
             kept.append((pos - start, begin - start))
         pos = max(pos, end)
+    stop = definition.stop
     if stop > pos:
         kept.append((pos - start, stop - start))
-    return _Definition(
-        root,
+    return _Layout(
         tuple(
             (field - start, name, inline, named[field] - start if field in named else -1)
-            for field, name, inline in names
+            for field, name, inline in definition.read_names
         ),
         tuple(kept),
-        b"".join([data[start + a : start + b] for a, b in kept]),
-        start,
-        data[start:stop],
-        tuple((_U32.unpack_from(data, field)[0], name) for field, name, inline in names if not inline),
+        b"".join([raw[a:b] for a, b in kept]),  # as the chunk's bytes (cut at its end) were
     )
 
 
@@ -351,14 +371,11 @@ class Chunk:
         self.templates[offset] = root
         if _share_templates:
             # The parse may look a few bytes past its last token (element layouts): keep those too.
-            definition = _definition_of(
-                root=root,
-                start=start,
-                stop=stop + 4,
-                names=self._read_names,
-                elements=self._read_elements,
-                data=data,
+            definition = _Definition(
+                root, start, stop + 4, data[start : stop + 4], self._read_names, self._read_elements
             )
+            self._read_names = []  # the definition keeps what this parse read
+            self._read_elements = []
             if known is None:
                 if len(_DEFINITIONS) >= _DEFINITIONS_LIMIT:
                     _DEFINITIONS.clear()
@@ -382,8 +399,11 @@ class Chunk:
         """Whether parsing the definition at ``start`` would give ``known.root`` (see ``_Definition``)."""
         data = self.data
         unpack = _U32.unpack_from
+        layout = known.layout
+        if layout is None:
+            layout = known.layout = _layout_of(known)
         try:
-            for field, name, inline, element in known.names:
+            for field, name, inline, element in layout.names:
                 pos = start + field
                 (offset,) = unpack(data, pos)
                 if (offset == pos + 4) is not inline:
@@ -400,7 +420,7 @@ class Chunk:
                     return False
         except (CorruptError, struct.error):
             return False
-        return b"".join([data[start + a : start + b] for a, b in known.kept]) == known.kept_bytes
+        return b"".join([data[start + a : start + b] for a, b in layout.kept]) == layout.kept_bytes
 
     def _fragment(self, pos: int, end: int) -> tuple[Element | None, int]:
         """A fragment header followed by one element, up to EOF."""
@@ -503,6 +523,8 @@ class Chunk:
         ``record`` says the instance is a record's (its element's attributes are not rendered).
         """
         data = self.data
+        if pos + 4 < end and data[pos] == _T_FRAGMENT and data[pos + 4] == _T_TEMPLATE:
+            return Instance(*self.template_instance(pos + 4))  # the usual layout, without the loop
         root: Element | None = None
         values: list[Any] = []
         while pos < end:
@@ -510,18 +532,7 @@ class Chunk:
             if token == _T_FRAGMENT:
                 pos += 4
             elif token == _T_TEMPLATE:
-                _unknown, _tid, offset = _TEMPLATE_HEAD.unpack_from(data, pos + 1)
-                pos += 10
-                if offset >= len(data):
-                    raise CorruptError(f"template offset {offset:#x} outside the chunk")
-                root = self.templates.get(offset, _UNSEEN)
-                if root is _UNSEEN:
-                    root = self.template(offset)
-                if offset == pos:
-                    (size,) = _U32.unpack_from(data, pos + 20)
-                    pos += 24 + size
-                values, pos = self._values(pos)
-                return Instance(root, values)
+                return Instance(*self.template_instance(pos))
             elif token in (0x01, 0x41):
                 if self.shape is not None:
                     rendered, pos = self._render_tree(pos, record, 0)
@@ -533,6 +544,21 @@ class Chunk:
             else:
                 raise CorruptError(f"unexpected token {token:#04x} at {pos:#x} in a record")
         return Instance(root, values)
+
+    def template_instance(self, pos: int) -> tuple[Element | None, list[Any]]:
+        """The template tree and the decoded values of the template instance token at ``pos``."""
+        data = self.data
+        _unknown, _tid, offset = _TEMPLATE_HEAD.unpack_from(data, pos + 1)
+        pos += 10
+        if offset >= len(data):
+            raise CorruptError(f"template offset {offset:#x} outside the chunk")
+        root = self.templates.get(offset, _UNSEEN)
+        if root is _UNSEEN:
+            root = self.template(offset)
+        if offset == pos:
+            (size,) = _U32.unpack_from(data, pos + 20)
+            pos += 24 + size
+        return root, self._values(pos)[0]
 
     def _render_tree(self, pos: int, root: bool, depth: int) -> tuple[tuple[str, Any], int]:
         """gene's (key, value) for an element written out in a record, parsed and rendered at once.
@@ -548,8 +574,16 @@ class Chunk:
         names = self.names
         unpack_u16 = _U16.unpack_from
         token = data[pos]
-        field = self._element_name_pos(pos)
-        (offset,) = _U32.unpack_from(data, field)
+        # ``_element_name_pos``, inlined: records written out in full often omit the dependency id.
+        (offset,) = _U32.unpack_from(data, pos + 7)
+        if offset == pos + 11 or _NAMES_START <= offset < pos:
+            field = pos + 7
+        else:
+            (offset,) = _U32.unpack_from(data, pos + 5)
+            if offset == pos + 9 or _NAMES_START <= offset < pos:
+                field = pos + 5
+            else:
+                field = self._element_name_pos(pos)  # raises: neither layout holds
         name = names.get(offset)
         if name is None:
             name = self._name(offset)
@@ -563,19 +597,14 @@ class Chunk:
                 if attr_name is None:
                     attr_name = self._name(offset)
                 pos = pos + 15 + 2 * len(attr_name) if offset == pos + 5 else pos + 5
-                token = data[pos]
-                if (
-                    token in {0x05, 0x45}
-                    and data[pos + 4 + 2 * unpack_u16(data, pos + 2)[0]] in _ATTRIBUTE_ENDS
-                ):
-                    # the usual attribute: one text value, then the next attribute or the close tag
-                    (count,) = unpack_u16(data, pos + 2)
-                    if not root:
-                        attrs[attr_name] = _decode_utf16(
-                            data[pos + 4 : pos + 4 + 2 * count], "replace", True
-                        )[0]
-                    pos += 4 + 2 * count
-                    continue
+                if data[pos] in {0x05, 0x45}:
+                    end = pos + 4 + 2 * unpack_u16(data, pos + 2)[0]
+                    if data[end] in _ATTRIBUTE_ENDS:
+                        # the usual attribute: one text, then the next attribute or the close tag
+                        if not root:
+                            attrs[attr_name] = _decode_utf16(data[pos + 4 : end], "replace", True)[0]
+                        pos = end
+                        continue
                 parts, pos = self._content(pos, attribute=True)
                 if root:
                     continue
@@ -588,7 +617,13 @@ class Chunk:
                 else:
                     attrs[attr_name] = "".join(texts)
         token = data[pos]
+        # The two commonest forms are shaped here, as ``shape`` would: an empty element and an
+        # element holding one text, either without attributes or with ``Name`` alone.
         if token == _T_CLOSE_EMPTY:
+            if not attrs:
+                return (name, attrs), pos + 1
+            if len(attrs) == 1 and "Name" in attrs:
+                return (attrs["Name"], ""), pos + 1
             return self.shape(name, attrs, [], texts=[], array=None, null=False), pos + 1  # type: ignore[misc]
         if token != _T_CLOSE_START:
             raise CorruptError(f"element {name!r}: expected a close tag, got token {token:#04x} at {pos:#x}")
@@ -597,6 +632,10 @@ class Chunk:
             end = pos + 4 + 2 * unpack_u16(data, pos + 2)[0]
             if data[end] == _T_END:  # the commonest content: one text (``<Data Name="x">text``)
                 text = _decode_utf16(data[pos + 4 : end], "replace", True)[0]
+                if not attrs:
+                    return (name, text), end + 1
+                if len(attrs) == 1 and "Name" in attrs:
+                    return (attrs["Name"], text), end + 1
                 return self.shape(name, attrs, [], texts=[text], array=None, null=False), end + 1  # type: ignore[misc]
         children: list[tuple[str, Any]] = []
         texts = []
@@ -659,7 +698,8 @@ class Chunk:
                 raise CorruptError("substitution values run past the chunk")
             if not _fast_values:
                 return self._plain_values(fields, start)
-            descriptor = _Descriptor(fields, sum(fields[0::2]), fields[1::2])
+            sizes = fields[0::2]
+            descriptor = _Descriptor(fields, sizes, sum(sizes), fields[1::2])
             _remember(_DESCRIPTORS_SEEN, data[pos:start], descriptor)
         elif start + descriptor.size > len(data):
             raise CorruptError("substitution values run past the chunk")
@@ -667,23 +707,23 @@ class Chunk:
         pos = start
         decoder = descriptor.decoder
         if decoder is not None:
-            decoded = decoder(data, pos, fields, self)
-            if decoded is not None:
-                return decoded
-            descriptor.decoder = None  # the sizes do not fit its types: the loop, from now on
-            descriptor.declined = True
-        elif count >= _GENERATE_FROM_COUNT and not descriptor.declined:
+            return decoder(data, pos, descriptor.sizes, self), pos + descriptor.size
+        if count >= _GENERATE_FROM_COUNT and not descriptor.declined:
             types = descriptor.types
-            decoder = _VALUE_DECODERS.get(types)
-            if decoder is None:
+            generated = _VALUE_DECODERS.get(types)
+            if generated is None:
                 seen = _TYPES_SEEN.get(types, 0) + 1
                 if seen >= _GENERATE_AFTER:
-                    decoder = _value_decoder(types)
-                    _remember(_VALUE_DECODERS, types, decoder)
+                    generated = _value_decoder(types)
+                    _remember(_VALUE_DECODERS, types, generated)
                     _TYPES_SEEN.pop(types, None)
                 else:
                     _remember(_TYPES_SEEN, types, seen)
-            descriptor.decoder = decoder
+            if generated is not None:
+                if generated.fits(descriptor.sizes):
+                    descriptor.decoder = decoder = generated.decode
+                    return decoder(data, pos, descriptor.sizes, self), pos + descriptor.size
+                descriptor.declined = True  # the sizes do not fit its types: the loop, from now on
         values: list[Any] = []
         append = values.append
         decode = _decode_utf16
@@ -703,7 +743,7 @@ class Chunk:
             elif vtype == 0x08 and size == 4:
                 append(str(u32(data, pos)[0]))
             elif vtype == 0x15 and size == 8:
-                append(f"0x{_U64.unpack_from(data, pos)[0]:08x}")
+                append("0x%08x" % _U64.unpack_from(data, pos)[0])  # noqa: UP031 (faster than f"{:08x}")
             elif vtype == 0x06 and size == 2:
                 append(str(data[pos] | data[pos + 1] << 8))
             elif vtype == 0x0F and size == 16:
@@ -774,9 +814,27 @@ class Chunk:
 # builds the list in one expression, with no per-value dispatch.  It gives what the loop gives, value
 # for value (the tests compare both with ``Chunk._plain_values``).
 
-ValueDecoder = Callable[[bytes, int, tuple[int, ...], "Chunk"], "tuple[list[Any], int] | None"]
+ValueDecoder = Callable[[bytes, int, tuple[int, ...], "Chunk"], list[Any]]
+"""Decodes the values at ``pos`` whose sizes are given (sizes that fit its types, see ``fits``)."""
 
-_VALUE_DECODERS: dict[tuple[int, ...], ValueDecoder] = {}
+
+@dataclass(slots=True)
+class _Generated:
+    """The straight-line decoder of a type list, and the sizes its types require."""
+
+    decode: ValueDecoder
+    exact: Callable[[tuple[int, ...]], Any] | None  # picks the sizes a type fixes...
+    exact_sizes: Any  # ...which must equal these
+    minimums: tuple[tuple[int, int], ...]  # (index, minimum size)
+
+    def fits(self, sizes: tuple[int, ...]) -> bool:
+        """Whether a descriptor's sizes are what the types require (checked once per descriptor)."""
+        if self.exact is not None and self.exact(sizes) != self.exact_sizes:
+            return False
+        return not self.minimums or all(sizes[index] >= minimum for index, minimum in self.minimums)
+
+
+_VALUE_DECODERS: dict[tuple[int, ...], _Generated] = {}
 _TYPES_SEEN: dict[tuple[int, ...], int] = {}
 _VALUE_DECODERS_LIMIT = 4096  # type lists or descriptor arrays; each dict is emptied when full
 _GENERATE_AFTER = 96  # uses of a type list before it gets a decoder (compiling one costs about 0.5 ms)
@@ -788,10 +846,11 @@ class _Descriptor:
     """A substitution descriptor array seen before, by its bytes: what decoding it needs."""
 
     fields: tuple[int, ...]  # size, type, size, type...
+    sizes: tuple[int, ...]
     size: int  # of the values together
     types: tuple[int, ...]
-    decoder: ValueDecoder | None = None
-    declined: bool = False  # its decoder returned None for these sizes
+    decoder: ValueDecoder | None = None  # its types' generated decoder, when its sizes fit them
+    declined: bool = False  # its sizes do not fit its types' decoder
 
 
 _DESCRIPTORS_SEEN: dict[bytes, _Descriptor] = {}
@@ -804,14 +863,14 @@ _VALUE_FORMS: dict[int, tuple[int | None, int, str]] = {
     0x01: (None, 0, 'decode(data[{p}:{q}], "replace", True)[0].rstrip("\\x00")'),
     0x00: (None, 0, "None"),
     0x04: (1, 0, "u8_text[data[{p}]]"),
-    0x06: (2, 0, "str(data[{p}] | data[{p} + 1] << 8)"),
+    0x06: (2, 0, "str(u16(data, {p})[0])"),
     0x08: (4, 0, "str(u32(data, {p})[0])"),
     0x0A: (8, 0, "str(u64(data, {p})[0])"),
     0x0F: (16, 0, "(guids.get(raw := data[{p}:{q}]) or guid(raw))"),
     0x11: (8, 0, "filetime(u64(data, {p})[0])"),
     0x13: (None, 8, "cached_sid(data[{p}:{q}])"),
-    0x14: (4, 0, 'f"0x{{u32(data, {p})[0]:04x}}"'),
-    0x15: (8, 0, 'f"0x{{u64(data, {p})[0]:08x}}"'),
+    0x14: (4, 0, '"0x%04x" % u32(data, {p})[0]'),
+    0x15: (8, 0, '"0x%08x" % u64(data, {p})[0]'),
     0x21: (None, 0, "chunk.instance({p}, {q})"),
 }
 
@@ -822,36 +881,50 @@ def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
     cache[key] = value
 
 
-def _value_decoder(types: tuple[int, ...]) -> ValueDecoder:
+def _value_decoder(types: tuple[int, ...]) -> _Generated:
     """Compile the straight-line decoder of ``types`` (see the section comment)."""
-    count = len(types)
-    sizes = ", ".join(f"s{i}, _t{i}" for i in range(count))
-    checks: list[str] = []
-    positions = ["p0 = pos"]
+    exact: list[tuple[int, int]] = []
+    minimums: list[tuple[int, int]] = []
+    needed: list[str] = []  # the sizes unpacked: those the types do not fix
+    positions: list[str] = []
     items: list[str] = []
+    # A value's position is the last variable one plus a constant, so fixed-size values need no
+    # statement of their own.
+    anchor, offset = "pos", 0
+
+    def at(delta: int) -> str:
+        return f"{anchor} + {delta}" if delta else anchor
+
     for i, vtype in enumerate(types):
-        positions.append(f"p{i + 1} = p{i} + s{i}")
         form = _VALUE_FORMS.get(vtype)
+        size = form[0] if form is not None else None
+        start = at(offset)
+        if size is not None:
+            exact.append((i, size))
+            needed.append("_")
+            offset += size
+            end = at(offset)
+        else:
+            needed.append(f"s{i}")
+            positions.append(f"p{i + 1} = {start} + s{i}")
+            anchor, offset = f"p{i + 1}", 0
+            end = anchor
         if form is None:
-            items.append(f"chunk._value({int(vtype)}, p{i}, s{i})")
+            items.append(f"chunk._value({int(vtype)}, {start}, s{i})")
             continue
-        exact, minimum, expression = form
-        if exact is not None:
-            checks.append(f"s{i} != {exact}")
-        elif minimum:
-            checks.append(f"s{i} < {minimum}")
-        items.append(expression.format(p=f"p{i}", q=f"p{i + 1}"))
-    lines = ["def decode_values(data, pos, fields, chunk):", f"    ({sizes},) = fields"]
-    if checks:
-        lines.append(f"    if {' or '.join(checks)}:")
-        lines.append("        return None")
+        _size, minimum, expression = form
+        if minimum:
+            minimums.append((i, minimum))
+        items.append(expression.format(p=start, q=end))
+    lines = ["def decode_values(data, pos, sizes, chunk):", f"    ({', '.join(needed)},) = sizes"]
     lines.extend(f"    {line}" for line in positions)
     lines.append("    return [")
     lines.extend(f"        {item}," for item in items)
-    lines.append(f"    ], p{count}")
+    lines.append("    ]")
     namespace: dict[str, Any] = {
         "decode": _decode_utf16,
         "u8_text": _U8_TEXT,
+        "u16": _U16.unpack_from,
         "u32": _U32.unpack_from,
         "u64": _U64.unpack_from,
         "guids": _GUIDS,
@@ -861,4 +934,10 @@ def _value_decoder(types: tuple[int, ...]) -> ValueDecoder:
     }
     exec(compile("\n".join(lines), f"<evtx values {len(types)}>", "exec"), namespace)  # noqa: S102
     decoder: ValueDecoder = namespace["decode_values"]
-    return decoder
+    indices = [index for index, _size in exact]
+    return _Generated(
+        decoder,
+        operator.itemgetter(*indices) if indices else None,
+        tuple(size for _index, size in exact) if len(indices) > 1 else (exact[0][1] if exact else None),
+        tuple(minimums),
+    )

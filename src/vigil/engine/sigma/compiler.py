@@ -8,8 +8,6 @@ nodes; several ``condition`` entries in one rule are OR-linked (Sigma specificat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sigma.conditions import (
     ConditionAND,
     ConditionFieldEqualsValueExpression,
@@ -23,22 +21,16 @@ from sigma.rule import SigmaRule
 
 from vigil.engine.ir import And, Node, Not, Or, RuleIR, SourceLocation
 from vigil.engine.sigma.errors import SigmaFrontEndError, SigmaParseError, UnsupportedConstruct
-from vigil.engine.sigma.logsources import Producer, map_logsource
+from vigil.engine.sigma.logsources import map_logsource
 from vigil.engine.sigma.meta import attack_of, criticality_of, tags_of
 from vigil.engine.sigma.optimize import hoist_event_ids, merge_keywords, merge_string_tests
-from vigil.engine.sigma.values import CompileOptions, field_value_node, keyword_node
+from vigil.engine.sigma.options import CompileOptions
+from vigil.engine.sigma.results import CompiledRule
+from vigil.engine.sigma.values import field_value_node, keyword_node
 
 __all__ = ["CompiledRule", "compile_condition", "compile_rule", "sigma_error_message"]
 
 ConditionTree = ConditionItem | ConditionFieldEqualsValueExpression | ConditionValueExpression
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledRule:
-    """A Sigma rule compiled to IR, and who produces the events it applies to."""
-
-    ir: RuleIR
-    producer: Producer
 
 
 def _flatten(kind: type[And] | type[Or], children: list[Node]) -> tuple[Node, ...]:

@@ -11,10 +11,12 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vigil.engine.sigma.correlation import CorrelationEngine, CorrelationHit
 from vigil.engine.sigma.loader import SIGMA_SUFFIXES, load_sigma
+
+if TYPE_CHECKING:  # imported when there are correlation rules: the module needs pySigma
+    from vigil.engine.sigma.correlation import CorrelationEngine, CorrelationHit
 
 __all__ = ["correlation_engine_for", "event_timestamp", "hit_record"]
 
@@ -44,7 +46,8 @@ def correlation_engine_for(paths: Iterable[str | Path]) -> CorrelationEngine | N
     found = False
     for f in _sigma_files(paths):
         try:
-            if _CORRELATION_KEY.search(f.read_bytes()):
+            data = f.read_bytes()
+            if b"correlation" in data and _CORRELATION_KEY.search(data):
                 found = True
                 break
         except OSError:
@@ -58,6 +61,8 @@ def correlation_engine_for(paths: Iterable[str | Path]) -> CorrelationEngine | N
     if not result.correlations:
         return None
     logger.info("%d sigma correlation rule(s) loaded", len(result.correlations))
+    from vigil.engine.sigma.correlation import CorrelationEngine
+
     return CorrelationEngine(result.correlations)
 
 

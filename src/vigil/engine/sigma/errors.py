@@ -13,7 +13,15 @@ name the rule without parsing the message.
 
 from __future__ import annotations
 
-__all__ = ["SigmaFrontEndError", "SigmaParseError", "UnsupportedConstruct", "UnsupportedLogSource"]
+from dataclasses import dataclass
+
+__all__ = [
+    "Rejection",
+    "SigmaFrontEndError",
+    "SigmaParseError",
+    "UnsupportedConstruct",
+    "UnsupportedLogSource",
+]
 
 
 class SigmaFrontEndError(Exception):
@@ -57,3 +65,22 @@ class UnsupportedLogSource(SigmaFrontEndError):
 
 class UnsupportedConstruct(SigmaFrontEndError):
     kind = "construct"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A rule (or a whole file) that did not compile, and why."""
+
+    path: str
+    line: int
+    rule_id: str | None
+    title: str | None
+    kind: str
+    reason: str
+    #: the rejected rule is a correlation rule.
+    correlation: bool = False
+
+    def __str__(self) -> str:
+        rule = f" rule {self.title!r}" if self.title else ""
+        rid = f" ({self.rule_id})" if self.rule_id else ""
+        return f"{self.path}:{self.line}:{rule}{rid}: [{self.kind}] {self.reason}"

@@ -1,180 +1,59 @@
 """Load Sigma YAML files into compiled rules, correlation rules and a list of rejections.
 
 Every rule of every file ends up either compiled or in ``rejections`` with its file, line, id,
-title and the precise reason; nothing is dropped silently. YAML documents are split by hand so
-each rule knows the line it starts on (pySigma models locations but does not fill them).
+title and the precise reason; nothing is dropped silently. Files are compiled one by one through
+the rule cache (``vigil.engine.rule_cache``): a file seen before with the same bytes, path, options
+and front-end code is read back as vigil's IR, and pySigma is not even imported when every file
+is. Sets with correlation rules are compiled at once (their references resolve across files).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-import yaml
-from sigma.collection import SigmaCollection
-from sigma.correlations import SigmaCorrelationRule
-from sigma.exceptions import SigmaError, SigmaRuleLocation
-from sigma.rule import SigmaRule
+from vigil.engine.rule_cache import rule_cache_directory
+from vigil.engine.sigma.cache import DirectoryPacks
+from vigil.engine.sigma.errors import Rejection
+from vigil.engine.sigma.options import CompileOptions
+from vigil.engine.sigma.results import FileResult, SigmaRuleSet
 
-from vigil.engine.sigma.compiler import CompiledRule, compile_rule, sigma_error_message
-from vigil.engine.sigma.correlation import CorrelationRuleIR, compile_correlation
-from vigil.engine.sigma.errors import SigmaFrontEndError, SigmaParseError
-from vigil.engine.sigma.values import CompileOptions
+if TYPE_CHECKING:
+    from vigil.engine.sigma.parsing import _Parsed
 
-__all__ = ["SIGMA_SUFFIXES", "Rejection", "SigmaRuleSet", "load_sigma", "load_sigma_text"]
+__all__ = [
+    "SIGMA_SUFFIXES",
+    "Rejection",
+    "SigmaRuleSet",
+    "file_results",
+    "holds_correlations",
+    "load_sigma",
+    "load_sigma_files",
+    "load_sigma_text",
+    "read_source",
+]
 
 logger = logging.getLogger(__name__)
 
 SIGMA_SUFFIXES = (".yml", ".yaml")
-_DOC_SEPARATOR = re.compile(r"^---\s*$", re.MULTILINE)
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_CORRELATION_KEY = re.compile(rb"^correlation\s*:", re.MULTILINE)
 
 
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """A rule (or a whole file) that did not compile, and why."""
-
-    path: str
-    line: int
-    rule_id: str | None
-    title: str | None
-    kind: str
-    reason: str
-    #: the rejected rule is a correlation rule.
-    correlation: bool = False
-
-    def __str__(self) -> str:
-        rule = f" rule {self.title!r}" if self.title else ""
-        rid = f" ({self.rule_id})" if self.rule_id else ""
-        return f"{self.path}:{self.line}:{rule}{rid}: [{self.kind}] {self.reason}"
-
-
-@dataclass
-class SigmaRuleSet:
-    """What a set of Sigma files compiled to."""
-
-    rules: list[CompiledRule] = field(default_factory=list)
-    correlations: list[CorrelationRuleIR] = field(default_factory=list)
-    rejections: list[Rejection] = field(default_factory=list)
-
-    @property
-    def total(self) -> int:
-        return len(self.rules) + len(self.correlations) + len(self.rejections)
-
-    def extend(self, other: SigmaRuleSet) -> None:
-        self.rules.extend(other.rules)
-        self.correlations.extend(other.correlations)
-        self.rejections.extend(other.rejections)
-
-
-def _documents(text: str) -> list[tuple[int, str]]:
-    """(start line, text) of each YAML document of a file."""
-    docs: list[tuple[int, str]] = []
-    start, line = 0, 1
-    for m in _DOC_SEPARATOR.finditer(text):
-        docs.append((line, text[start : m.start()]))
-        line = text.count("\n", 0, m.end()) + 2
-        start = m.end() + 1
-    docs.append((line, text[start:]))
-    return [(ln, body) for ln, body in docs if body.strip() and not _only_comments(body)]
-
-
-def _only_comments(body: str) -> bool:
-    return all(not ln.strip() or ln.lstrip().startswith("#") for ln in body.splitlines())
+def holds_correlations(data: bytes) -> bool:
+    """Whether a rule file has a top-level ``correlation:`` key (block style; the loader also
+    notices flow-style ones after parsing)."""
+    return b"correlation" in data and _CORRELATION_KEY.search(data) is not None
 
 
 def load_sigma_text(text: str, path: str = "<string>", opts: CompileOptions | None = None) -> SigmaRuleSet:
     """Compile the Sigma rules of one YAML text (one or several documents)."""
-    return _compile_collections([_parse(text, path)], opts)
+    from vigil.engine.sigma.parsing import compile_collections, parse
 
-
-@dataclass
-class _Parsed:
-    path: str
-    collection: SigmaCollection | None
-    lines: list[int]
-    rejection: Rejection | None = None
-
-
-def _parse(text: str, path: str) -> _Parsed:
-    try:
-        docs = _documents(text)
-        dicts = [yaml.load(body, Loader=_Loader) for _, body in docs]  # noqa: S506 (safe loader)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 0
-        return _Parsed(path, None, [], Rejection(path, line, None, None, "parse", f"invalid YAML: {e}"))
-    for (ln, _), d in zip(docs, dicts, strict=True):
-        if d is not None and not isinstance(d, dict):
-            reason = (
-                f"YAML document is a {type(d).__name__}, not a Sigma rule (a mapping: title, logsource, ...)"
-            )
-            return _Parsed(path, None, [], Rejection(path, ln, None, None, "parse", reason))
-    lines = [
-        ln
-        for (ln, _), d in zip(docs, dicts, strict=True)
-        if isinstance(d, dict) and d.get("action") in (None, "repeat")
-    ]
-    try:
-        collection = SigmaCollection.from_dicts(
-            dicts, collect_errors=True, source=SigmaRuleLocation(Path(path)), resolve_references=False
-        )
-    except SigmaError as e:
-        return _Parsed(path, None, [], Rejection(path, 1, None, None, "parse", sigma_error_message(e)))
-    except (TypeError, AttributeError, ValueError) as e:
-        return _Parsed(path, None, [], Rejection(path, 1, None, None, "parse", f"not a Sigma rule file: {e}"))
-    return _Parsed(path, collection, lines)
-
-
-def _compile_collections(parsed: Sequence[_Parsed], opts: CompileOptions | None) -> SigmaRuleSet:
-    result = SigmaRuleSet()
-    all_rules: list[tuple[SigmaRule | SigmaCorrelationRule, str, int]] = []
-    for p in parsed:
-        if p.rejection is not None:
-            result.rejections.append(p.rejection)
-            continue
-        assert p.collection is not None
-        for i, rule in enumerate(p.collection.rules):
-            line = p.lines[i] if i < len(p.lines) else 0
-            all_rules.append((rule, p.path, line))
-        for err in p.collection.errors:
-            if not any(err in r.errors for r in p.collection.rules):
-                result.rejections.append(Rejection(p.path, 1, None, None, "parse", sigma_error_message(err)))
-    for rule, path, line in all_rules:
-        if isinstance(rule, SigmaRule):
-            try:
-                result.rules.append(compile_rule(rule, opts, path=path, line=line))
-            except SigmaFrontEndError as e:
-                result.rejections.append(_rejection(e, path, line))
-    correlations = [(r, p, ln) for r, p, ln in all_rules if isinstance(r, SigmaCorrelationRule)]
-    if correlations:
-        collection = SigmaCollection([r for r, _, _ in all_rules], resolve_references=False)
-        for rule, path, line in correlations:
-            try:
-                if rule.errors:
-                    raise SigmaParseError("; ".join(sigma_error_message(e) for e in rule.errors))
-                rule.resolve_rule_references(collection)
-                result.correlations.append(compile_correlation(rule, path=path, line=line))
-            except SigmaFrontEndError as e:
-                rid = str(rule.id) if rule.id else None
-                rej = _rejection(e.located(path=path, rule_id=rid, title=rule.title), path, line)
-                result.rejections.append(dataclasses.replace(rej, correlation=True))
-            except SigmaError as e:
-                rid = str(rule.id) if rule.id else None
-                reason = sigma_error_message(e)
-                result.rejections.append(
-                    Rejection(path, line, rid, rule.title, "parse", reason, correlation=True)
-                )
-    return result
-
-
-def _rejection(e: SigmaFrontEndError, path: str, line: int) -> Rejection:
-    return Rejection(e.path or path, line, e.rule_id, e.title, e.kind, e.reason)
+    return compile_collections([parse(text, path)], opts)
 
 
 def _files(paths: Iterable[str | Path]) -> list[Path]:
@@ -187,19 +66,107 @@ def _files(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def load_sigma(paths: Iterable[str | Path], opts: CompileOptions | None = None) -> SigmaRuleSet:
+@dataclass
+class _Source:
+    """A rule file as read: its bytes and text, or why it could not be read."""
+
+    path: str
+    data: bytes = b""
+    text: str | None = None
+    problem: Rejection | None = None
+
+    def parsed(self) -> _Parsed:
+        from vigil.engine.sigma.parsing import _Parsed, parse
+
+        if self.problem is not None or self.text is None:
+            return _Parsed(self.path, None, [], self.problem)
+        return parse(self.text, self.path)
+
+
+def read_source(f: Path) -> _Source:
+    """A rule file's bytes and text (universal newlines), or why it cannot be read."""
+    path = str(f)
+    try:
+        data = f.read_bytes()
+        text = data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        return _Source(path, problem=Rejection(path, 0, None, None, "parse", f"cannot read: {e}"))
+    if "\r" in text:  # universal newlines, as text-mode reading gives
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _Source(path, data, text)
+
+
+def load_sigma(
+    paths: Iterable[str | Path], opts: CompileOptions | None = None, *, use_cache: bool = True
+) -> SigmaRuleSet:
     """Compile every Sigma file under ``paths`` (files, or directories walked for .yml/.yaml).
 
-    Correlation rules may reference rules of any of the files.
+    Correlation rules may reference rules of any of the files. Files without correlation rules
+    go through the rule cache (``docs/sigma.md``) unless ``use_cache`` is false or the cache is
+    turned off; the result is the same either way.
     """
-    parsed: list[_Parsed] = []
-    for f in _files(paths):
-        try:
-            text = f.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as e:
-            parsed.append(
-                _Parsed(str(f), None, [], Rejection(str(f), 0, None, None, "parse", f"cannot read: {e}"))
-            )
-            continue
-        parsed.append(_parse(text, str(f)))
-    return _compile_collections(parsed, opts)
+    packs = DirectoryPacks(opts) if use_cache and rule_cache_directory() is not None else None
+    try:
+        return load_sigma_files(_files(paths), opts, packs)
+    finally:
+        if packs is not None:
+            packs.flush()
+
+
+def load_sigma_files(
+    files: Iterable[Path], opts: CompileOptions | None, packs: DirectoryPacks | None
+) -> SigmaRuleSet:
+    """``load_sigma`` over a list of files, looking them up in (and recording them to) ``packs``."""
+    sources = [read_source(f) for f in files]
+    results = file_results(sources, opts, packs)
+    if results is None:
+        return _compile_all(sources, opts)
+    merged = SigmaRuleSet()
+    for result in results:
+        merged.rejections.extend(result.file_rejections)
+    for result in results:
+        merged.rules.extend(result.rules)
+        merged.rejections.extend(result.rule_rejections)
+    return merged
+
+
+def file_results(
+    sources: list[_Source], opts: CompileOptions | None, packs: DirectoryPacks | None
+) -> list[FileResult] | None:
+    """Each file compiled alone (from ``packs`` when there, the others on several cores when
+    many), or None when the files hold correlation rules (they compile together)."""
+    if any(holds_correlations(s.data) for s in sources):
+        return None
+    results: list[FileResult | None] = [None] * len(sources)
+    keys: dict[int, str] = {}
+    for i, source in enumerate(sources):
+        if packs is not None and source.problem is None:
+            keys[i], results[i] = packs.lookup(source.path, source.data)
+    misses = [i for i, r in enumerate(results) if r is None]
+    compiled = _compile_files([sources[i] for i in misses], opts)
+    for i, result in zip(misses, compiled, strict=True):
+        if result is None:  # correlation rules the quick search missed (e.g. flow style)
+            return None
+        results[i] = result
+        if packs is not None and i in keys:
+            packs.record(sources[i].path, keys[i], result)
+    return results  # type: ignore[return-value]
+
+
+def _compile_files(sources: list[_Source], opts: CompileOptions | None) -> list[FileResult | None]:
+    if not sources:
+        return []  # all from the cache: pySigma is not even imported
+    from vigil.engine.sigma.parallel import compile_in_parallel
+    from vigil.engine.sigma.parsing import compile_file
+
+    jobs = [(s.text, s.path, s.problem) for s in sources]
+    results = compile_in_parallel(jobs, opts)
+    if results is None:
+        results = [compile_file(text, path, problem, opts) for text, path, problem in jobs]
+    return results
+
+
+def _compile_all(sources: list[_Source], opts: CompileOptions | None) -> SigmaRuleSet:
+    from vigil.engine.sigma.parsing import compile_collections
+
+    return compile_collections([s.parsed() for s in sources], opts)

@@ -11,8 +11,7 @@ IR; the semantics are documented in ``docs/sigma.md``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from typing import Literal
 
 import re2
@@ -37,6 +36,7 @@ from sigma.types import (
     SpecialChars,
 )
 
+from vigil.engine import runtime
 from vigil.engine.ir import (
     And,
     CidrMatch,
@@ -54,6 +54,7 @@ from vigil.engine.ir import (
 )
 from vigil.engine.sigma.errors import UnsupportedConstruct
 from vigil.engine.sigma.fields import field_paths
+from vigil.engine.sigma.options import CompileOptions
 
 # The specification names UTF-16LE encoding ``utf16le`` (``wide`` is its alias); pySigma 2.0 only
 # registers ``wide``. Register the specification's name for the same modifier.
@@ -73,13 +74,6 @@ _NUM_OPS: dict[CompareOperators, Literal["<", "<=", ">", ">="]] = {
     CompareOperators.GT: ">",
     CompareOperators.GTE: ">=",
 }
-
-
-@dataclass(frozen=True)
-class CompileOptions:
-    """Configuration of the front end: values of ``expand`` placeholders (``%name%`` -> values)."""
-
-    placeholders: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
 
 def _any(nodes: list[Node]) -> Node:
@@ -151,7 +145,7 @@ def _simple_op(parts: list[str | SpecialChars]) -> tuple[StrOp, str] | None:
 
 def _check_re2(pattern: str, what: str) -> str:
     try:
-        re2.compile(pattern)
+        runtime.program_size(pattern)  # compiles it, and keeps the size the engine needs later
     except re2.error as e:
         raise UnsupportedConstruct(f"{what} {pattern!r} is not valid RE2 (vigil's regex dialect): {e}") from e
     return pattern
