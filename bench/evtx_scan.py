@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--cli", action="store_true", help="time `vigil scan` in a subprocess")
     parser.add_argument("--jobs", type=int, nargs="+", help="with --cli: `vigil scan --jobs N` for each N")
-    parser.add_argument("--runs", type=int, default=3, help="with --cli --jobs: runs of each")
+    parser.add_argument("--runs", type=int, default=5, help="with --cli --jobs: interleaved rounds")
     args = parser.parse_args(argv)
 
     files = sorted(args.corpus.rglob("*.evtx"))

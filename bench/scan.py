@@ -3,12 +3,14 @@
 Usage: .venv/bin/python bench/scan.py [--jobs N ...] [--runs N]
 Builds bench/out/events-205k.jsonl with ../shared/bench/make-events-205k.sh if missing, runs
 `vigil scan --rules ../shared/data/gene-rules/rules events-205k.jsonl --output FILE` in a child
-process for each --jobs value (wall time; CPU time of the scanning process itself and of its worker
-processes, see bench/cli_run.py; peak RSS), the start-up alone (the same command over an empty file),
-the same scan with `--all --attack` checked byte for byte against gene's golden output repeated 300
-times, and a plain orjson decode of the file (the floor). Prints one JSON object; `scaling` compares
-each --jobs N with --jobs 1: wall speed-up, and total CPU per event (parent + workers) relative to one
-job, the figure to trust on a shared machine.
+process for each --jobs value, and the start-up alone (the same command over an empty file), in
+--runs interleaved rounds (bench/cli_run.py::scan_scaling: wall time; CPU time of the scanning process
+itself and of its worker processes; peak RSS; every run's output checked against one job's), then the
+same scan with `--all --attack` (one job, and each other --jobs N) checked byte for byte against
+gene's golden output repeated 300 times, and a plain orjson decode of the file (the floor). Prints one
+JSON object; `scaling` compares each --jobs N with --jobs 1: wall speed-up (median of the per-round
+ratios, best against best, medians), and total CPU per event (parent + workers) relative to one job,
+the figure to trust on a shared machine.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import argparse
 import hashlib
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -27,12 +28,13 @@ from typing import Any
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.cli_run import run_measured
+from bench.cli_run import run_measured, scan_scaling
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / "../shared"
 OUT = ROOT / "bench/out"
 EVENTS = OUT / "events-205k.jsonl"
+EVENTS_COUNT = 205500
 VIGIL = [sys.executable, "-m", "vigil"]
 
 
@@ -80,7 +82,14 @@ def _golden_x300_sha() -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--jobs", type=int, nargs="*", default=[1, 2])
-    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--runs", type=int, default=5, help="interleaved rounds (see bench/cli_run.py)")
+    ap.add_argument(
+        "--idle-wait",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="wait up to S s for idle cores before each round",
+    )
     args = ap.parse_args()
     _ensure_events()
     rules = str(SHARED / "data/gene-rules/rules")
@@ -89,87 +98,51 @@ def main() -> None:
         "input": str(EVENTS.relative_to(ROOT)),
         "gene_events_per_s": 25000,
     }
-    empty = OUT / "empty.jsonl"
-    empty.write_bytes(b"")
-    for jobs in args.jobs:
-        runs = []
-        starts = []
-        for _ in range(args.runs):
-            out = OUT / f"scan-j{jobs}.jsonl"
-            r = _run(
-                [*VIGIL, "scan", "--rules", rules, "--jobs", str(jobs), "--output", str(out), str(EVENTS)]
-            )
-            lines = out.read_bytes().count(b"\n")
-            runs.append(
-                {
-                    **r,
-                    "lines": lines,
-                    "events_per_s": round(205500 / r["wall_s"]),
-                    "events_per_cpu_s": round(205500 / r["cpu_s"]),
-                    "parent_cpu_share": round(r["parent_cpu_s"] / r["cpu_s"], 3),
-                }
-            )
-            starts.append(
-                _run(
-                    [
-                        *VIGIL,
-                        "scan",
-                        "--rules",
-                        rules,
-                        "--jobs",
-                        str(jobs),
-                        "--output",
-                        os.devnull,
-                        str(empty),
-                    ]
-                )
-            )
-        best = min(runs, key=lambda x: x["wall_s"])
-        result[f"jobs{jobs}"] = {
-            k: (round(v, 3) if isinstance(v, float) else v) for k, v in best.items() if k != "stderr"
-        }
-        result[f"jobs{jobs}"]["stderr_tail"] = best["stderr"].strip().splitlines()[-6:]
-        cpu = statistics.median(r["cpu_s"] for r in runs)
-        parent = statistics.median(r["parent_cpu_s"] for r in runs)
-        start_cpu = statistics.median(r["cpu_s"] for r in starts)
-        result[f"jobs{jobs}"].update(
-            {
-                "runs_wall_s": [round(r["wall_s"], 3) for r in runs],
-                "runs_cpu_s": [round(r["cpu_s"], 3) for r in runs],
-                "runs_load_average_1m": [round(r["load_average_1m"], 2) for r in runs],
-                "median_cpu_s": round(cpu, 3),
-                "median_parent_cpu_s": round(parent, 3),
-                "startup_cpu_s": round(start_cpu, 3),
-                "startup_wall_s": round(statistics.median(r["wall_s"] for r in starts), 3),
-                # CPU of the scan itself (start-up taken off), and the parent's share of it
-                "scan_cpu_s": round(cpu - start_cpu, 3),
-                "scan_parent_cpu_share": round(max(parent - start_cpu, 0) / max(cpu - start_cpu, 1e-9), 3),
-            }
+    scan = [*VIGIL, "scan", "--rules", rules]
+    result.update(
+        scan_scaling(
+            scan,
+            [str(EVENTS)],
+            args.jobs,
+            args.runs,
+            EVENTS_COUNT,
+            output_dir=OUT,
+            idle_wait_s=args.idle_wait,
         )
-    if "jobs1" in result:
-        one = result["jobs1"]
-        result["scaling"] = {
-            f"jobs{jobs}": {
-                "wall_speedup": round(one["wall_s"] / result[f"jobs{jobs}"]["wall_s"], 2),
-                "cpu_per_event_vs_jobs1": round(
-                    result[f"jobs{jobs}"]["median_cpu_s"] / one["median_cpu_s"], 3
-                ),
-                "scan_cpu_per_event_vs_jobs1": round(
-                    result[f"jobs{jobs}"]["scan_cpu_s"] / max(one["scan_cpu_s"], 1e-9), 3
-                ),
-            }
-            for jobs in args.jobs
-            if jobs != 1
+    )
+    for jobs in args.jobs:
+        entry = result[f"jobs{jobs}"]
+        entry["lines"] = entry.pop("output_lines")
+        entry["parent_cpu_share"] = round(entry["parent_cpu_s"] / max(entry["cpu_s"], 1e-9), 3)
+    for scaling in result.get("scaling", {}).values():
+        # the names this bench printed before bench/cli_run.py was shared
+        scaling["cpu_per_event_vs_jobs1"] = scaling["cpu_vs_jobs1"]
+        scaling["scan_cpu_per_event_vs_jobs1"] = scaling["scan_cpu_vs_jobs1"]
+    golden = _golden_x300_sha()
+    for jobs in sorted({1, *args.jobs}):
+        out = OUT / f"scan-all-a-j{jobs}.jsonl"
+        r = _run(
+            [
+                *VIGIL,
+                "scan",
+                "--rules",
+                rules,
+                "--all",
+                "--attack",
+                "--jobs",
+                str(jobs),
+                "--output",
+                str(out),
+                str(EVENTS),
+            ]
+        )
+        result["all_attack" if jobs == 1 else f"all_attack_jobs{jobs}"] = {
+            "wall_s": round(r["wall_s"], 3),
+            "events_per_s": round(EVENTS_COUNT / r["wall_s"]),
+            "max_rss_mb": round(r["max_rss_mb"], 1),
+            "identical_to_gene_golden_x300": hashlib.sha256(out.read_bytes()).hexdigest() == golden,
         }
-    out = OUT / "scan-all-a.jsonl"
-    r = _run([*VIGIL, "scan", "--rules", rules, "--all", "--attack", "--output", str(out), str(EVENTS)])
-    same = hashlib.sha256(out.read_bytes()).hexdigest() == _golden_x300_sha()
-    result["all_attack"] = {
-        "wall_s": round(r["wall_s"], 3),
-        "events_per_s": round(205500 / r["wall_s"]),
-        "max_rss_mb": round(r["max_rss_mb"], 1),
-        "identical_to_gene_golden_x300": same,
-    }
+        out.unlink()
     result["orjson_decode_floor"] = _floor()
     result["cpu_count"] = os.cpu_count()
     result["load_average"] = os.getloadavg()

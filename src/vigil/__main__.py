@@ -1,5 +1,5 @@
 import sys
 
-from vigil.cli import main
+from vigil.cli import entry
 
-sys.exit(main())
+sys.exit(entry())

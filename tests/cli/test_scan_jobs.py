@@ -58,8 +58,11 @@ def _both(capfdbinary: pytest.CaptureFixture[bytes], *args: str) -> tuple[int, b
 
 @pytest.fixture
 def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Blocks of 300 bytes and 2 EVTX chunks, so that small inputs are cut into many blocks."""
+    """Blocks of 300 bytes (70 in the last 1 000) and 2 EVTX chunks, so that small inputs are cut
+    into many blocks."""
     monkeypatch.setattr(scan_jobs, "BLOCK_BYTES", 300)
+    monkeypatch.setattr(scan_jobs, "TAIL_BYTES", 1000)
+    monkeypatch.setattr(scan_jobs, "TAIL_BLOCK_BYTES", 70)
     monkeypatch.setattr(scan_jobs, "EVTX_BLOCK_CHUNKS", 2)
 
 
@@ -155,7 +158,8 @@ def test_blocks_tile_the_file(lines: list[str], size: int) -> None:
         path.write_bytes(data)
         fd = os.open(path, os.O_RDONLY)
         try:
-            bounds = [scan_jobs.block_bounds(fd, i, len(data), size) for i in range(-(-len(data) // size))]
+            starts = range(0, len(data), size)
+            bounds = [scan_jobs.block_bounds(fd, i, i + size, len(data)) for i in starts]
         finally:
             os.close(fd)
     pos = 0
@@ -165,6 +169,27 @@ def test_blocks_tile_the_file(lines: list[str], size: int) -> None:
             assert data[start - 1 : start + 1] == b"\n{"
         pos = end
     assert pos == len(data)
+
+
+@pytest.mark.parametrize("size", [0, 1, 699, 700, 701, 1000, 1001, 1299, 1300, 5000])
+def test_the_plan_of_a_file_covers_it_with_smaller_blocks_at_the_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    monkeypatch.setattr(scan_jobs, "BLOCK_BYTES", 300)
+    monkeypatch.setattr(scan_jobs, "TAIL_BYTES", 1000)
+    monkeypatch.setattr(scan_jobs, "TAIL_BLOCK_BYTES", 70)
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(b"x" * size)
+    blocks = list(scan_jobs._line_blocks(str(path)))
+    assert [b.index for b in blocks] == list(range(len(blocks)))
+    pos = 0
+    for block in blocks:  # adjacent ranges from 0 to the end
+        assert block.start == pos < block.stop and block.file_size == size
+        pos = block.stop
+    assert pos == size
+    tail = [b.stop - b.start for b in blocks if b.start >= size - 1000]
+    assert all(b.stop - b.start <= 300 for b in blocks) and all(n <= 70 for n in tail)
+    assert sum(tail) == min(size, 1000)
 
 
 def test_evtx_corpus_files_print_what_one_job_prints(

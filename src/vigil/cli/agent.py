@@ -18,11 +18,13 @@ import os
 import sys
 from typing import Any
 
+from vigil.cli import COMMANDS
+
 DEFAULT_CONFIG = "/etc/vigil/agent.toml"
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("agent", help="the endpoint agent (run, doctor, config)")
+    parser = subparsers.add_parser("agent", help=COMMANDS["agent"])
     sub = parser.add_subparsers(dest="agent_command", metavar="ACTION")
     parser.set_defaults(handler=lambda args: _usage(parser))
 

@@ -11,9 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from vigil.cli import COMMANDS
+
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("manager", help="run and administer the fleet manager")
+    parser = subparsers.add_parser("manager", help=COMMANDS["manager"])
     sub = parser.add_subparsers(dest="manager_command", metavar="ACTION")
     parser.set_defaults(handler=lambda args: (parser.print_help(sys.stderr), 2)[1])
 

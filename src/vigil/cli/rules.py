@@ -11,9 +11,11 @@ import argparse
 import sys
 from typing import Any
 
+from vigil.cli import COMMANDS
+
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("rules", help="check, list or dump a rule set")
+    p = subparsers.add_parser("rules", help=COMMANDS["rules"])
     sub = p.add_subparsers(dest="rules_command", metavar="ACTION", required=True)
     check = sub.add_parser("check", help="report every error of a rule set (exit 1 if any)")
     check.add_argument("path", metavar="PATH")

@@ -24,6 +24,8 @@ from typing import IO, Any
 
 import orjson
 
+from vigil.cli import COMMANDS
+
 logger = logging.getLogger(__name__)
 
 BATCH = 256
@@ -32,7 +34,7 @@ BATCH = 256
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "scan",
-        help="match events (JSON lines, EVTX) against Gene/Sigma rules",
+        help=COMMANDS["scan"],
         description="Match events against rules and print the matching events as gene v2.3.0 does.",
     )
     p.add_argument("--rules", required=True, action="append", metavar="PATH", help="rule file or directory")
@@ -57,7 +59,7 @@ def register(subparsers: Any) -> None:
         "--no-rule-cache", action="store_true", help="compile every Sigma rule, without the on-disk cache"
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help=".evtx file, JSON-lines file, or - for stdin")
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=run, exit_without_collection=True)
 
 
 @dataclass

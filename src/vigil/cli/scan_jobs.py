@@ -1,11 +1,13 @@
 """`vigil scan --jobs N`: forked workers scan independent blocks; the parent writes them in order.
 
-A block is about 2 MiB of a JSON-lines file, cut before a line that starts with ``{``, or a few 64 KiB
-EVTX chunks (chunks are independent: each holds its own string and template tables). A worker reads
-its block itself (by offset; only stdin and pipes are read by the parent and sent), decodes and
-matches it in small batches so the decoded events stay in the CPU cache as in the one-process path,
-and sends back the rendered output bytes, its counts and its errors. The parent plans blocks from
-file sizes alone, then writes each block's bytes in input order: it decodes and renders nothing.
+A block is about 2 MiB of a JSON-lines file (512 KiB in its last 4 MiB, so that the workers finish
+together), cut before a line that starts with ``{``, or a few 64 KiB EVTX chunks (chunks are
+independent: each holds its own string and template tables). A worker reads its block itself (by
+offset; only stdin and pipes are read by the parent and sent), decodes and matches it in small
+batches so the decoded events stay in the CPU cache as in the one-process path, and sends back the
+rendered output bytes, its counts and its errors (``vigil.cli.scan_pool``: pipes, no threads). The
+parent plans blocks from file sizes alone, then writes each block's bytes in input order: it decodes
+and renders nothing.
 
 Bad-line errors come back with line numbers relative to their block; the parent adds the lines of
 the blocks before it, so every message names the same file:line as one job does.
@@ -14,7 +16,6 @@ the blocks before it, so every message names the same file:line as one job does.
 from __future__ import annotations
 
 import argparse
-import collections
 import dataclasses
 import io
 import itertools
@@ -22,8 +23,6 @@ import os
 import stat
 import sys
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import IO, TYPE_CHECKING, Any
 
 import orjson
@@ -37,19 +36,22 @@ BLOCK_BYTES = 2 << 20  # a unit of work: fewer blocks cost the parent less, the 
 BATCH_LINES = 128  # events decoded and matched at a time: small enough to stay in the CPU cache
 EVTX_BLOCK_CHUNKS = 8  # 64 KiB EVTX chunks per unit of work (512 KiB)
 WINDOW_PER_JOB = 4  # blocks in flight per worker: bounds the parent's memory for results
+TAIL_BYTES = 4 << 20  # the end of a JSON-lines file is cut in smaller blocks, so that the workers
+TAIL_BLOCK_BYTES = 512 << 10  # finish together instead of one waiting for the other's last 2 MiB
 _BOUNDARY_STEP = 1 << 16
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LineBlock:
-    """Block ``index`` of a JSON-lines input: read by the worker from the file (``data`` None; the
-    parent fixes ``file_size`` and ``block_bytes`` so that every worker cuts the same way), or sent
-    as ``data``."""
+    """Block ``index`` of a JSON-lines input: read by the worker from the file (``data`` None: the
+    lines that start in ``[start, stop)``, the parent fixing ``file_size`` so that the blocks tile the
+    file), or sent as ``data``."""
 
     name: str
     index: int
+    start: int = 0
+    stop: int = 0
     file_size: int = 0
-    block_bytes: int = 0
     data: bytes | None = None
 
 
@@ -78,48 +80,29 @@ def run_parallel(
     scanner: Scanner, args: argparse.Namespace, out_stream: IO[bytes], stats: Stats, progress: Progress
 ) -> None:
     """Scan ``args.inputs`` with ``args.jobs`` forked workers; output and errors in input order."""
-    import multiprocessing
+    from vigil.cli.scan_pool import Pool, WorkerDied
 
     global _WORKER
     _WORKER = scanner  # inherited by the forked workers, with the compiled rules
-    window = max(2, args.jobs * WINDOW_PER_JOB)
-    pending: collections.deque[Future[BlockResult]] = collections.deque()
     base = 0  # lines of the current JSON-lines input before the next result
-    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("fork")) as pool:
-
-        def write(result: BlockResult) -> None:
-            nonlocal base
-            if result.first:
-                base = 0
-            for error in result.errors:
-                where = (
-                    dataclasses.replace(error, line=error.line + base)
-                    if isinstance(error, LineError)
-                    else error
-                )
-                print(f"vigil scan: {where}", file=sys.stderr)
-            base += result.lines
-            out_stream.write(result.output)
-            stats.add(result.stats)
-            progress.update(stats)
-
-        try:
-            try:
-                for job in _plan(args.inputs):
-                    pending.append(pool.submit(_work, job))
-                    if len(pending) >= window:
-                        write(pending.popleft().result())
-            except OSError:  # an input that cannot be opened: what came before it is written first
-                while pending:
-                    write(pending.popleft().result())
-                raise
-            while pending:
-                write(pending.popleft().result())
-        except BrokenProcessPool:
-            raise OSError("a --jobs worker process died (killed, or out of memory?)") from None
-        finally:
-            for future in pending:
-                future.cancel()
+    try:
+        with Pool(args.jobs, _work_apart) as pool:
+            for result, output in pool.results(_plan(args.inputs), window=max(2, args.jobs * WINDOW_PER_JOB)):
+                if result.first:
+                    base = 0
+                for error in result.errors:
+                    where = (
+                        dataclasses.replace(error, line=error.line + base)
+                        if isinstance(error, LineError)
+                        else error
+                    )
+                    print(f"vigil scan: {where}", file=sys.stderr)
+                base += result.lines
+                out_stream.write(output)
+                stats.add(result.stats)
+                progress.update(stats)
+    except WorkerDied:
+        raise OSError("a --jobs worker process died (killed, or out of memory?)") from None
 
 
 def _plan(inputs: list[str]) -> Iterator[LineBlock | EvtxBlock]:
@@ -166,9 +149,11 @@ def _line_blocks(path: str) -> Iterator[LineBlock]:
         if not stat.S_ISREG(info.st_mode):
             yield from _sent_blocks(stream, path)
             return
-    size = BLOCK_BYTES
-    for index in range(-(-info.st_size // size)):
-        yield LineBlock(path, index, file_size=info.st_size, block_bytes=size)
+    size = info.st_size
+    tail = max(0, size - TAIL_BYTES)
+    starts = [*range(0, tail, BLOCK_BYTES), *range(tail, size, TAIL_BLOCK_BYTES)]
+    for index, (start, stop) in enumerate(zip(starts, [*starts[1:], size][: len(starts)], strict=True)):
+        yield LineBlock(path, index, start=start, stop=stop, file_size=size)
 
 
 def _sent_blocks(stream: IO[bytes], name: str) -> Iterator[LineBlock]:
@@ -198,10 +183,10 @@ def _chunks(stream: IO[bytes], size: int | None = None) -> Iterator[tuple[int, b
         yield first, rest
 
 
-def block_bounds(fd: int, index: int, file_size: int, size: int) -> tuple[int, int]:
-    """Start and end offsets of block ``index`` of the file: the blocks of all indexes tile the file,
-    each starting at a line that starts with ``{`` (the first at 0)."""
-    return _boundary(fd, index * size, file_size), _boundary(fd, (index + 1) * size, file_size)
+def block_bounds(fd: int, start: int, stop: int, file_size: int) -> tuple[int, int]:
+    """Start and end offsets of the block of the lines that start with ``{`` in ``[start, stop)``
+    (the first block's at 0, whatever its first line): blocks of adjacent ranges tile the file."""
+    return _boundary(fd, start, file_size), _boundary(fd, stop, file_size)
 
 
 def _boundary(fd: int, offset: int, file_size: int) -> int:
@@ -218,6 +203,13 @@ def _boundary(fd: int, offset: int, file_size: int) -> int:
             break
         pos += len(buf) - 1  # a ``\n{`` across the step is found in the next read
     return file_size
+
+
+def _work_apart(job: LineBlock | EvtxBlock) -> tuple[BlockResult, bytes]:
+    """``_work``, with the output apart: the pool sends it as raw bytes, not pickled."""
+    result = _work(job)
+    output, result.output = result.output, b""
+    return result, output
 
 
 def _work(job: LineBlock | EvtxBlock) -> BlockResult:
@@ -244,7 +236,7 @@ def _work(job: LineBlock | EvtxBlock) -> BlockResult:
 def _read_block(job: LineBlock) -> bytes:
     fd = os.open(job.name, os.O_RDONLY)
     try:
-        start, end = block_bounds(fd, job.index, job.file_size, job.block_bytes)
+        start, end = block_bounds(fd, job.start, job.stop, job.file_size)
         return os.pread(fd, end - start, start) if end > start else b""
     finally:
         os.close(fd)

@@ -12,11 +12,13 @@ import sys
 import textwrap
 from typing import Any
 
+from vigil.cli import COMMANDS
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "simulate",
-        help="run harmless activities that trigger the default rules",
+        help=COMMANDS["simulate"],
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

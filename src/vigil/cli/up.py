@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from vigil.cli import COMMANDS
+
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "up", help="run a manager and a local agent on this host (first run sets them up)"
-    )
+    parser = subparsers.add_parser("up", help=COMMANDS["up"])
     parser.add_argument(
         "--data", type=Path, default=Path("var/vigil"), help="data directory (default: var/vigil)"
     )

@@ -1,0 +1,256 @@
+"""Forked worker processes for `vigil scan --jobs N`: jobs out, results back in job order.
+
+The parent forks the workers (they inherit the compiled rules) and talks to each over two pipes, one
+for jobs and one for results, with one ``poll`` loop: no threads, no executor queues. A message is a
+16-byte header (lengths), a pickled part and a raw byte payload (a block's rendered output), so the
+output is neither pickled nor unpickled. Each worker has at most ``AHEAD`` jobs queued, so it never
+waits for the parent between two jobs; the parent keeps at most ``window`` jobs between the last one
+sent and the next result to hand out, which bounds the results it holds.
+
+A job that raises in a worker raises the same exception in the parent when its turn comes; a worker
+that dies (killed, out of memory) is a ``WorkerDied`` error.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import fcntl
+import os
+import pickle
+import select
+import signal
+import struct
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import Any, NoReturn
+
+AHEAD = 2  # jobs queued per worker: the one it scans and the next
+_HEADER = struct.Struct("<QQ")  # pickled part length, payload length
+_READ_SIZE = 1 << 20
+_F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Python 3.10+ on Linux), spelled out for type checkers
+
+
+class WorkerDied(OSError):
+    """A worker process ended before it sent back every result."""
+
+
+Work = Callable[[Any], tuple[Any, bytes]]
+
+
+class _Worker:
+    """The parent's end of one worker: its pipes, the jobs it holds, bytes in and out."""
+
+    __slots__ = ("inbox", "job_fd", "jobs", "outbox", "pid", "result_fd")
+
+    def __init__(self, pid: int, job_fd: int, result_fd: int) -> None:
+        self.pid = pid
+        self.job_fd = job_fd  # -1 once closed (no more jobs: the worker exits when its queue is done)
+        self.result_fd = result_fd
+        self.outbox = bytearray()  # job messages not yet written (a block of stdin can exceed the pipe)
+        self.jobs: collections.deque[int] = collections.deque()  # sequence numbers, oldest first
+        self.inbox = bytearray()
+
+
+class Pool:
+    """``n`` forked workers running ``work(job) -> (picklable, payload bytes)``."""
+
+    def __init__(self, n: int, work: Work) -> None:
+        self._workers: list[_Worker] = []
+        parent_fds: list[int] = []
+        try:
+            for _ in range(n):
+                job_r, job_w = os.pipe()
+                result_r, result_w = os.pipe()
+                with contextlib.suppress(OSError):  # bigger pipes: fewer wake-ups for large outputs
+                    fcntl.fcntl(result_w, _F_SETPIPE_SZ, _READ_SIZE)
+                pid = os.fork()
+                if pid == 0:  # the worker: drop every parent end, including the other workers'
+                    for fd in (*parent_fds, job_w, result_r):
+                        os.close(fd)
+                    _serve(work, job_r, result_w)
+                os.close(job_r)
+                os.close(result_w)
+                os.set_blocking(job_w, False)
+                parent_fds += (job_w, result_r)
+                self._workers.append(_Worker(pid, job_w, result_r))
+        except BaseException:
+            self.close(kill=True)
+            raise
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close(kill=kind is not None)
+
+    def close(self, kill: bool = False) -> None:
+        """Close the pipes (idle workers exit at once) and reap the workers; ``kill`` ends them first."""
+        for worker in self._workers:
+            if kill:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.pid, signal.SIGKILL)
+            for fd in (worker.job_fd, worker.result_fd):
+                if fd >= 0:
+                    os.close(fd)
+            worker.job_fd = worker.result_fd = -1
+        for worker in self._workers:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(worker.pid, 0)
+        self._workers = []
+
+    def results(self, jobs: Iterable[Any], window: int) -> Iterator[tuple[Any, bytes]]:
+        """``work(job)`` of every job, in job order. An exception raised while taking the next job
+        (e.g. an input that cannot be opened) is raised after the results of the jobs before it."""
+        source = iter(jobs)
+        sent = done = 0  # jobs sent; results handed out
+        ready: dict[int, tuple[bool, Any, bytes]] = {}
+        deferred: BaseException | None = None
+        exhausted = False
+        while True:
+            while not exhausted and deferred is None and sent - done < window:
+                worker = min(self._workers, key=lambda w: len(w.jobs))
+                if len(worker.jobs) >= AHEAD:
+                    break
+                try:
+                    job = next(source)
+                except StopIteration:
+                    exhausted = True
+                    break
+                except Exception as exc:
+                    deferred = exc
+                    break
+                data = pickle.dumps(job, pickle.HIGHEST_PROTOCOL)
+                worker.outbox += _HEADER.pack(len(data), 0) + data
+                worker.jobs.append(sent)
+                sent += 1
+                self._flush(worker)
+            if done in ready:  # hand out what is in order, then feed the workers again
+                while done in ready:
+                    ok, value, payload = ready.pop(done)
+                    done += 1
+                    if not ok:
+                        raise value
+                    yield value, payload
+                continue
+            if done == sent and (exhausted or deferred is not None):
+                if deferred is not None:
+                    raise deferred
+                return
+            if exhausted:
+                for worker in self._workers:
+                    if worker.job_fd >= 0 and not worker.outbox:
+                        os.close(worker.job_fd)
+                        worker.job_fd = -1
+            self._wait(ready)
+
+    def _wait(self, ready: dict[int, tuple[bool, Any, bytes]]) -> None:
+        """Block until a worker sends results (put in ``ready``) or can take more job bytes."""
+        poller = select.poll()
+        by_fd: dict[int, _Worker] = {}
+        for worker in self._workers:
+            if worker.jobs:
+                poller.register(worker.result_fd, select.POLLIN)
+                by_fd[worker.result_fd] = worker
+            if worker.outbox and worker.job_fd >= 0:
+                poller.register(worker.job_fd, select.POLLOUT)
+                by_fd[worker.job_fd] = worker
+        if not by_fd:
+            raise RuntimeError("scan pool: waiting with no job out and nothing to send")
+        for fd, _ in poller.poll():
+            worker = by_fd[fd]
+            if fd == worker.job_fd:
+                self._flush(worker)
+            else:
+                self._receive(worker, ready)
+
+    def _flush(self, worker: _Worker) -> None:
+        try:
+            written = os.write(worker.job_fd, worker.outbox)
+        except BlockingIOError:
+            return
+        except BrokenPipeError:
+            raise WorkerDied(f"worker {worker.pid} ended early") from None
+        del worker.outbox[:written]
+
+    def _receive(self, worker: _Worker, ready: dict[int, tuple[bool, Any, bytes]]) -> None:
+        data = os.read(worker.result_fd, _READ_SIZE)
+        if not data:
+            raise WorkerDied(f"worker {worker.pid} ended before sending {len(worker.jobs)} results")
+        inbox = worker.inbox
+        inbox += data
+        while len(inbox) >= _HEADER.size:
+            size, payload_size = _HEADER.unpack_from(inbox)
+            end = _HEADER.size + size + payload_size
+            if len(inbox) < end:
+                break
+            with memoryview(inbox) as view:
+                ok, value = pickle.loads(view[_HEADER.size : _HEADER.size + size])  # noqa: S301 - our worker
+                ready[worker.jobs.popleft()] = (ok, value, bytes(view[_HEADER.size + size : end]))
+            del inbox[:end]
+
+
+def _serve(work: Work, job_fd: int, result_fd: int) -> NoReturn:
+    """A worker's life: run each job it is sent, send back the result, until the job pipe closes."""
+    code = 0
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+        while (message := _read_message(job_fd)) is not None:
+            try:
+                value, payload = work(pickle.loads(message))  # noqa: S301 - from our parent
+                result: tuple[bool, Any] = (True, value)
+            except Exception as exc:
+                result, payload = (False, _picklable(exc)), b""
+            data = pickle.dumps(result, pickle.HIGHEST_PROTOCOL)
+            _write_all(result_fd, [_HEADER.pack(len(data), len(payload)), data, payload])
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _picklable(exc: Exception) -> Exception:
+    try:
+        pickle.loads(pickle.dumps(exc))  # noqa: S301 - what we just pickled
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+def _read_message(fd: int) -> bytes | None:
+    header = _read_exactly(fd, _HEADER.size)
+    if header is None:
+        return None
+    size, _ = _HEADER.unpack(header)
+    data = _read_exactly(fd, size)
+    if data is None:
+        raise EOFError("job pipe closed in the middle of a message")
+    return data
+
+
+def _read_exactly(fd: int, size: int) -> bytes | None:
+    """``size`` bytes, or None at end of file before the first."""
+    chunks: list[bytes] = []
+    left = size
+    while left:
+        chunk = os.read(fd, left)
+        if not chunk:
+            if left == size:
+                return None
+            raise EOFError("pipe closed in the middle of a message")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _write_all(fd: int, parts: list[bytes]) -> None:
+    views = [memoryview(p) for p in parts if p]
+    while views:
+        written = os.writev(fd, views)
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if written:
+            views[0] = views[0][written:]
