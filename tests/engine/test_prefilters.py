@@ -408,3 +408,58 @@ def test_json_prefiltered_keywords_examples() -> None:
     ]
     assert [engine.match(e).signature for e in events] == [["r2"], ["r0"], ["r1"], ["r0"]]
     _agree(nodes, events)
+
+
+# ---------------------------------------------------------------- fields read behind EventID gates
+
+GATES = st.builds(
+    StrMatch, st.sampled_from([SYSTEM_ID, (*SYSTEM_ID, "Value")]), st.just("eq"), st.sampled_from(["1", "2"])
+)
+GATED = st.builds(
+    lambda gates, rest: And((*gates, *rest)),
+    st.lists(GATES, min_size=1, max_size=2),
+    st.lists(CONDITIONS, min_size=1, max_size=2),
+)
+GATED_RULES = GATED | st.builds(lambda c: Or(tuple(c)), st.lists(GATED, min_size=1, max_size=3)) | CONDITIONS
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(GATED_RULES, min_size=1, max_size=8),
+    st.lists(FIELDS, min_size=1, max_size=3),
+    st.lists(st.sampled_from(["1", "2", 1, {"Value": "2"}, {"Value": 1}]), min_size=1, max_size=3),
+)
+def test_fields_read_behind_eventid_gates_agree_with_the_reference(
+    nodes: list[Node], data: list[dict[str, Any]], ids: list[Any]
+) -> None:
+    """A linear bucket reads a rule's EventData fields only once its EventID tests hold; a field
+    first read under one rule's gate and needed again by a later rule (gated or not) must read
+    the same value as when every field is read up front."""
+    events = [
+        {"Event": {"System": {"Channel": "C", "EventID": eid}, "EventData": d}} for d in data for eid in ids
+    ]
+    _agree(nodes, events)
+
+
+def test_a_field_first_read_under_a_gate_is_read_again_when_needed() -> None:
+    first = And((StrMatch(SYSTEM_ID, "eq", "2"), StrMatch(IMAGE, "eq", "a")))
+    later = StrMatch(IMAGE, "eq", "a")
+    either = Or(
+        (
+            And((StrMatch(SYSTEM_ID, "eq", "1"), StrMatch(CMD, "eq", "c"))),
+            And((StrMatch(SYSTEM_ID, "eq", "3"),)),
+        )
+    )
+    events = [
+        {
+            "Event": {
+                "System": {"Channel": "C", "EventID": eid},
+                "EventData": {"Image": "a", "CommandLine": "c"},
+            }
+        }
+        for eid in ("1", "2", "3")
+    ]
+    _agree([first, later, either, later], events)
+    engine, _ = _engine([first, later], 10**9)
+    source = engine._compiled.default.source  # type: ignore[union-attr]
+    assert "is _U:" in source  # the later rule re-checks the read done under the first one's gate
