@@ -57,9 +57,6 @@ class _Gen:
     sets: dict[FieldPath, list[str]] = field(default_factory=dict)
     set_vars: dict[FieldPath, str] = field(default_factory=dict)
     kw_vars: dict[FieldPath, str] = field(default_factory=dict)
-    #: Fields (and lowered fields) read by the expressions generated since ``track`` was reset.
-    touched: set[FieldPath] | None = None
-    touched_low: set[FieldPath] | None = None
 
     def const(self, key: Any, make: Callable[[], Any], prefix: str) -> str:
         """A namespace name for a shared object (matcher, constant), created once per rule set."""
@@ -74,14 +71,10 @@ class _Gen:
         name = self.fields.get(path)
         if name is None:
             name = self.fields[path] = f"f{len(self.fields)}"
-        if self.touched is not None:
-            self.touched.add(path)
         return name
 
     def low(self, path: FieldPath) -> str:
         self.var(path)
-        if self.touched_low is not None:
-            self.touched_low.add(path)
         name = self.lowered.get(path)
         if name is None:
             name = self.lowered[path] = f"l{len(self.lowered)}"
@@ -242,35 +235,17 @@ def _rule_test(rule: RuleIR, gen: _Gen) -> str:
     return test
 
 
-def _finish_source(
-    name: str,
-    body: list[str],
-    gen: _Gen,
-    tail: str,
-    *,
-    read_in_body: frozenset[FieldPath] = frozenset(),
-    unread: frozenset[str] = frozenset(),
-) -> str:
-    """Function header fetching the fields ``body`` uses, then ``body``, then ``tail``.
-
-    Fields in ``read_in_body`` (and their lowered forms) are left to ``body``, which reads them
-    where they are first needed; the variables in ``unread`` start as ``_U`` (not read yet).
-    """
+def _finish_source(name: str, body: list[str], gen: _Gen, tail: str) -> str:
+    """Function header fetching the fields ``body`` uses, then ``body``, then ``tail``."""
     head: list[str] = [f"def {name}(ev, ed, cm):"]
-    if any(_is_system(path) for path in gen.fields):
+    if any(len(path) > 2 and path[:2] == _SYSTEM for path in gen.fields):
         head.append("    sy = ev.get('Event', _M) if ev.__class__ is dict else _M")
         head.append("    sy = sy.get('System', _M) if sy.__class__ is dict else _M")
     for path, var in gen.fields.items():
-        if path not in read_in_body:
-            head.extend(_fetch(path, var))
-        elif var in unread:
-            head.append(f"    {var} = _U")
+        head.extend(_fetch(path, var))
     for path, low in gen.lowered.items():
-        if path in read_in_body:
-            if low in unread:
-                head.append(f"    {low} = _U")
-        else:
-            head.append(f"    {low} = None if {gen.fields[path]} is None else {gen.fields[path]}.lower()")
+        var = gen.fields[path]
+        head.append(f"    {low} = None if {var} is None else {var}.lower()")
     for k in gen.kw_vars.values():
         head.append(f"    {k} = None")
     for path, r in gen.set_vars.items():
@@ -281,96 +256,13 @@ def _finish_source(
     return "\n".join([*head, *body, tail, ""])
 
 
-def _is_system(path: FieldPath) -> bool:
-    return len(path) > 2 and path[:2] == _SYSTEM
-
-
 def _bucket_source(name: str, rules: Sequence[tuple[int, RuleIR]], gen: _Gen) -> str:
-    """Linear bucket: every rule's condition inline, in load order.
-
-    System fields (EventID above all) are read up front. A rule's other fields are read just
-    before its test and only once its leading conjuncts on System fields (its gates: the EventID
-    tests most rules start with) hold, so an event reads only the fields of the rules its
-    EventID can reach. Reading is pure: the result is the same as reading every field first.
-    """
+    """Linear bucket: every rule's condition inline, in load order."""
     body: list[str] = ["    out = []"]
-    sure: set[str] = set()  # variables assigned unconditionally above the current rule
-    seen: set[str] = set()  # variables assigned somewhere above (maybe under a gate)
-    unread: set[str] = set()  # variables first assigned under a gate: they start as _U
-    read_in_body: set[FieldPath] = set()
     for index, rule in rules:
-        cond = rule.condition
-        split = isinstance(cond, And) and bool(cond.children)
-        parts: Sequence[Node] = cond.children if isinstance(cond, And) and split else (cond,)
-        gates: list[str] = []
-        if rule.computers:
-            cs = gen.const(("computers", rule.computers), lambda r=rule: frozenset(r.computers), "h")  # type: ignore[misc]
-            gates.append(f"cm in {cs}")
-        rest: list[str] = []
-        fields: dict[FieldPath, None] = {}
-        lowered: dict[FieldPath, None] = {}
-        for part in parts:
-            gen.touched, gen.touched_low = set(), set()
-            text = _expr(part, gen, 1 if split else 0)
-            if not rest and all(_is_system(p) for p in gen.touched):
-                gates.append(text)
-            else:
-                rest.append(text)
-                fields.update(dict.fromkeys(sorted(p for p in gen.touched if not _is_system(p))))
-                lowered.update(dict.fromkeys(sorted(p for p in gen.touched_low if not _is_system(p))))
-        if not gates and isinstance(cond, Or):
-            gate = _or_gate(cond, gen)
-            if gate is not None:
-                gates.append(gate)
-        gen.touched = gen.touched_low = None
-        indent = "    "
-        if gates:
-            body.append(f"    if {' and '.join(gates)}:")
-            indent = "        "
-        reads: list[tuple[str, list[str]]] = [(gen.fields[p], _fetch(p, gen.fields[p])) for p in fields]
-        for p in lowered:
-            low, var = gen.lowered[p], gen.fields[p]
-            reads.append((low, [f"    {low} = None if {var} is None else {var}.lower()"]))
-        for var, lines in reads:
-            if var in sure:
-                continue
-            if var in seen:
-                body.append(f"{indent}if {var} is _U:")
-                body.extend(indent + line for line in lines)
-            else:
-                body.extend(indent[4:] + line for line in lines)
-                seen.add(var)
-                if gates:
-                    unread.add(var)
-            if not gates:
-                sure.add(var)
-        read_in_body.update(fields)
-        if rest:
-            body.append(f"{indent}if {' and '.join(rest)}:")
-            body.append(f"{indent}    out.append({index})")
-        else:
-            body.append(f"{indent}out.append({index})")
-    return _finish_source(
-        name, body, gen, "    return out", read_in_body=frozenset(read_in_body), unread=frozenset(unread)
-    )
-
-
-def _or_gate(cond: Or, gen: _Gen) -> str | None:
-    """A test on System fields that every alternative of ``cond`` implies, or None.
-
-    When each alternative is a conjunction led by System-only tests (``EventID == 4776 and ...``
-    or ``EventID in (...) and ...``), one of those leading tests holds whenever ``cond`` does.
-    """
-    leads: list[str] = []
-    for child in cond.children:
-        if not isinstance(child, And) or not child.children:
-            return None
-        gen.touched, gen.touched_low = set(), set()
-        text = _expr(child.children[0], gen, 2)
-        if not all(_is_system(p) for p in gen.touched):
-            return None
-        leads.append(text)
-    return f"({' or '.join(leads)})" if leads else None
+        body.append(f"    if {_rule_test(rule, gen)}:")
+        body.append(f"        out.append({index})")
+    return _finish_source(name, body, gen, "    return out")
 
 
 def _rule_source(name: str, rule: RuleIR, gen: _Gen) -> str:
@@ -593,7 +485,6 @@ def _compile_rules(
 ) -> CompiledRules:
     ns: dict[str, Any] = {
         "_M": runtime.MISSING,
-        "_U": runtime.UNREAD,
         "_S": go_str,
         "_field": runtime.field,
         "_num_go": runtime.num_go,

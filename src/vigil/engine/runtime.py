@@ -39,8 +39,6 @@ __all__ = [
 
 CACHE_SIZE = 4096
 MISSING: Any = object()
-#: A generated bucket's field variable not read yet (see ``compiler._bucket_source``).
-UNREAD: Any = object()
 EMPTY: frozenset[int] = frozenset()
 _UNANCHORED = re2._Anchor.UNANCHORED
 #: RE2 programs above this size are matched one by one (a Set's DFA could run out of memory).
