@@ -202,3 +202,53 @@ def test_gene_condition_grouping_is_right_associative() -> None:
     e = Engine()
     e.load_text(rule("A", matches=["$a: A = '1'", "$b: B = '1'"], cond="$b and $a or $a"))
     assert e.match(event(A="1", B="0")).signature == []  # textbook precedence would say true
+
+
+def test_events_matching_the_same_rules_share_one_result_equal_to_a_fresh_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from vigil.engine import engine as engine_module
+
+    attack = [{"ID": "T1", "Tactic": "x", "Reference": "r"}]
+    matches = ["$a: Image = 'a'", "$b: Image = 'b'", "$c: CommandLine = 'c'"]
+    text = "\n".join(
+        [
+            rule("A", crit=3, matches=matches[:1], cond="$a", meta={"ATTACK": attack}),
+            rule("B", crit=4, matches=matches[1:2], cond="$b", actions=["kill"]),
+            rule("C", crit=5, matches=matches[2:], cond="$c"),
+        ]
+    )
+    e = Engine(show_actions=True, default_actions={8: ["memdump"]})
+    e.load_text(text)
+    monkeypatch.setattr(engine_module, "RESULT_MEMO_SIZE", 3)
+    combos = [{"Image": i, "CommandLine": c} for i in ("a", "b", "z") for c in ("c", "y")]
+    for _ in range(2):
+        for data in combos:
+            got = e.match(event(**data))
+            fresh = Engine(show_actions=True, default_actions={8: ["memdump"]})
+            fresh.load_text(text)
+            fresh.compile()
+            want = fresh._aggregate([i for i, r in enumerate(fresh.rules) if r.name in got.signature])
+            assert (got.signature, got.criticality, got.attack, got.actions) == (
+                want.signature,
+                want.criticality,
+                want.attack,
+                want.actions,
+            )
+            assert got.gene_info_json() == want.gene_info_json()
+            assert len(e._results) <= 3  # bounded
+    first, second = e.match(event(Image="a", CommandLine="c")), e.match(event(Image="a", CommandLine="c"))
+    assert first is second and first.signature == ["A", "C"] and first.actions == ["memdump"]
+    e.show_attack = False  # the display flags are part of the key
+    assert e.match(event(Image="a")).attack == []
+    e.show_attack = True
+    assert [a.id for a in e.match(event(Image="a")).attack] == ["T1"]
+
+
+def test_recompiling_empties_the_shared_results() -> None:
+    e = Engine(show_actions=True)
+    e.load_text(rule("A", crit=2, matches=["$a: Image = 'a'"], cond="$a"))
+    assert e.match(event(Image="a")).actions == []
+    e.default_actions = {2: ["kill"]}  # taken into account by the next compile
+    e.compile()
+    assert e.match(event(Image="a")).actions == ["kill"]

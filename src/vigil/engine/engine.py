@@ -54,6 +54,10 @@ class RuleInfo:
     raw: dict[str, Any] | None = None  # gene rule as decoded (after templates), for ``rules dump``
 
 
+#: Distinct matching-rule combinations whose results ``Engine`` keeps (see ``Engine._result``).
+RESULT_MEMO_SIZE = 4096
+
+
 class MatchResult:
     """What matching one event gave. Treat as read-only (results may be shared)."""
 
@@ -154,6 +158,7 @@ class Engine:
         self._compiled: CompiledRules | None = None
         self._table: list[tuple[bool, int, str, tuple[Attack, ...], tuple[str, ...], str | None]] = []
         self._nomatch: MatchResult | None = None
+        self._results: dict[tuple[Any, ...], MatchResult] = {}
         self._key_fn: dict[tuple[str, int], Any] = {}
         self._chan_fn: dict[str, Any] = {}
         self._default_fn: Any = None
@@ -342,6 +347,7 @@ class Engine:
             (r.filter, r.criticality, r.name, r.attack, r.actions, r.ir.sigma_id) for r in self.rules
         ]
         self._nomatch = self._finish([], 0, [], {}, False, sigma_ids=[])
+        self._results = {}
         return self._compiled
 
     def _dispatch(self, table: dict[Any, Any] | None, key: Any, bucket: Bucket) -> Any:
@@ -417,7 +423,7 @@ class Engine:
         hits = fn(event, ed, computer)
         if not hits:
             return self._nomatch  # type: ignore[return-value]
-        return self._aggregate(hits)
+        return self._result(hits)
 
     def _match_odd(self, event: Any) -> MatchResult:
         """Any other shape: missing or non-object parts read as gene does (empty channel, EventID 0)."""
@@ -440,7 +446,25 @@ class Engine:
         hits = fn(event, ed, computer)
         if not hits:
             return self._nomatch  # type: ignore[return-value]
-        return self._aggregate(hits)
+        return self._result(hits)
+
+    def _result(self, hits: list[int]) -> MatchResult:
+        """``_aggregate(hits)``, shared by the events that match the same rules.
+
+        The result is a function of the matching rules' indices and of the display flags only
+        (the rule table and default actions are fixed by ``compile``, which empties the memo), so
+        events matching the same rules share one read-only result, and with it its memoised
+        ``gene_info_json``. Bounded: emptied when it holds ``RESULT_MEMO_SIZE`` entries.
+        """
+        key = (self.show_attack, self.show_actions, *hits)
+        memo = self._results
+        result = memo.get(key)
+        if result is None:
+            result = self._aggregate(hits)
+            if len(memo) >= RESULT_MEMO_SIZE:
+                memo.clear()
+            memo[key] = result
+        return result
 
     def _aggregate(self, hits: list[int]) -> MatchResult:
         table = self._table
