@@ -58,7 +58,12 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--no-rule-cache", action="store_true", help="compile every Sigma rule, without the on-disk cache"
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help=".evtx file, JSON-lines file, or - for stdin")
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help=".evtx file, JSON-lines file, directory (its log files, recursively), or - for stdin",
+    )
     p.set_defaults(handler=run, exit_without_collection=True)
 
 
