@@ -157,3 +157,22 @@ def test_parse_response_with_compressed_names_and_rcode() -> None:
     assert parsed["answers"] == ["type: 5 cdn.example.test", "192.0.2.7"]
     loop = bytearray(ip + udp + bytes(dns)[:12]) + b"\xc0\x0c"  # a name pointing at itself
     assert parse_dns(bytes(loop)) is None
+
+
+@needs_root
+def test_stop_returns_at_once_when_no_packet_comes(netns: str) -> None:
+    """The stop wakeup must not leave the reader blocked in a read of the (quiet) packet socket."""
+    import threading
+    import time
+
+    source = DnsSource(netns=f"/run/netns/{netns}")
+    source.start(lambda event: None)
+    try:
+        time.sleep(0.2)  # the reader is waiting in poll
+        assert [t for t in threading.enumerate() if t.name == "vigil-dns"]
+    finally:
+        started = time.monotonic()
+        source.stop()
+        took = time.monotonic() - started
+    assert not [t for t in threading.enumerate() if t.name == "vigil-dns"]
+    assert took < 1.0, f"stop took {took:.2f} s"

@@ -248,6 +248,7 @@ class DnsSource(EventSource):
         try:
             attach_filter(s)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            s.setblocking(False)  # a read never waits: poll says when there is a packet
             if self.interface:
                 s.bind((self.interface, ETH_P_ALL))
         except BaseException:
@@ -273,6 +274,8 @@ class DnsSource(EventSource):
             if not poller.poll(100 if self._waiting else None):
                 self._expire()
                 continue
+            if self._stop.is_set():  # woken by stop(): the socket may have nothing to read
+                break
             try:
                 packet, addr = sock.recvfrom(65535)
             except OSError as e:
