@@ -520,12 +520,15 @@ def test_filedump_artifact_is_downloadable_byte_identical(
         subprocess.run([str(binary)], check=True)
         [alert] = wait_for(lambda: detections_of(live, "E2eDump"), 10, "the detection", agent)
         with live.admin() as admin:
-            arts = wait_for(
-                lambda: [a for a in admin.artifacts(live.endpoint_uuid) if binary.name in json.dumps(a)],
-                30,
-                "the artifact on the manager",
-                agent,
-            )
+            try:
+                arts = wait_for(
+                    lambda: [a for a in admin.artifacts(live.endpoint_uuid) if binary.name in json.dumps(a)],
+                    30,
+                    "the artifact on the manager",
+                    agent,
+                )
+            except AssertionError as exc:  # say where the artifact stopped: dumped? uploaded? listed?
+                raise AssertionError(f"{exc}\n{_artifact_trail(agent, admin, live)}") from None
             art = arts[0]
             ehash = alert["Event"]["EdrData"]["Event"]["Hash"]
             files = [f for f in art["files"] if binary.name in f["name"] and not f["name"].endswith(".json")]
@@ -538,6 +541,21 @@ def test_filedump_artifact_is_downloadable_byte_identical(
         agent.stop()  # SIGTERM first: the agent removes its audit rules; SIGKILL after 30 s
     assert data == binary.read_bytes()
     assert not list((agent.data / "dumps").rglob(f"*{binary.name}*")), "uploaded artifacts are deleted"
+
+
+def _artifact_trail(agent: Agent, admin: Any, live: LiveManager) -> str:
+    """What the agent logged about dumps and uploads, what its dump directory holds, and what
+    the manager lists: the diagnosis of a missing artifact."""
+    words = ("dump", "upload", "artifact", "crashed", "task ")
+    lines = [line for line in agent.log_text().splitlines() if any(w in line for w in words)]
+    dumps = agent.data / "dumps"
+    files = sorted(str(p.relative_to(dumps)) for p in dumps.rglob("*")) if dumps.is_dir() else []
+    listed = admin.artifacts(live.endpoint_uuid)
+    return (
+        "agent log lines:\n"
+        + "\n".join(lines[-40:])
+        + f"\nagent dump directory {dumps}: {files}\nmanager lists: {json.dumps(listed)[:3000]}"
+    )
 
 
 # -- containment from the admin API, inside namespaces the test creates ---------------------------------
