@@ -90,6 +90,16 @@ def collect(process: ProcessLike | None, event: Mapping[str, Any]) -> list[FileF
     return list(unique.values())
 
 
+def _on_disk(f: FileFound) -> FileFound | None:
+    """For a file found through ``/proc/PID/exe``, the same file opened by its path (for a process
+    that exits before the copy: short-lived tools are the common case), unless it was deleted."""
+    if not f.open_path.startswith("/proc/") or not f.display_path.startswith("/"):
+        return None
+    if f.display_path.endswith(" (deleted)"):
+        return None
+    return FileFound(f.reason, f.display_path, f.display_path)
+
+
 def _link(path: str) -> str:
     try:
         return os.readlink(path)
@@ -115,7 +125,14 @@ class FileDumper:
             try:
                 artifacts.extend(self._dump_one(f, directory))
             except OSError as exc:
-                logger.info("filedump: skipping %s: %s", f.display_path, exc)
+                on_disk = _on_disk(f)
+                if on_disk is None:
+                    logger.info("filedump: skipping %s: %s", f.display_path, exc)
+                    continue
+                try:  # the process ended after it was found: its binary is still at its path
+                    artifacts.extend(self._dump_one(on_disk, directory))
+                except OSError as exc2:
+                    logger.info("filedump: skipping %s: %s; then %s", f.display_path, exc, exc2)
         return artifacts
 
     def _dump_one(self, f: FileFound, directory: Path) -> list[Artifact]:
