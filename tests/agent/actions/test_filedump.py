@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from vigil.agent.actions.artifacts import ArtifactStore
-from vigil.agent.actions.filedump import FileDumper, collect, command_line_paths
+from vigil.agent.actions.filedump import FileDumper, FileFound, collect, command_line_paths
 
 from .conftest import ProcessInfo, needs_root, unique_copy
 
@@ -106,50 +106,51 @@ def test_missing_and_special_files_are_skipped(tmp_path: Path) -> None:
     assert FileDumper(store).dump(None, event, store.event_dir("g", event)) == []
 
 
+def _found_then_exited(
+    binary: Path, tmp_path: Path, *, replace: bytes | None = None
+) -> tuple[ProcessInfo, list[FileFound]]:
+    """What ``collect`` finds for ``binary`` running (deleted and its path reused first when
+    ``replace`` is given), and the process, which has exited when this returns."""
+    proc = subprocess.Popen([str(binary), "60"])
+    try:
+        time.sleep(0.05)
+        if replace is not None:
+            binary.unlink()
+            binary.write_bytes(replace)
+        info = ProcessInfo(pid=proc.pid, ppid=1, image=str(binary), command_line="", cwd=str(tmp_path))
+        return info, collect(info, EVENT)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _dump_found(
+    tmp_path: Path, info: ProcessInfo, found: list[FileFound], monkeypatch: pytest.MonkeyPatch
+) -> dict[str, bytes]:
+    from vigil.agent.actions import filedump
+
+    monkeypatch.setattr(filedump, "collect", lambda process, event: found)  # found while it ran
+    store = ArtifactStore(tmp_path / "dumps")
+    return _copies(FileDumper(store).dump(info, EVENT, store.event_dir("g", EVENT)))
+
+
 @needs_root
 def test_a_process_that_exits_before_the_copy_still_gets_its_binary_copied(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The image is found through /proc/PID/exe while the process runs; a short-lived process is
     gone by the time it is opened, and its binary is then copied from its path."""
-    from vigil.agent.actions import filedump
-
     binary = unique_copy("/bin/sleep", tmp_path / "short-lived")
-    proc = subprocess.Popen([str(binary), "60"])
-    try:
-        time.sleep(0.05)
-        info = ProcessInfo(pid=proc.pid, ppid=1, image=str(binary), command_line="", cwd=str(tmp_path))
-        found = collect(info, EVENT)
-        assert found[0].open_path == f"/proc/{proc.pid}/exe"
-    finally:
-        proc.kill()
-        proc.wait()
-    monkeypatch.setattr(filedump, "collect", lambda process, event: found)  # found while it ran
-    store = ArtifactStore(tmp_path / "dumps")
-    arts = FileDumper(store).dump(info, EVENT, store.event_dir("g", EVENT))
-    assert _copies(arts) == {str(binary): binary.read_bytes()}
+    info, found = _found_then_exited(binary, tmp_path)
+    assert found[0].open_path == f"/proc/{info.pid}/exe"
+    assert _dump_found(tmp_path, info, found, monkeypatch) == {str(binary): binary.read_bytes()}
 
 
 @needs_root
 def test_a_deleted_binary_of_an_exited_process_is_not_replaced_by_what_now_has_its_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from vigil.agent.actions import filedump
-
     binary = unique_copy("/bin/sleep", tmp_path / "dropper")
-    proc = subprocess.Popen([str(binary), "60"])
-    try:
-        time.sleep(0.05)
-        binary.unlink()
-        binary.write_bytes(b"another file under the old name")
-        info = ProcessInfo(pid=proc.pid, ppid=1, image=str(binary), command_line="", cwd=str(tmp_path))
-        found = collect(info, EVENT)
-        assert found[0].display_path == f"{binary} (deleted)"
-    finally:
-        proc.kill()
-        proc.wait()
-    monkeypatch.setattr(filedump, "collect", lambda process, event: found)
-    store = ArtifactStore(tmp_path / "dumps")
-    arts = FileDumper(store).dump(info, EVENT, store.event_dir("g", EVENT))
-    assert f"{binary} (deleted)" not in _copies(arts)
-    assert b"another file under the old name" not in _copies(arts).values()
+    info, found = _found_then_exited(binary, tmp_path, replace=b"another file under the old name")
+    assert found[0].display_path == f"{binary} (deleted)"
+    assert _dump_found(tmp_path, info, found, monkeypatch) == {}
