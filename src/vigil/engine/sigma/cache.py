@@ -59,10 +59,9 @@ def _options_digest(opts: CompileOptions | None) -> bytes:
     return json.dumps(placeholders, sort_keys=True, default=repr).encode()
 
 
-def file_key(data: bytes, opts: CompileOptions | None, salt: bytes | None = None) -> str:
-    """The cache key of a rule file's bytes compiled with ``opts`` by this code."""
-    if salt is None:
-        salt = _salt(opts)
+def file_key(data: bytes, salt: bytes) -> str:
+    """The cache key of a rule file's bytes compiled by this code with the options ``salt`` holds
+    (``_salt``)."""
     h = hashlib.sha256(salt)
     h.update(hashlib.sha256(data).digest())
     return h.hexdigest()
@@ -76,14 +75,12 @@ class DirectoryPacks:
     """One load's view of the cache: packs read on first use, changed ones written by :meth:`flush`."""
 
     def __init__(self, opts: CompileOptions | None) -> None:
-        self._opts = opts
         self._salt = _salt(opts)
         self._packs: dict[str, dict[str, list[Any]]] = {}
         self._dirty: set[str] = set()
 
     def _pack_name(self, directory: str) -> str:
-        h = hashlib.sha256(b"vigil-sigma-pack\0")
-        h.update(_code_fingerprint().encode() + b"\0" + _options_digest(self._opts) + b"\0")
+        h = hashlib.sha256(b"vigil-sigma-pack\0" + self._salt)  # the salt: code and options
         h.update(os.fsencode(directory))
         return h.hexdigest()
 
@@ -115,7 +112,7 @@ class DirectoryPacks:
 
     def lookup(self, path: str, data: bytes) -> tuple[str, FileResult | None]:
         """The file's key and its cached result (None on a miss or an unusable entry)."""
-        key = file_key(data, self._opts, self._salt)
+        key = file_key(data, self._salt)
         directory, name = os.path.split(path)
         entry = self._pack(directory).get(name)
         if entry is None or entry[0] != key:
