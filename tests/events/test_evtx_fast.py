@@ -43,9 +43,12 @@ def _reference(path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
         return _items(path)
 
 
-def test_corpus_fast_equals_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("compiled", [True, False], ids=["values-in-C", "values-in-Python"])
+def test_corpus_fast_equals_reference(monkeypatch: pytest.MonkeyPatch, compiled: bool) -> None:
     """Every record of the 316 files (16 818), read after one another so templates are shared;
     compared as ``repr`` too, so the key order of every dict is the same."""
+    if not compiled:
+        monkeypatch.setattr(_binxml, "decode_compiled", None)
     total = 0
     for path in CORPUS:
         fast = _items(path)
@@ -59,6 +62,7 @@ def test_corpus_fast_equals_reference(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_corpus_generated_value_decoders_equal_reference(monkeypatch: pytest.MonkeyPatch) -> None:
     """With a decoder generated at the first use of a type list, and container code at the first
     use of a plan structure, every record still reads alike (key order included)."""
+    monkeypatch.setattr(_binxml, "decode_compiled", None)  # the values decoded in Python
     monkeypatch.setattr(_binxml, "_GENERATE_AFTER", 1)
     monkeypatch.setattr(_binxml, "_VALUE_DECODERS", {})
     monkeypatch.setattr(_binxml, "_TYPES_SEEN", {})
@@ -94,6 +98,7 @@ def test_generated_value_decoder_declines_unexpected_sizes() -> None:
 
 def test_value_decoder_caches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     """Descriptor arrays and type lists seen, decoders generated: all stay under the limit."""
+    monkeypatch.setattr(_binxml, "decode_compiled", None)  # the Python decoders and their caches
     monkeypatch.setattr(_binxml, "_VALUE_DECODERS_LIMIT", 3)
     monkeypatch.setattr(_binxml, "_GENERATE_AFTER", 2)
     monkeypatch.setattr(_binxml, "_VALUE_DECODERS", {})
@@ -182,6 +187,7 @@ def test_a_shared_template_is_not_reused_when_a_byte_differs(
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     source=st.sampled_from([SMALL, WRITTEN_OUT]),
+    compiled=st.booleans(),
     edits=st.lists(
         st.tuples(st.integers(min_value=0x1000, max_value=0x10FFF), st.integers(0, 255)),
         min_size=1,
@@ -189,14 +195,21 @@ def test_a_shared_template_is_not_reused_when_a_byte_differs(
     ),
 )
 def test_damaged_files_read_alike(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: Path, edits: list[tuple[int, int]]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    source: Path,
+    compiled: bool,
+    edits: list[tuple[int, int]],
 ) -> None:
-    """Whatever bytes are damaged, the fast paths yield the same events and the same errors."""
+    """Whatever bytes are damaged, the fast paths (values decoded in C or in Python) yield the
+    same events and the same errors."""
     data = bytearray(source.read_bytes())
     for offset, value in edits:
         data[offset] = value
     path = tmp_path / "damaged.evtx"
     path.write_bytes(bytes(data))
+    if not compiled:
+        monkeypatch.setattr(_binxml, "decode_compiled", None)
     monkeypatch.setattr(_binxml, "_GENERATE_AFTER", 1)  # damaged values reach the generated decoders
     assert _items(path) == _reference(path, monkeypatch)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import codecs
+import logging
 import operator
 import struct
 from collections.abc import Callable
@@ -76,6 +77,20 @@ _ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 
 
 _UNSEEN: Any = object()
+
+_compiled_values: Callable[[bytes, int, Any], tuple[list[Any], int] | None] | None
+try:  # the optional C decoder of substitution values (setup.py builds it when a compiler exists)
+    from vigil.events._binxml_values import decode_values as _compiled_values
+except ImportError:  # pragma: no cover - depends on the install
+    _compiled_values = None
+    logging.getLogger(__name__).warning(
+        "EVTX: the C value decoder (vigil.events._binxml_values) is not built, so EVTX files are "
+        "read in pure Python, about a third slower; reinstall vigil with a C compiler present"
+    )
+
+decode_compiled = _compiled_values
+"""The C decoder of a record's values, or None (then, or when it declines, ``Chunk._values``
+decodes them in Python; tests switch it off to compare both)."""
 
 
 class CorruptError(Exception):
@@ -684,6 +699,10 @@ class Chunk:
         or when the decoder declines the sizes, the loop below decodes the commonest types inline.
         """
         data = self.data
+        if decode_compiled is not None and _fast_values:
+            decoded = decode_compiled(data, pos, self)
+            if decoded is not None:
+                return decoded
         (count,) = _U32.unpack_from(data, pos)
         if count > 4096:
             raise CorruptError(f"{count} substitution values")

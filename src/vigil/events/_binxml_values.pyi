@@ -1,0 +1,3 @@
+from typing import Any
+
+def decode_values(data: bytes, pos: int, chunk: Any, /) -> tuple[list[Any], int] | None: ...
