@@ -9,6 +9,7 @@ tests are written against.  Corpus-wide equality is in test_evtx_fast.py.
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vigil.events import _binxml
-from vigil.events._binxml_values import decode_values
+from vigil.events._binxml_values import decode_values, render_tree
+
+WRITTEN_OUT = Path(
+    "../shared/data/evtx/evtx/EVTX-to-MITRE-Attack/Antivirus/ID1151-Defender health status.evtx"
+)
 
 
 def test_the_extension_is_built_in_this_install() -> None:
@@ -161,3 +166,153 @@ def test_bad_arguments_are_type_errors() -> None:
         decode_values(b"")  # type: ignore[call-arg]
     with pytest.raises(TypeError):
         decode_values(b"", "0", None)  # type: ignore[arg-type]
+
+
+# --- trees written out in a record ---------------------------------------------------------------
+
+_NAMES = ["Event", "System", "Data", "Name", "Value", "EventData", "x", "Data1", "\u00e9t\u00e9"]
+
+
+@st.composite
+def _element(draw: st.DrawFn, depth: int = 0) -> Any:
+    attrs = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(_NAMES),
+                st.lists(
+                    st.one_of(
+                        st.text(alphabet="ab\u00e9\x00 ", max_size=4).map(lambda t: ("text", t)),
+                        st.sampled_from([("subst", 0x0D), ("subst", 0x0E)]),
+                    ),
+                    max_size=3,
+                ),
+            ),
+            max_size=3,
+        )
+    )
+    parts: list[Any] = []
+    if depth < 3:
+        parts = draw(
+            st.lists(
+                st.one_of(
+                    st.text(alphabet="xy\u4e2d", max_size=4).map(lambda t: ("text", t)),
+                    st.sampled_from([("subst", 0x0D), ("subst", 0x0E), ("charref", 0x41), ("pi", "zz")]),
+                    st.text(alphabet="c", max_size=3).map(lambda t: ("cdata", t)),
+                    _element(depth + 1).map(lambda e: ("element", e)),
+                ),
+                max_size=4,
+            )
+        )
+    empty = not parts and draw(st.booleans())
+    return (draw(st.sampled_from(_NAMES)), draw(st.booleans()), attrs, parts, empty)
+
+
+class _Writer:
+    """BinXML for a tree written out in a record: names inline the first time, then referenced."""
+
+    def __init__(self) -> None:
+        self.out = bytearray(b"\x00" * 0x200)  # names are only referenced above the chunk header
+        self.names: dict[str, int] = {}
+
+    def _name_field(self, name: str) -> None:
+        field = len(self.out)
+        known = self.names.get(name)
+        if known is not None:
+            self.out += struct.pack("<I", known)
+            return
+        self.names[name] = field + 4
+        encoded = name.encode("utf-16-le")
+        self.out += struct.pack("<IIHH", field + 4, 0, 0, len(name)) + encoded + b"\x00\x00"
+
+    def _text(self, token: int, text: str) -> None:
+        encoded = text.encode("utf-16-le")
+        if token == 0x05:
+            self.out += bytes([0x05, 0x01]) + struct.pack("<H", len(encoded) // 2) + encoded
+        else:
+            self.out += bytes([token]) + struct.pack("<H", len(encoded) // 2) + encoded
+
+    def element(self, tree: Any) -> None:
+        name, dependency, attrs, parts, empty = tree
+        self.out += bytes([0x41 if attrs else 0x01])
+        if dependency:
+            self.out += b"\xff\xff"
+        self.out += struct.pack("<I", 0)  # data size: not read
+        self._name_field(name)
+        if attrs:
+            self.out += struct.pack("<I", 0)  # attribute list size: not read
+            for i, (attr, value) in enumerate(attrs):
+                self.out += bytes([0x46 if i + 1 < len(attrs) else 0x06])
+                self._name_field(attr)
+                for kind, arg in value:
+                    if kind == "text":
+                        self._text(0x05, arg)
+                    else:
+                        self.out += bytes([arg]) + struct.pack("<H", 0) + b"\x01"
+        if empty:
+            self.out += b"\x03"
+            return
+        self.out += b"\x02"
+        for kind, arg in parts:
+            if kind == "text":
+                self._text(0x05, arg)
+            elif kind == "cdata":
+                self._text(0x07, arg)
+            elif kind == "pi":
+                self._text(0x0B, arg)
+            elif kind == "charref":
+                self.out += bytes([0x08]) + struct.pack("<H", arg)
+            elif kind == "subst":
+                self.out += bytes([arg]) + struct.pack("<H", 0) + b"\x01"
+            else:
+                self.element(arg)
+        self.out += b"\x04"
+
+
+def _render_both(data: bytes, pos: int, root: bool) -> tuple[Any, Any]:
+    from vigil.events import evtx
+
+    chunk = _binxml.Chunk(data, 0, shape=evtx._shape)
+    ours = _outcome(lambda: render_tree(data, pos, root, chunk, _binxml._MAX_TREE_DEPTH))
+    reference = _outcome(lambda: _binxml.Chunk(data, 0, shape=evtx._shape)._render_tree(pos, root, 0))
+    return ours, reference
+
+
+@settings(max_examples=400, deadline=None)
+@given(_element(), st.booleans(), st.lists(st.tuples(st.integers(0, 4000), st.integers(0, 255)), max_size=3))
+def test_random_written_out_trees_render_alike(tree: Any, root: bool, edits: list[tuple[int, int]]) -> None:
+    """Whole trees render exactly alike (key order included); damaged ones render alike, or the C
+    walk declines (None) and leaves the record to the Python walk."""
+    writer = _Writer()
+    writer.element(tree)
+    data = bytearray(writer.out)
+    damaged = False
+    for offset, value in edits:
+        if 0x200 <= offset < len(data):
+            damaged = damaged or data[offset] != value
+            data[offset] = value
+    ours, reference = _render_both(bytes(data), 0x200, root)
+    if not damaged:
+        assert ours[0] == "value" and ours[1] is not None, ours
+    if ours == ("value", None):  # declined
+        return
+    assert ours == reference
+    if ours[0] == "value":
+        assert repr(ours[1]) == repr(reference[1])
+
+
+def test_the_corpus_written_out_records_are_rendered_in_c(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No record of the corpus' written-out files is left to the Python walk."""
+    from vigil.events import evtx
+
+    declined: list[int] = []
+
+    def counting(data: bytes, pos: int, root: bool, chunk: Any, depth: int) -> Any:
+        done = render_tree(data, pos, root, chunk, depth)
+        if done is None:
+            declined.append(pos)
+        return done
+
+    monkeypatch.setattr(evtx, "tree_compiled", counting)
+    events = list(evtx.read_evtx(WRITTEN_OUT))
+    assert len(events) == 455
+    assert declined == []

@@ -49,6 +49,7 @@ def test_corpus_fast_equals_reference(monkeypatch: pytest.MonkeyPatch, compiled:
     compared as ``repr`` too, so the key order of every dict is the same."""
     if not compiled:
         monkeypatch.setattr(_binxml, "decode_compiled", None)
+        monkeypatch.setattr(evtx, "tree_compiled", None)
     total = 0
     for path in CORPUS:
         fast = _items(path)
@@ -210,12 +211,14 @@ def test_damaged_files_read_alike(
     path.write_bytes(bytes(data))
     if not compiled:
         monkeypatch.setattr(_binxml, "decode_compiled", None)
+        monkeypatch.setattr(evtx, "tree_compiled", None)
     monkeypatch.setattr(_binxml, "_GENERATE_AFTER", 1)  # damaged values reach the generated decoders
     assert _items(path) == _reference(path, monkeypatch)
 
 
 def test_deep_written_out_tree_goes_through_the_plain_walk(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Past the depth limit the fast walk gives up and the plain walk renders the record."""
+    """Past the depth limit the fast walks (C, then Python) give up and the plain walk renders the
+    record."""
     monkeypatch.setattr(_binxml, "_MAX_TREE_DEPTH", 1)
     assert _items(WRITTEN_OUT) == _reference(WRITTEN_OUT, monkeypatch)
 

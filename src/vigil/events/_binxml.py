@@ -78,14 +78,19 @@ _ENTITIES = {"amp": "&", "lt": "<", "gt": ">", "quot": '"', "apos": "'"}
 
 _UNSEEN: Any = object()
 
+TreeRenderer = Callable[[bytes, int, bool, Any, int], tuple[tuple[str, Any], int] | None]
+"""Renders a tree written out in a record as ``Chunk._render_tree`` with gene's shape; None to decline."""
+
 _compiled_values: Callable[[bytes, int, Any], tuple[list[Any], int] | None] | None
-try:  # the optional C decoder of substitution values (setup.py builds it when a compiler exists)
+compiled_tree: TreeRenderer | None
+try:  # the optional C decoder (setup.py builds it when a compiler exists)
     from vigil.events._binxml_values import decode_values as _compiled_values
+    from vigil.events._binxml_values import render_tree as compiled_tree
 except ImportError:  # pragma: no cover - depends on the install
-    _compiled_values = None
+    _compiled_values = compiled_tree = None
     logging.getLogger(__name__).warning(
-        "EVTX: the C value decoder (vigil.events._binxml_values) is not built, so EVTX files are "
-        "read in pure Python, about a third slower; reinstall vigil with a C compiler present"
+        "EVTX: the C decoder (vigil.events._binxml_values) is not built, so EVTX files are read in "
+        "pure Python, about a third slower; reinstall vigil with a C compiler present"
     )
 
 decode_compiled = _compiled_values
@@ -330,11 +335,20 @@ def _layout_of(definition: _Definition) -> _Layout:
 class Chunk:
     """One 64 KiB chunk: resolves names and templates (cached) and decodes records."""
 
-    def __init__(self, data: bytes, base: int, ansi: str = "cp1252", *, shape: Shaper | None = None):
+    def __init__(
+        self,
+        data: bytes,
+        base: int,
+        ansi: str = "cp1252",
+        *,
+        shape: Shaper | None = None,
+        tree: TreeRenderer | None = None,
+    ):
         self.data = data
         self.base = base
         self.ansi = ansi
         self.shape = shape  # renders trees written out in records while parsing them
+        self.tree = tree  # the same in C (``compiled_tree``), when ``shape`` is gene's
         self.names: dict[int, str] = {}
         self.templates: dict[int, Element | None] = {}
         # What the template being parsed read: name fields and element layouts (see ``_Definition``).
@@ -550,7 +564,8 @@ class Chunk:
                 return Instance(*self.template_instance(pos))
             elif token in (0x01, 0x41):
                 if self.shape is not None:
-                    rendered, pos = self._render_tree(pos, record, 0)
+                    done = self.tree(data, pos, record, self, _MAX_TREE_DEPTH) if self.tree else None
+                    rendered, pos = done if done is not None else self._render_tree(pos, record, 0)
                     return Instance(RENDERED, [], once=True, rendered=rendered)
                 element, pos = self._element(pos)
                 return Instance(element, [], once=True)

@@ -1,3 +1,6 @@
 from typing import Any
 
 def decode_values(data: bytes, pos: int, chunk: Any, /) -> tuple[list[Any], int] | None: ...
+def render_tree(
+    data: bytes, pos: int, root: bool, chunk: Any, max_depth: int, /
+) -> tuple[tuple[str, Any], int] | None: ...
