@@ -90,7 +90,7 @@ except ImportError:  # pragma: no cover - depends on the install
     _compiled_values = compiled_tree = None
     logging.getLogger(__name__).warning(
         "EVTX: the C decoder (vigil.events._binxml_values) is not built, so EVTX files are read in "
-        "pure Python, about a third slower; reinstall vigil with a C compiler present"
+        "pure Python, taking about 1.7 times as long; reinstall vigil with a C compiler present"
     )
 
 decode_compiled = _compiled_values
