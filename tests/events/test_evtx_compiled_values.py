@@ -316,3 +316,37 @@ def test_the_corpus_written_out_records_are_rendered_in_c(monkeypatch: pytest.Mo
     events = list(evtx.read_evtx(WRITTEN_OUT))
     assert len(events) == 455
     assert declined == []
+
+
+def test_without_the_extension_the_reader_warns_and_reads_in_python() -> None:
+    """An install without a compiler: one clear warning, then the same events from pure Python."""
+    import subprocess
+    import sys
+
+    script = f"""
+import importlib.abc, json, logging, sys
+class NoExtension(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "vigil.events._binxml_values":
+            raise ImportError("not built")
+        return None
+sys.meta_path.insert(0, NoExtension())
+logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+from vigil.events import _binxml, evtx
+assert _binxml.decode_compiled is None and evtx.tree_compiled is None
+events = list(evtx.read_evtx({str(WRITTEN_OUT)!r}))
+print(json.dumps([len(events), events[0]]))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "EVTX: the C decoder (vigil.events._binxml_values) is not built" in done.stderr
+    assert done.stderr.count("WARNING") == 1
+    import json
+
+    from vigil.events import evtx
+
+    count, first = json.loads(done.stdout)
+    assert count == 455
+    assert first == next(iter(evtx.read_evtx(WRITTEN_OUT)))
