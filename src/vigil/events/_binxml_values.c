@@ -342,6 +342,10 @@ static PyObject *name_at_offset(Walk *walk, uint32_t offset)
     PyObject *name = PyDict_GetItemWithError(walk->names, key);
     if (name != NULL) {
         Py_DECREF(key);
+        if (!PyUnicode_Check(name)) { /* the chunk's own cache holds str only: be sure anyway */
+            walk->declined = 1;
+            return NULL;
+        }
         return Py_NewRef(name);
     }
     if (PyErr_Occurred()) {
