@@ -85,6 +85,12 @@ def test_random_values_decode_alike(values: list[tuple[int, bytes]], prefix: byt
     assert ours == reference
     if ours[0] == "value":
         assert repr(ours[1][0]) == repr(reference[1][0])
+        # strings built directly in C must be canonical: ASCII ones flagged as ASCII
+        assert [_ascii_flags(v) for v in ours[1][0]] == [_ascii_flags(v) for v in reference[1][0]]
+
+
+def _ascii_flags(value: Any) -> Any:
+    return value.isascii() if isinstance(value, str) else None
 
 
 @pytest.mark.parametrize(
@@ -104,6 +110,21 @@ def test_random_values_decode_alike(values: list[tuple[int, bytes]], prefix: byt
 def test_text_edge_cases(raw: bytes) -> None:
     ours, reference = _both([(0x01, raw)])
     assert ours == reference
+    assert _ascii_flags(ours[1][0][0]) == _ascii_flags(reference[1][0][0])
+
+
+@pytest.mark.parametrize("text", ["plain", "caf\u00e9", "\u00ff\u0080", "\u4e2d", "", "a\x00b"])
+def test_one_byte_text_is_canonical(text: str) -> None:
+    """Text below U+0100 is built directly as a one-byte str: ASCII-flagged exactly when ASCII."""
+    (value,), _end = decode_values(*_packed_one(text))
+    assert value == text
+    assert value.isascii() == text.isascii()
+    assert hash(value) == hash(text) and {value: 1}[text] == 1
+
+
+def _packed_one(text: str) -> tuple[bytes, int, Any]:
+    body, _fields = _pack([(0x01, text.encode("utf-16-le"))])
+    return body, 0, _binxml.Chunk(body, 0)
 
 
 @pytest.mark.parametrize(

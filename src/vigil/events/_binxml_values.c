@@ -30,9 +30,33 @@ static inline uint64_t u64_at(const unsigned char *p)
     return (uint64_t)u32_at(p) | ((uint64_t)u32_at(p + 4) << 32);
 }
 
+/* A str of ``length`` ASCII characters (only ever given ASCII: formatted numbers and dates). */
 static PyObject *ascii_text(const char *text, int length)
 {
-    return PyUnicode_DecodeASCII(text, length, NULL);
+    PyObject *str = PyUnicode_New(length, 127);
+    if (str != NULL)
+        memcpy(PyUnicode_1BYTE_DATA(str), text, (size_t)length);
+    return str;
+}
+
+/* UTF-16LE code units that are all below U+0100 as a one-byte str, what the UTF-16 codec gives
+ * for them (the commonest text by far); NULL without an exception when one is not. */
+static PyObject *latin1_units(const unsigned char *p, Py_ssize_t units)
+{
+    unsigned char high = 0, low = 0;
+    for (Py_ssize_t i = 0; i < units; i++) {
+        high |= p[2 * i + 1];
+        low |= p[2 * i];
+    }
+    if (high)
+        return NULL;
+    PyObject *str = PyUnicode_New(units, low & 0x80 ? 255 : 127); /* the exact kind: canonical */
+    if (str == NULL)
+        return NULL;
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(str);
+    for (Py_ssize_t i = 0; i < units; i++)
+        out[i] = p[2 * i];
+    return str;
 }
 
 /* UTF-16LE with errors replaced and trailing NULs dropped, as
@@ -44,6 +68,9 @@ static PyObject *utf16_text(const unsigned char *p, Py_ssize_t size)
         /* Trailing zero code units decode to U+0000 whatever precedes them: drop them first. */
         while (size >= 2 && p[size - 1] == 0 && p[size - 2] == 0)
             size -= 2;
+        PyObject *text = latin1_units(p, size / 2);
+        if (text != NULL || PyErr_Occurred())
+            return text;
         return PyUnicode_DecodeUTF16((const char *)p, size, "replace", &byteorder);
     }
     PyObject *text = PyUnicode_DecodeUTF16((const char *)p, size, "replace", &byteorder);
@@ -62,13 +89,23 @@ static PyObject *utf16_text(const unsigned char *p, Py_ssize_t size)
     return stripped;
 }
 
+static const char HEX_UPPER[] = "0123456789ABCDEF";
+
+/* GUID as 8-4-4-4-12 upper-case hex digits: the first three fields little-endian, the rest as stored. */
 static PyObject *guid_text(const unsigned char *p)
 {
-    char text[40];
-    int n = snprintf(text, sizeof text, "%08X-%04X-%04X-%02X%02X-%02X%02X%02X%02X%02X%02X",
-                     (unsigned)u32_at(p), (unsigned)u16_at(p + 4), (unsigned)u16_at(p + 6), p[8], p[9],
-                     p[10], p[11], p[12], p[13], p[14], p[15]);
-    return ascii_text(text, n);
+    static const signed char order[36] = {3,  3,  2,  2,  1,  1,  0,  0,  -1, 5,  5,  4,
+                                          4,  -1, 7,  7,  6,  6,  -1, 8,  8,  9,  9,  -1,
+                                          10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15};
+    char text[36];
+    for (int i = 0; i < 36; i++) {
+        int byte = order[i];
+        if (byte < 0)
+            text[i] = '-';
+        else /* the high nibble first: the first of each pair of positions */
+            text[i] = HEX_UPPER[(i > 0 && order[i - 1] == byte) ? p[byte] & 0x0F : p[byte] >> 4];
+    }
+    return ascii_text(text, 36);
 }
 
 /* "S-revision-authority-sub-sub...", or NULL without an exception when the sub-authorities do
@@ -139,8 +176,12 @@ static PyObject *filetime_text(uint64_t ticks)
 static PyObject *unsigned_text(unsigned long long value)
 {
     char text[24];
-    int n = snprintf(text, sizeof text, "%llu", value);
-    return ascii_text(text, n);
+    char *at = text + sizeof text;
+    do {
+        *--at = (char)('0' + value % 10);
+        value /= 10;
+    } while (value);
+    return ascii_text(at, (int)(text + sizeof text - at));
 }
 
 static PyObject *hex_text(unsigned long long value, int width)
@@ -369,6 +410,11 @@ static PyObject *utf16_plain(Walk *walk, Py_ssize_t start, Py_ssize_t end)
         end = walk->length; /* as a Python slice */
     if (end < start)
         end = start;
+    if (((end - start) & 1) == 0) {
+        PyObject *text = latin1_units(walk->data + start, (end - start) / 2);
+        if (text != NULL || PyErr_Occurred())
+            return text;
+    }
     int byteorder = -1;
     return PyUnicode_DecodeUTF16((const char *)walk->data + start, end - start, "replace", &byteorder);
 }
