@@ -13,13 +13,14 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+import re2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.engine.sigma import reference
-from vigil.engine import Engine, compiler
+from vigil.engine import Engine, compiler, runtime
 from vigil.engine.ir import And, KeywordMatch, Node, Not, Or, RegexMatch, RuleIR, StrMatch
-from vigil.engine.runtime import LiteralIndex, json_safe, multiline_safe
+from vigil.engine.runtime import LiteralIndex, RegexSet, json_safe, multiline_safe
 
 ED = ("Event", "EventData")
 
@@ -408,3 +409,48 @@ def test_json_prefiltered_keywords_examples() -> None:
     ]
     assert [engine.match(e).signature for e in events] == [["r2"], ["r0"], ["r1"], ["r0"]]
     _agree(nodes, events)
+
+
+# ---------------------------------------------------------------- large regex sets (FilteredRE2)
+
+FILTER_PATTERNS = [
+    *(f"(?i)word{i}\\.exe" for i in range(60)),
+    *(f"(?is:.*\\\\tool{i}\\s+-[a-z]+)" for i in range(40)),
+    "(?i)\u212aelvin",  # folds k: the atom search must find "KELVIN" and "\u212aelvin" alike
+    "\\d{3,}",  # no literal atom: always tried
+    "^a",
+    "z$",
+    "(?s)x.y",
+    "(?i)ﬀ|straße",
+    "a?",
+    "",
+    "[[:alpha:]]{40}",
+    "(?i)(?:cmd|powershell)\\.exe.*-enc",
+]
+FILTER_TEXTS = [
+    "",
+    "a",
+    "xz",
+    "x\ny",
+    "WORD7.EXE and Word59.exe",
+    "c:\\TOOL3  -abc",
+    "KELVIN",
+    "\u212aelvin",
+    "12 345",
+    "STRASSE straße",
+    "PowerShell.EXE -nop -ENC abc",
+    "b" * 45,
+    "word60.exe tool40 -x",
+    "é\u0000\uffff",
+]
+
+
+def test_large_sets_find_exactly_what_each_pattern_finds() -> None:
+    assert len(FILTER_PATTERNS) >= runtime.FILTER_MIN
+    found = RegexSet(FILTER_PATTERNS)
+    singles = [re2.compile(p) for p in FILTER_PATTERNS]
+    for text in FILTER_TEXTS:
+        want = {i for i, rx in enumerate(singles) if rx.search(text) is not None}
+        assert found(text) == want, text
+        assert found(text) == want, text  # cached
+    assert found(None) == set()

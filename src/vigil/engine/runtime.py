@@ -10,6 +10,7 @@ import ipaddress
 import math
 import re
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import orjson
@@ -69,16 +70,39 @@ def regex_options() -> re2.Options:
     return opts
 
 
+#: Sets of at least this many patterns are searched through their literal atoms (``RegexSet``).
+FILTER_MIN = 100
+
+
 class RegexSet:
-    """Several RE2 patterns searched in one pass; ``__call__`` gives the indices that match."""
+    """Several RE2 patterns searched together; ``__call__`` gives the indices that match.
+
+    A few patterns make one RE2 Set (one pass, one DFA). Hundreds of patterns make a Set whose
+    DFA states are so large that a first pass over a text spends its time building them, and on
+    long texts (PowerShell script blocks) the state cache fills and is rebuilt again and again.
+    Such sets use RE2's FilteredRE2 instead: one pass of a small literal DFA finds the atoms (the
+    literals one of which each pattern needs; a pattern without any is always tried), then each
+    pattern whose atoms were found is searched on its own. Both give exactly the patterns that
+    have a match in the text.
+    """
 
     def __init__(self, patterns: list[str]) -> None:
         self.patterns = patterns
-        rset = re2.Set.SearchSet(regex_options())
-        for p in patterns:
-            rset.Add(p)
-        rset.Compile()
-        self._match = rset._set.Match
+        if len(patterns) >= FILTER_MIN:
+            flt = re2._re2.Filter()
+            options = regex_options()
+            for i, p in enumerate(patterns):
+                if flt.Add(p.encode(), options) != i:
+                    raise re2.error(f"failed to add {p!r} to a Filter")
+            if not flt.Compile():
+                raise re2.error("failed to compile a Filter")
+            self._match: Callable[[bytes], list[int]] = partial(_filter_match, flt.Match)
+        else:
+            rset = re2.Set.SearchSet(regex_options())
+            for p in patterns:
+                rset.Add(p)
+            rset.Compile()
+            self._match = rset._set.Match
         self._cache: dict[str, frozenset[int]] = {}
 
     def __call__(self, value: str | None) -> frozenset[int]:
@@ -94,6 +118,10 @@ class RegexSet:
             cache.clear()
         cache[value] = result
         return result
+
+
+def _filter_match(match: Callable[[bytes, bool], list[int]], text: bytes) -> list[int]:
+    return match(text, False)  # False: confirm each candidate pattern (True gives the candidates)
 
 
 class SingleRegex:
