@@ -35,7 +35,6 @@ from vigil.engine.ir import (
     RuleIR,
     StrMatch,
 )
-from vigil.events.fields import go_str
 
 __all__ = ["Bucket", "CompiledRules", "check_ir", "compile_rules"]
 
@@ -485,7 +484,7 @@ def _compile_rules(
 ) -> CompiledRules:
     ns: dict[str, Any] = {
         "_M": runtime.MISSING,
-        "_S": go_str,
+        "_S": runtime.value_text,
         "_field": runtime.field,
         "_num_go": runtime.num_go,
         "_num_plain": runtime.num_plain,

@@ -37,6 +37,7 @@ __all__ = [
     "multiline_safe",
     "num_go",
     "num_plain",
+    "value_text",
 ]
 
 CACHE_SIZE = 4096
@@ -63,6 +64,36 @@ def field(obj: Any, path: tuple[str, ...]) -> str | None:
         if obj is MISSING:
             return None
     return obj if obj.__class__ is str else go_str(obj)
+
+
+_MAP_TEXT: dict[tuple[tuple[str, str], ...], str] = {}
+_LIST_TEXT: dict[tuple[str, ...], str] = {}
+
+
+def value_text(value: Any) -> str:
+    """``go_str(value)``, memoised for objects and lists of strings, which events repeat (an
+    EventID ``{"Qualifiers": "0", "Value": "4"}``, a ``Data`` list): only strings in the key, so
+    equal keys render alike (``1``, ``1.0`` and ``True`` are equal keys but render apart)."""
+    cls = value.__class__
+    if cls is dict:
+        items = tuple(value.items())
+        if all(k.__class__ is str and v.__class__ is str for k, v in items):
+            text = _MAP_TEXT.get(items)
+            if text is None:
+                if len(_MAP_TEXT) >= CACHE_SIZE:
+                    _MAP_TEXT.clear()
+                text = _MAP_TEXT[items] = go_str(value)
+            return text
+    elif cls is list:
+        strings = tuple(value)
+        if all(v.__class__ is str for v in strings):
+            text = _LIST_TEXT.get(strings)
+            if text is None:
+                if len(_LIST_TEXT) >= CACHE_SIZE:
+                    _LIST_TEXT.clear()
+                text = _LIST_TEXT[strings] = go_str(value)
+            return text
+    return go_str(value)
 
 
 def regex_options() -> re2.Options:
