@@ -436,3 +436,28 @@ def test_an_event_id_object_dispatches_and_matches_by_its_text() -> None:
         assert engine.match(event).signature == ["r", "m"]
     event = {"Event": {"System": {"Channel": "C", "EventID": {"Qualifiers": True, "Value": "1337"}}}}
     assert engine.match(event).signature == ["r"]
+
+
+@pytest.mark.parametrize(
+    ("node", "want"),
+    [
+        (Or((CidrMatch(f("Ip4"), ("192.168.0.0/16",)), CidrMatch(f("Ip4"), ("10.0.0.0/8",)))), True),
+        (Or((CidrMatch(f("Ip4"), ("192.168.0.0/16",)), CidrMatch(f("Ip4"), ("fe80::/10",)))), False),
+        (Or((CidrMatch(f("Ip6"), ("10.0.0.0/8",)), CidrMatch(f("Ip6"), ("fe80::/10",)))), True),
+        (Or((CidrMatch(f("Ip4"), ("172.16.0.0/12",)), CidrMatch(f("Ip6"), ("fe80::/10",)))), True),
+        (
+            Or(
+                (
+                    CidrMatch(f("Ip4"), ("172.16.0.0/12",)),
+                    StrMatch(f("Image"), "eq", "x"),
+                    CidrMatch(f("Ip4"), ("10.1.2.3/32",)),
+                )
+            ),
+            True,
+        ),
+        (Not(Or((CidrMatch(f("Ip4"), ("127.0.0.0/8",)), CidrMatch(f("Ip4"), ("10.0.0.0/8",))))), False),
+        (Or((CidrMatch(f("Image"), ("0.0.0.0/0",)), CidrMatch(f("Image"), ("::/0",)))), False),
+    ],
+)
+def test_cidr_tests_of_one_field_in_an_or_are_one_test_of_all_their_networks(node: Node, want: bool) -> None:
+    assert matches(node) is want
