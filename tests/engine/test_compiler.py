@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from vigil.engine import Engine
+from vigil.engine import Engine, runtime
 from vigil.engine.ir import (
     And,
     CidrMatch,
@@ -25,6 +25,7 @@ from vigil.engine.ir import (
     RuleIR,
     StrMatch,
 )
+from vigil.events.fields import go_str
 
 ED = ("Event", "EventData")
 EVENT: dict[str, Any] = {
@@ -385,3 +386,78 @@ def test_deeply_nested_gene_condition() -> None:
     )
     assert engine.match({"Event": {"EventData": {"A": "1"}}}).signature == []
     assert engine.match({"Event": {"EventData": {"A": "0"}}}).signature == ["deep"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"Qualifiers": "0", "Value": "4"},
+        {"Value": "4", "Qualifiers": "0"},
+        {"Value": 1},
+        {"Value": True},
+        {"Value": 1.0},
+        {"Value": "1"},
+        ["a", "b c"],
+        [1, True, 1.0, "1"],
+        [True],
+        [1],
+        [],
+        {},
+        None,
+        7,
+        {"Value": {"Deep": "x"}},
+    ],
+)
+def test_value_text_is_go_str_memoised(value: Any) -> None:
+    """Strings-only objects and lists are memoised by their strings: ``1``, ``1.0`` and ``True``
+    (equal as keys) still render as Go does."""
+    for _ in range(2):
+        assert runtime.value_text(value) == go_str(value)
+
+
+def test_an_event_id_object_dispatches_and_matches_by_its_text() -> None:
+    """EventID as an object ({"Qualifiers", "Value"}): dispatched as gene reads it (ParseInt of its
+    %v text, which fails: 0), and its fields read as text, the same on every event."""
+    engine = Engine()
+    engine.add_rule(
+        RuleIR(
+            name="r",
+            condition=StrMatch(("Event", "System", "EventID", "Value"), "eq", "1337"),
+            events=(("C", (0,)),),
+        )
+    )
+    engine.add_rule(
+        RuleIR(
+            name="m", condition=StrMatch(("Event", "System", "EventID"), "eq", "map[Qualifiers:0 Value:1337]")
+        )
+    )
+    for _ in range(2):
+        event = {"Event": {"System": {"Channel": "C", "EventID": {"Qualifiers": "0", "Value": "1337"}}}}
+        assert engine.match(event).signature == ["r", "m"]
+    event = {"Event": {"System": {"Channel": "C", "EventID": {"Qualifiers": True, "Value": "1337"}}}}
+    assert engine.match(event).signature == ["r"]
+
+
+@pytest.mark.parametrize(
+    ("node", "want"),
+    [
+        (Or((CidrMatch(f("Ip4"), ("192.168.0.0/16",)), CidrMatch(f("Ip4"), ("10.0.0.0/8",)))), True),
+        (Or((CidrMatch(f("Ip4"), ("192.168.0.0/16",)), CidrMatch(f("Ip4"), ("fe80::/10",)))), False),
+        (Or((CidrMatch(f("Ip6"), ("10.0.0.0/8",)), CidrMatch(f("Ip6"), ("fe80::/10",)))), True),
+        (Or((CidrMatch(f("Ip4"), ("172.16.0.0/12",)), CidrMatch(f("Ip6"), ("fe80::/10",)))), True),
+        (
+            Or(
+                (
+                    CidrMatch(f("Ip4"), ("172.16.0.0/12",)),
+                    StrMatch(f("Image"), "eq", "x"),
+                    CidrMatch(f("Ip4"), ("10.1.2.3/32",)),
+                )
+            ),
+            True,
+        ),
+        (Not(Or((CidrMatch(f("Ip4"), ("127.0.0.0/8",)), CidrMatch(f("Ip4"), ("10.0.0.0/8",))))), False),
+        (Or((CidrMatch(f("Image"), ("0.0.0.0/0",)), CidrMatch(f("Image"), ("::/0",)))), False),
+    ],
+)
+def test_cidr_tests_of_one_field_in_an_or_are_one_test_of_all_their_networks(node: Node, want: bool) -> None:
+    assert matches(node) is want

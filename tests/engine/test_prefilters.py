@@ -13,13 +13,21 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+import re2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.engine.sigma import reference
-from vigil.engine import Engine, compiler
+from vigil.engine import Engine, compiler, runtime
 from vigil.engine.ir import And, KeywordMatch, Node, Not, Or, RegexMatch, RuleIR, StrMatch
-from vigil.engine.runtime import LiteralIndex, json_safe, multiline_safe
+from vigil.engine.runtime import (
+    LiteralIndex,
+    RegexSet,
+    ascii_literal_search,
+    json_literals,
+    json_safe,
+    multiline_safe,
+)
 
 ED = ("Event", "EventData")
 
@@ -223,6 +231,58 @@ def test_json_safe(pattern: str, safe: bool) -> None:
     assert json_safe(pattern) is safe
 
 
+@pytest.mark.parametrize(
+    ("pattern", "literals"),
+    [
+        ("(?:(?i)dpapi::masterkey)|(?:(?i)\\\\mimilib\\.dll)", ["dpapi::masterkey", "\\mimilib.dll"]),
+        ("(?i:a|b c)|(?s)d", ["a", "b c", "d"]),
+        ("(?:a|(?i)b)", ["a", "b"]),
+        ("\\\\\\\\srv", ["\\\\srv"]),
+        ("x\\-y\\ z", ["x-y z"]),
+        ("", [""]),
+        ("a\\\\b", None),
+        ("a.b", None),
+        ("é", None),
+    ],
+)
+def test_json_literals_are_the_texts_the_alternatives_match(pattern: str, literals: list[str] | None) -> None:
+    assert json_literals(pattern) == literals
+    assert json_safe(pattern) is (literals is not None)
+
+
+def test_ascii_literal_search_finds_any_lowered_literal() -> None:
+    search = ascii_literal_search(["Kiwi Legit", "sekurlsa::", "\\mimi"])
+    assert search is not None
+    assert search(b'{"a":"x kiwi legit y"}')
+    assert search(b'{"a":"c:\\\\mimilib"}')
+    assert search(b'{"a":"sekurlsa:","b":":"}') == []
+    assert ascii_literal_search(["a", ""]) is None  # an empty literal is in every text
+    assert ascii_literal_search(["\u212aiwi"]) is None
+    assert ascii_literal_search([]) is None
+
+
+def test_json_keywords_on_ascii_and_other_events_agree_with_the_reference() -> None:
+    """ASCII JSON takes the Aho-Corasick search of the lowered text, other JSON the RE2 search: a
+    case-sensitive alternative found only lowered, and the Kelvin sign and long s, which RE2 folds
+    into k and s, come out as the reference says."""
+    nodes: list[Node] = [
+        KeywordMatch("regex", "(?:Mimi)|(?:(?i)katz)", ignore_case=False),
+        KeywordMatch("regex", "(?i)sekurlsa::|(?i)kiwi", ignore_case=False),
+    ]
+    events = [
+        _event({"A": "mimi", "B": "x"}),  # found lowered, not confirmed: Mimi is case-sensitive
+        _event({"A": "a Mimi b"}),
+        _event({"A": "KATZ", "B": "SEKURLSA::"}),
+        _event({"A": "\u212aIWI"}),  # not ASCII: RE2 folds the Kelvin sign into k
+        _event({"A": "\u017fekurl\u017fa::", "B": "é"}),
+        _event({"A": "ki", "B": "wi"}),  # never across two values
+    ]
+    assert [bool(runtime.keyword_matcher(n.op, n.value, False)) for n in nodes] == [True, True]
+    _agree(nodes, events)
+    engine, _ = _engine(nodes, 10**9)
+    assert [engine.match(e).signature for e in events] == [[], ["r0"], ["r0", "r1"], ["r1"], ["r1"], []]
+
+
 JSON_PIECES = [
     "mimi",
     "katz",
@@ -408,3 +468,48 @@ def test_json_prefiltered_keywords_examples() -> None:
     ]
     assert [engine.match(e).signature for e in events] == [["r2"], ["r0"], ["r1"], ["r0"]]
     _agree(nodes, events)
+
+
+# ---------------------------------------------------------------- large regex sets (FilteredRE2)
+
+FILTER_PATTERNS = [
+    *(f"(?i)word{i}\\.exe" for i in range(60)),
+    *(f"(?is:.*\\\\tool{i}\\s+-[a-z]+)" for i in range(40)),
+    "(?i)\u212aelvin",  # folds k: the atom search must find "KELVIN" and "\u212aelvin" alike
+    "\\d{3,}",  # no literal atom: always tried
+    "^a",
+    "z$",
+    "(?s)x.y",
+    "(?i)ﬀ|straße",
+    "a?",
+    "",
+    "[[:alpha:]]{40}",
+    "(?i)(?:cmd|powershell)\\.exe.*-enc",
+]
+FILTER_TEXTS = [
+    "",
+    "a",
+    "xz",
+    "x\ny",
+    "WORD7.EXE and Word59.exe",
+    "c:\\TOOL3  -abc",
+    "KELVIN",
+    "\u212aelvin",
+    "12 345",
+    "STRASSE straße",
+    "PowerShell.EXE -nop -ENC abc",
+    "b" * 45,
+    "word60.exe tool40 -x",
+    "é\u0000\uffff",
+]
+
+
+def test_large_sets_find_exactly_what_each_pattern_finds() -> None:
+    assert len(FILTER_PATTERNS) >= runtime.FILTER_MIN
+    found = RegexSet(FILTER_PATTERNS)
+    singles = [re2.compile(p) for p in FILTER_PATTERNS]
+    for text in FILTER_TEXTS:
+        want = {i for i, rx in enumerate(singles) if rx.search(text) is not None}
+        assert found(text) == want, text
+        assert found(text) == want, text  # cached
+    assert found(None) == set()

@@ -53,3 +53,11 @@ def test_infinity_cannot_be_marshalled_as_in_go() -> None:
 
     with pytest.raises(ValueError, match="unsupported value"):
         dumps({"a": math.inf})
+
+
+def test_escapes_next_to_backslashes_and_other_e2_80_characters() -> None:
+    """A control character after a literal backslash is still Go's \\u00XX; other characters whose
+    UTF-8 starts like U+2028 (U+2027, U+20AC) stay raw."""
+    assert dumps({"s": "\\\x08x\\\\\x0c"}) == b'{"s":"\\\\\\u0008x\\\\\\\\\\u000c"}'
+    assert dumps({"s": "\u2027\u20ac\u2029"}) == '{"s":"\u2027\u20ac\\u2029"}'.encode()
+    assert dumps({"s": "\\bf\\f"}) == b'{"s":"\\\\bf\\\\f"}'

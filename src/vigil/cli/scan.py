@@ -117,6 +117,7 @@ class Scanner:
         show_attack = self.engine.show_attack
         everything, min_crit, no_filter = self.all, self.min_crit, self.no_filter
         bad = positives = printed = 0
+        by_result: dict[Any, int] = {}  # events per (shared) result: rule counts added once per batch
         for ev in items:
             if ev.__class__ is not dict:
                 bad += 1
@@ -130,7 +131,7 @@ class Scanner:
             sig = res.signature
             if sig:
                 positives += 1
-                stats.rules.update(sig)
+                by_result[res] = by_result.get(res, 0) + 1
             elif not res.filtered and not everything:
                 continue
             if not everything:
@@ -143,6 +144,10 @@ class Scanner:
                     e["GeneInfo"] = fragment(res.gene_info_json(show_attack, False))
             out.append(dumps(ev))
             printed += 1
+        rules = stats.rules
+        for res, count in by_result.items():
+            for name in res.signature:
+                rules[name] += count
         stats.events += len(items) - bad
         stats.errors += bad
         stats.positives += positives

@@ -35,7 +35,6 @@ from vigil.engine.ir import (
     RuleIR,
     StrMatch,
 )
-from vigil.events.fields import go_str
 
 __all__ = ["Bucket", "CompiledRules", "check_ir", "compile_rules"]
 
@@ -167,16 +166,27 @@ def _or_terms(children: Sequence[Node], gen: _Gen, depth: int) -> list[str]:
     """The alternatives of an ``or``, literal tests on one field merged into one test.
 
     Equalities become one set membership, prefixes (suffixes) one ``startswith`` (``endswith``)
-    with a tuple: same result (every test is a pure boolean), one operation instead of several.
+    with a tuple, CIDR tests one test of all their networks: same result (every test is a pure
+    boolean), one operation instead of several.
     """
     groups: dict[tuple[FieldPath, bool, str], list[str]] = {}
+    networks: dict[FieldPath, list[str]] = {}
     for c in children:
         if isinstance(c, StrMatch) and c.op in ("eq", "startswith", "endswith"):
             value = c.value.lower() if c.ignore_case else c.value
             groups.setdefault((c.field, c.ignore_case, c.op), []).append(value)
+        elif isinstance(c, CidrMatch):
+            networks.setdefault(c.field, []).extend(c.networks)
     terms: list[str] = []
     done: set[tuple[FieldPath, bool, str]] = set()
+    cidr_done: set[FieldPath] = set()
     for c in children:
+        if isinstance(c, CidrMatch) and len(networks[c.field]) > len(c.networks):
+            # several CIDR tests of one field: one matcher (one address parse) for all their networks
+            if c.field not in cidr_done:
+                cidr_done.add(c.field)
+                terms.append(_expr(CidrMatch(c.field, tuple(dict.fromkeys(networks[c.field]))), gen, depth))
+            continue
         key = (c.field, c.ignore_case, c.op) if isinstance(c, StrMatch) else None
         if key is None or key not in groups or len(groups[key]) < 2:
             terms.append(_expr(c, gen, depth))
@@ -485,7 +495,7 @@ def _compile_rules(
 ) -> CompiledRules:
     ns: dict[str, Any] = {
         "_M": runtime.MISSING,
-        "_S": go_str,
+        "_S": runtime.value_text,
         "_field": runtime.field,
         "_num_go": runtime.num_go,
         "_num_plain": runtime.num_plain,

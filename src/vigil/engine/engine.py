@@ -27,6 +27,7 @@ from vigil.engine.loader import (
     read_templates,
     walk,
 )
+from vigil.engine.runtime import value_text
 from vigil.events.fields import go_lower, go_str, parse_event_id
 from vigil.events.gojson import GoStruct, dumps
 
@@ -404,14 +405,13 @@ class Engine:
             return self._match_odd(event)
         if channel.__class__ is not str or system.__class__ is not dict or ev.__class__ is not dict:
             return self._match_odd(event)
-        if eid_raw.__class__ is str:
-            eid = _EID_CACHE.get(eid_raw)
-            if eid is None:
-                eid = parse_event_id(eid_raw)
-                if len(_EID_CACHE) < 4096:
-                    _EID_CACHE[eid_raw] = eid
-        else:
+        if eid_raw.__class__ is not str:  # parse_event_id reads go_str(value): its text, memoised
+            eid_raw = value_text(eid_raw)  # for {"Qualifiers": ..., "Value": ...} objects
+        eid = _EID_CACHE.get(eid_raw)
+        if eid is None:
             eid = parse_event_id(eid_raw)
+            if len(_EID_CACHE) < 4096:
+                _EID_CACHE[eid_raw] = eid
         if ed.__class__ is not dict:
             ed = _NO_DATA
         fn = self._key_fn.get((channel, eid)) or self._chan_fn.get(channel) or self._default_fn

@@ -3,6 +3,8 @@
 
 * Indexed buckets (candidates from each rule's required regex and literal tests) give the same
   (event, rule) matches as linear buckets, which test every rule of the bucket.
+* Large regex sets searched through their literal atoms (RE2's FilteredRE2) give the same matches
+  as one RE2 Set of all their patterns.
 * Rules with keywords (searched over the joined event text or, for literal alternations, over the
   event's JSON first) match exactly the events the reference evaluator, which tests each value on
   its own, says they match.
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.engine.sigma import reference
-from vigil.engine import Engine, compiler
+from vigil.engine import Engine, compiler, runtime
 from vigil.engine.ir import And, KeywordMatch, Node, Not, Or
 from vigil.engine.runtime import json_safe
 from vigil.events.evtx import read_evtx
@@ -30,12 +32,18 @@ def _events() -> list[dict[str, Any]]:
     return [e for f in files for e in read_evtx(f, on_error=lambda err: None)]
 
 
-def _matches(engine: Engine, events: list[dict[str, Any]], index_min: int) -> set[tuple[int, str]]:
+def _matches(
+    engine: Engine, events: list[dict[str, Any]], index_min: int, filter_min: int | None = None
+) -> set[tuple[int, str]]:
     old, compiler.INDEX_MIN = compiler.INDEX_MIN, index_min
+    old_filter = runtime.FILTER_MIN
+    if filter_min is not None:
+        runtime.FILTER_MIN = filter_min
     try:
-        engine.compile()
+        engine.compile(lazy=False)  # the regex sets are built now, with ``filter_min``
     finally:
         compiler.INDEX_MIN = old
+        runtime.FILTER_MIN = old_filter
     return {(n, name) for n, event in enumerate(events) for name in engine.match(event).signature}
 
 
@@ -58,6 +66,7 @@ def test_prefilters_change_no_match_on_the_full_rule_set_and_corpus() -> None:
     linear = _matches(engine, events, 10**9)
     assert len(indexed) > 5000  # the corpus does exercise the rules
     assert indexed == linear
+    assert _matches(engine, events, compiler.INDEX_MIN, filter_min=10**9) == indexed  # Sets only
 
     keyword_rules = [
         r.ir for r in engine.rules if any(isinstance(n, KeywordMatch) for n in _nodes(r.ir.condition))
