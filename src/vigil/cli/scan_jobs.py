@@ -6,8 +6,9 @@ independent: each holds its own string and template tables). A worker reads its 
 offset; only stdin and pipes are read by the parent and sent), decodes and matches it in small
 batches so the decoded events stay in the CPU cache as in the one-process path, and sends back the
 rendered output bytes, its counts and its errors (``vigil.cli.scan_pool``: pipes, no threads). The
-parent plans blocks from file sizes alone, then writes each block's bytes in input order: it decodes
-and renders nothing.
+parent plans blocks from file sizes alone, and the output goes from the workers' pipes to the output
+file in input order, spliced by the pool (the parent reads only the counts): it decodes and renders
+nothing.
 
 Bad-line errors come back with line numbers relative to their block; the parent adds the lines of
 the blocks before it, so every message names the same file:line as one job does.
@@ -85,9 +86,11 @@ def run_parallel(
     global _WORKER
     _WORKER = scanner  # inherited by the forked workers, with the compiled rules
     base = 0  # lines of the current JSON-lines input before the next result
+    sink = _sink(out_stream)
     try:
         with Pool(args.jobs, _work_apart) as pool:
-            for result, output in pool.results(_plan(args.inputs), window=max(2, args.jobs * WINDOW_PER_JOB)):
+            window = max(2, args.jobs * WINDOW_PER_JOB)
+            for result, output in pool.results(_plan(args.inputs), window=window, sink=sink):
                 if result.first:
                     base = 0
                 for error in result.errors:
@@ -103,6 +106,17 @@ def run_parallel(
                 progress.update(stats)
     except WorkerDied:
         raise OSError("a --jobs worker process died (killed, or out of memory?)") from None
+
+
+def _sink(out_stream: IO[bytes]) -> int | None:
+    """The file descriptor under ``out_stream`` (flushed), for the pool to write the output to
+    itself; None for a stream without one."""
+    try:
+        fd = out_stream.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        return None
+    out_stream.flush()
+    return fd
 
 
 def _plan(inputs: list[str]) -> Iterator[LineBlock | EvtxBlock]:
