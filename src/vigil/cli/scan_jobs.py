@@ -1,6 +1,6 @@
 """`vigil scan --jobs N`: forked workers scan independent blocks; the parent writes them in order.
 
-A block is about 2 MiB of a JSON-lines file (512 KiB in its last 4 MiB, so that the workers finish
+A block is about 2 MiB of a JSON-lines file (256 KiB in its last 4 MiB, so that the workers finish
 together), cut before a line that starts with ``{``, or a few 64 KiB EVTX chunks (chunks are
 independent: each holds its own string and template tables). A worker reads its block itself (by
 offset; only stdin and pipes are read by the parent and sent), decodes and matches it in small
@@ -38,7 +38,7 @@ BATCH_LINES = 128  # events decoded and matched at a time: small enough to stay 
 EVTX_BLOCK_CHUNKS = 8  # 64 KiB EVTX chunks per unit of work (512 KiB)
 WINDOW_PER_JOB = 4  # blocks in flight per worker: bounds the parent's memory for results
 TAIL_BYTES = 4 << 20  # the end of a JSON-lines file is cut in smaller blocks, so that the workers
-TAIL_BLOCK_BYTES = 512 << 10  # finish together instead of one waiting for the other's last 2 MiB
+TAIL_BLOCK_BYTES = 256 << 10  # finish together instead of one waiting for the other's last 2 MiB
 _BOUNDARY_STEP = 1 << 16
 
 
