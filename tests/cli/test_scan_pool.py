@@ -1,12 +1,15 @@
 """The forked worker pool of `vigil scan --jobs N`: results in job order, errors where they belong,
-big messages both ways, dead workers reported, every worker reaped."""
+big messages both ways, dead workers reported, every worker reaped, payloads written to a sink in
+job order."""
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -122,3 +125,65 @@ def test_workers_end_when_there_is_nothing_to_do() -> None:
     with pool:
         assert list(pool.results([], window=4)) == []
     assert not any(_alive(pid) for pid in pids)
+
+
+def _expected(jobs: list[tuple[int, float, int]]) -> bytes:
+    return b"".join(bytes([n % 256]) * size for n, _, size in jobs)
+
+
+@pytest.mark.parametrize("splice", [True, False])
+def test_a_sink_gets_every_payload_in_job_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, splice: bool
+) -> None:
+    """Whatever order the workers finish in, and whether the sink takes ``splice`` or not (a
+    terminal does not: the pool then reads and writes); the big payloads exceed a pipe."""
+    if not splice:
+
+        def refused(*_: Any) -> int:
+            raise OSError(errno.EINVAL, "Invalid argument")
+
+        monkeypatch.setattr(os, "splice", refused)
+    jobs = [(n, 0.02 if n % 4 == 1 else 0.0, (3 << 20) if n % 7 == 3 else n * 1000) for n in range(30)]
+    out = tmp_path / "out"
+    with out.open("wb") as sink, Pool(2, _echo) as pool:
+        got = list(pool.results(iter(jobs), window=6, sink=sink.fileno()))
+    assert [value[0] for value, _ in got] == list(range(30))
+    assert all(payload == b"" for _, payload in got)  # handed out empty: they are in the sink
+    assert out.read_bytes() == _expected(jobs)
+
+
+def test_a_pipe_sink_gets_every_payload_in_job_order() -> None:
+    jobs = [(n, 0.01 if n % 3 == 0 else 0.0, n * 5000) for n in range(12)]
+    read_end, write_end = os.pipe()
+    received = bytearray()
+    pid = os.fork()
+    if pid == 0:  # a reader, so that the pipe never fills
+        os.close(write_end)
+        with open(read_end, "rb") as source:
+            data = source.read()
+        os._exit(0 if data == _expected(jobs) else 1)
+    os.close(read_end)
+    try:
+        with Pool(2, _echo) as pool:
+            for value, payload in pool.results(iter(jobs), window=4, sink=write_end):
+                received += payload
+                assert value[0] >= 0
+    finally:
+        os.close(write_end)
+        _, status = os.waitpid(pid, 0)
+    assert received == b""
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_nothing_after_an_error_reaches_the_sink(tmp_path: Path) -> None:
+    def work(n: int) -> tuple[Any, bytes]:
+        if n == 5:
+            raise OSError(f"job {n}: no such file")
+        time.sleep(0.02 if n == 4 else 0)  # the jobs after 5 are done before 4
+        return n, b"%d\n" % n
+
+    out = tmp_path / "out"
+    with out.open("wb") as sink, Pool(2, work) as pool, pytest.raises(OSError, match="job 5"):
+        for _ in pool.results(range(20), window=8, sink=sink.fileno()):
+            pass
+    assert out.read_bytes() == b"0\n1\n2\n3\n4\n"

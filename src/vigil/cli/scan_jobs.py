@@ -1,13 +1,14 @@
 """`vigil scan --jobs N`: forked workers scan independent blocks; the parent writes them in order.
 
-A block is about 2 MiB of a JSON-lines file (512 KiB in its last 4 MiB, so that the workers finish
+A block is about 2 MiB of a JSON-lines file (256 KiB in its last 4 MiB, so that the workers finish
 together), cut before a line that starts with ``{``, or a few 64 KiB EVTX chunks (chunks are
 independent: each holds its own string and template tables). A worker reads its block itself (by
 offset; only stdin and pipes are read by the parent and sent), decodes and matches it in small
 batches so the decoded events stay in the CPU cache as in the one-process path, and sends back the
 rendered output bytes, its counts and its errors (``vigil.cli.scan_pool``: pipes, no threads). The
-parent plans blocks from file sizes alone, then writes each block's bytes in input order: it decodes
-and renders nothing.
+parent plans blocks from file sizes alone, and the output goes from the workers' pipes to the output
+file in input order, spliced by the pool (the parent reads only the counts): it decodes and renders
+nothing.
 
 Bad-line errors come back with line numbers relative to their block; the parent adds the lines of
 the blocks before it, so every message names the same file:line as one job does.
@@ -37,7 +38,7 @@ BATCH_LINES = 128  # events decoded and matched at a time: small enough to stay 
 EVTX_BLOCK_CHUNKS = 8  # 64 KiB EVTX chunks per unit of work (512 KiB)
 WINDOW_PER_JOB = 4  # blocks in flight per worker: bounds the parent's memory for results
 TAIL_BYTES = 4 << 20  # the end of a JSON-lines file is cut in smaller blocks, so that the workers
-TAIL_BLOCK_BYTES = 512 << 10  # finish together instead of one waiting for the other's last 2 MiB
+TAIL_BLOCK_BYTES = 256 << 10  # finish together instead of one waiting for the other's last 2 MiB
 _BOUNDARY_STEP = 1 << 16
 
 
@@ -85,9 +86,11 @@ def run_parallel(
     global _WORKER
     _WORKER = scanner  # inherited by the forked workers, with the compiled rules
     base = 0  # lines of the current JSON-lines input before the next result
+    sink = _sink(out_stream)
     try:
         with Pool(args.jobs, _work_apart) as pool:
-            for result, output in pool.results(_plan(args.inputs), window=max(2, args.jobs * WINDOW_PER_JOB)):
+            window = max(2, args.jobs * WINDOW_PER_JOB)
+            for result, output in pool.results(_plan(args.inputs), window=window, sink=sink):
                 if result.first:
                     base = 0
                 for error in result.errors:
@@ -103,6 +106,17 @@ def run_parallel(
                 progress.update(stats)
     except WorkerDied:
         raise OSError("a --jobs worker process died (killed, or out of memory?)") from None
+
+
+def _sink(out_stream: IO[bytes]) -> int | None:
+    """The file descriptor under ``out_stream`` (flushed), for the pool to write the output to
+    itself; None for a stream without one."""
+    try:
+        fd = out_stream.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        return None
+    out_stream.flush()
+    return fd
 
 
 def _plan(inputs: list[str]) -> Iterator[LineBlock | EvtxBlock]:

@@ -7,6 +7,11 @@ output is neither pickled nor unpickled. Each worker has at most ``AHEAD`` jobs 
 waits for the parent between two jobs; the parent keeps at most ``window`` jobs between the last one
 sent and the next result to hand out, which bounds the results it holds.
 
+With a ``sink`` (a file descriptor), the pool writes the payloads itself, in job order: the one whose
+turn it is goes from the worker's pipe to the sink with ``splice`` (no copy through the parent's
+memory: for `vigil scan` that is every byte of output, which the parent otherwise reads, copies and
+writes while the workers want both cores); one that comes early is read and written in its turn.
+
 A job that raises in a worker raises the same exception in the parent when its turn comes; a worker
 that dies (killed, out of memory) is a ``WorkerDied`` error.
 """
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import errno
 import fcntl
 import os
 import pickle
@@ -29,6 +35,7 @@ AHEAD = 2  # jobs queued per worker: the one it scans and the next
 _HEADER = struct.Struct("<QQ")  # pickled part length, payload length
 _READ_SIZE = 1 << 20
 _F_SETPIPE_SZ = 1031  # fcntl.F_SETPIPE_SZ (Python 3.10+ on Linux), spelled out for type checkers
+_NO_SPLICE = (errno.EINVAL, errno.ENOSYS, errno.EBADF, errno.ESPIPE, errno.EOPNOTSUPP)
 
 
 class WorkerDied(OSError):
@@ -41,7 +48,7 @@ Work = Callable[[Any], tuple[Any, bytes]]
 class _Worker:
     """The parent's end of one worker: its pipes, the jobs it holds, bytes in and out."""
 
-    __slots__ = ("inbox", "job_fd", "jobs", "outbox", "pid", "result_fd")
+    __slots__ = ("job_fd", "jobs", "outbox", "pid", "result_fd")
 
     def __init__(self, pid: int, job_fd: int, result_fd: int) -> None:
         self.pid = pid
@@ -49,7 +56,6 @@ class _Worker:
         self.result_fd = result_fd
         self.outbox = bytearray()  # job messages not yet written (a block of stdin can exceed the pipe)
         self.jobs: collections.deque[int] = collections.deque()  # sequence numbers, oldest first
-        self.inbox = bytearray()
 
 
 class Pool:
@@ -57,6 +63,8 @@ class Pool:
 
     def __init__(self, n: int, work: Work) -> None:
         self._workers: list[_Worker] = []
+        self._sink: int | None = None
+        self._splicing = True  # until the sink refuses it
         parent_fds: list[int] = []
         try:
             for _ in range(n):
@@ -101,14 +109,19 @@ class Pool:
                 os.waitpid(worker.pid, 0)
         self._workers = []
 
-    def results(self, jobs: Iterable[Any], window: int) -> Iterator[tuple[Any, bytes]]:
+    def results(
+        self, jobs: Iterable[Any], window: int, sink: int | None = None
+    ) -> Iterator[tuple[Any, bytes | bytearray]]:
         """``work(job)`` of every job, in job order. An exception raised while taking the next job
-        (e.g. an input that cannot be opened) is raised after the results of the jobs before it."""
+        (e.g. an input that cannot be opened) is raised after the results of the jobs before it.
+        With ``sink``, the payloads are written there (in order, each before its value is handed
+        out) and handed out empty."""
         source = iter(jobs)
         sent = done = 0  # jobs sent; results handed out
-        ready: dict[int, tuple[bool, Any, bytes]] = {}
+        ready: dict[int, tuple[bool, Any, bytearray | None]] = {}
         deferred: BaseException | None = None
         exhausted = False
+        self._sink = sink
         while True:
             while not exhausted and deferred is None and sent - done < window:
                 worker = min(self._workers, key=lambda w: len(w.jobs))
@@ -133,7 +146,13 @@ class Pool:
                     done += 1
                     if not ok:
                         raise value
-                    yield value, payload
+                    if payload is None:  # already in the sink
+                        yield value, b""
+                    elif sink is not None:
+                        _write_all(sink, [payload])
+                        yield value, b""
+                    else:
+                        yield value, payload
                 continue
             if done == sent and (exhausted or deferred is not None):
                 if deferred is not None:
@@ -144,10 +163,10 @@ class Pool:
                     if worker.job_fd >= 0 and not worker.outbox:
                         os.close(worker.job_fd)
                         worker.job_fd = -1
-            self._wait(ready)
+            self._wait(ready, done)
 
-    def _wait(self, ready: dict[int, tuple[bool, Any, bytes]]) -> None:
-        """Block until a worker sends results (put in ``ready``) or can take more job bytes."""
+    def _wait(self, ready: dict[int, tuple[bool, Any, bytearray | None]], turn: int) -> None:
+        """Block until a worker sends a result (put in ``ready``) or can take more job bytes."""
         poller = select.poll()
         by_fd: dict[int, _Worker] = {}
         for worker in self._workers:
@@ -164,7 +183,7 @@ class Pool:
             if fd == worker.job_fd:
                 self._flush(worker)
             else:
-                self._receive(worker, ready)
+                self._receive(worker, ready, turn)
 
     def _flush(self, worker: _Worker) -> None:
         try:
@@ -175,21 +194,52 @@ class Pool:
             raise WorkerDied(f"worker {worker.pid} ended early") from None
         del worker.outbox[:written]
 
-    def _receive(self, worker: _Worker, ready: dict[int, tuple[bool, Any, bytes]]) -> None:
-        data = os.read(worker.result_fd, _READ_SIZE)
-        if not data:
-            raise WorkerDied(f"worker {worker.pid} ended before sending {len(worker.jobs)} results")
-        inbox = worker.inbox
-        inbox += data
-        while len(inbox) >= _HEADER.size:
-            size, payload_size = _HEADER.unpack_from(inbox)
-            end = _HEADER.size + size + payload_size
-            if len(inbox) < end:
+    def _receive(
+        self, worker: _Worker, ready: dict[int, tuple[bool, Any, bytearray | None]], turn: int
+    ) -> None:
+        """Read one whole result (the worker writes it at once, so this waits only for the rest of it).
+        The payload of result ``turn``, the next to hand out, goes straight to the sink."""
+        fd = worker.result_fd
+        died = f"worker {worker.pid} ended before sending {len(worker.jobs)} results"
+        header = _read_exactly(fd, _HEADER.size)
+        if header is None:
+            raise WorkerDied(died)
+        size, payload_size = _HEADER.unpack(header)
+        try:
+            data = _read_exactly(fd, size)
+            if data is None:
+                raise EOFError
+            ok, value = pickle.loads(data)  # noqa: S301 - our worker
+            seq = worker.jobs.popleft()
+            payload: bytearray | None
+            if seq == turn and self._sink is not None:
+                left = self._splice(fd, payload_size)
+                if left:
+                    _write_all(self._sink, [_read_payload(fd, left)])
+                payload = None
+            else:
+                payload = _read_payload(fd, payload_size)
+        except EOFError:
+            raise WorkerDied(died) from None
+        ready[seq] = (ok, value, payload)
+
+    def _splice(self, fd: int, size: int) -> int:
+        """Move ``size`` bytes from ``fd`` to the sink in the kernel; returns what is left to move the
+        slow way (the sink takes no splice: a terminal, a file opened for appending)."""
+        sink = self._sink
+        assert sink is not None
+        while size and self._splicing:
+            try:
+                moved = os.splice(fd, sink, size)
+            except OSError as err:
+                if err.errno not in _NO_SPLICE:
+                    raise
+                self._splicing = False
                 break
-            with memoryview(inbox) as view:
-                ok, value = pickle.loads(view[_HEADER.size : _HEADER.size + size])  # noqa: S301 - our worker
-                ready[worker.jobs.popleft()] = (ok, value, bytes(view[_HEADER.size + size : end]))
-            del inbox[:end]
+            if not moved:
+                raise EOFError
+            size -= moved
+        return size
 
 
 def _serve(work: Work, job_fd: int, result_fd: int) -> NoReturn:
@@ -245,7 +295,20 @@ def _read_exactly(fd: int, size: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def _write_all(fd: int, parts: list[bytes]) -> None:
+def _read_payload(fd: int, size: int) -> bytearray:
+    """``size`` bytes read straight into one buffer (a payload can be megabytes)."""
+    buf = bytearray(size)
+    with memoryview(buf) as view:
+        got = 0
+        while got < size:
+            n = os.readv(fd, [view[got:]])
+            if not n:
+                raise EOFError("pipe closed in the middle of a message")
+            got += n
+    return buf
+
+
+def _write_all(fd: int, parts: list[bytes | bytearray]) -> None:
     views = [memoryview(p) for p in parts if p]
     while views:
         written = os.writev(fd, views)
