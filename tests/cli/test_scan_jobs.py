@@ -91,9 +91,21 @@ def _mixed_lines() -> str:
     return "\n".join(lines) + "\n"
 
 
+@pytest.mark.parametrize("batch_lines", [128, 3], ids=["one-batch-a-block", "batches-in-a-block"])
 def test_jsonl_blocks_print_what_one_job_prints(
-    rules: Path, tmp_path: Path, small_blocks: None, capfdbinary: pytest.CaptureFixture[bytes]
+    rules: Path,
+    tmp_path: Path,
+    small_blocks: None,
+    capfdbinary: pytest.CaptureFixture[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+    batch_lines: int,
 ) -> None:
+    """With blocks of a few lines, and with batches of 3 lines inside bigger blocks (a bad line
+    then comes after the first batch of its block)."""
+    monkeypatch.setattr(scan_jobs, "BATCH_LINES", batch_lines)
+    if batch_lines < 10:
+        monkeypatch.setattr(scan_jobs, "BLOCK_BYTES", 3000)
+        monkeypatch.setattr(scan_jobs, "TAIL_BLOCK_BYTES", 1500)
     events = tmp_path / "mixed.jsonl"
     events.write_text(_mixed_lines())
     code, out, err = _both(capfdbinary, "--rules", str(rules), "--all", str(events))

@@ -263,12 +263,16 @@ def _scan_lines(
     line that is not one object on (lines numbered from 1 in the block). Returns the newlines in it."""
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
-    lines = io.BytesIO(data).readlines()  # split on \n only, like reading the file
-    newlines = len(lines) - (1 if lines and not lines[-1].endswith(b"\n") else 0)
-    for start in range(0, len(lines), BATCH_LINES):
+    # Split on \n only, like reading the file, and BATCH_LINES lines at a time: a block's 2 MiB of
+    # line objects all alive at once, then all freed, emptied the allocator's arenas at the end of
+    # every block, and the next block faulted the memory in again (9 000 more page faults than one
+    # job over events-205k).
+    stream = io.BytesIO(data)
+    start = 0
+    while lines := list(itertools.islice(stream, BATCH_LINES)):
         batch: list[Any] = []
         append = batch.append
-        for i, line in enumerate(lines[start : start + BATCH_LINES], start):
+        for i, line in enumerate(lines, start):
             try:
                 obj = loads(line)
             except decode_error:
@@ -279,12 +283,13 @@ def _scan_lines(
                 append(obj)
                 continue
             scanner.process(batch, out, stats, errors)
-            rest = iter_stream(iter(lines[i:]), name, i + 1)  # type: ignore[arg-type]
+            rest = iter_stream(itertools.chain(lines[i - start :], stream), name, i + 1)  # type: ignore[arg-type]
             while batch := list(itertools.islice(rest, BATCH_LINES)):
                 scanner.process(batch, out, stats, errors)
-            return newlines
+            return data.count(b"\n")
         scanner.process(batch, out, stats, errors)
-    return newlines
+        start += len(lines)
+    return data.count(b"\n")
 
 
 def _scan_evtx(scanner: Scanner, job: EvtxBlock, out: list[bytes], stats: Stats, errors: list[Any]) -> None:
