@@ -55,22 +55,40 @@ def test_each_command_gets_its_own_parser_with_the_same_help(name: str) -> None:
     assert full.choices[name].format_usage() != f"usage: vigil {name} [-h]\n"  # the real one
 
 
-def test_scan_as_a_process_skips_the_last_collection(tmp_path: Path) -> None:
+def test_scan_as_a_process_ends_without_the_interpreter_teardown(tmp_path: Path) -> None:
+    """`vigil scan` ends the process itself once its streams are flushed (no atexit hooks, no
+    module teardown); what it wrote to a file, stdout and stderr is complete, and its exit code
+    kept. Other commands return as usual."""
     events = tmp_path / "events.jsonl"
     events.write_text('{"Event": {"System": {"EventID": 1}}}\n')
     out = tmp_path / "out.jsonl"
-    code = (
-        "import gc, sys\nfrom vigil.cli import entry\n"
-        f"sys.argv = ['vigil', 'scan', '--all', '--rules', {str(GENE_RULES)!r}, '--output', {str(out)!r}, {str(events)!r}]\n"
-        "code = entry()\nprint('scan', code, gc.get_freeze_count() > 0, file=sys.stderr)\n"
-        "sys.argv = ['vigil', 'rules', 'list', "
-        f"{str(GENE_RULES)!r}]\n"
-        "gc.unfreeze()\nprint('rules', entry(), gc.get_freeze_count() > 0, file=sys.stderr)\n"
-    )
-    res = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    marks = [line for line in res.stderr.splitlines() if line.startswith(("scan ", "rules "))]
-    assert marks == ["scan 0 True", "rules 0 False"]  # other commands exit as usual
-    assert out.read_bytes().count(b"\n") == 1  # written and closed before the exit
+
+    def run(*scan_args: str) -> subprocess.CompletedProcess[str]:
+        code = (
+            "import atexit, gc, sys\nfrom vigil.cli import entry\n"
+            "atexit.register(lambda: print('atexit ran', file=sys.stderr))\n"
+            f"sys.argv = ['vigil', 'rules', 'list', {str(GENE_RULES)!r}]\n"
+            "print('rules', entry(), gc.get_freeze_count() > 0, file=sys.stderr)\n"
+            f"sys.argv = ['vigil', 'scan', *{list(scan_args)!r}]\n"
+            "entry()\nprint('after scan', file=sys.stderr)\n"
+        )
+        return subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
+
+    to_file = run("--all", "--rules", str(GENE_RULES), "--output", str(out), str(events))
+    assert to_file.returncode == 0, to_file.stderr
+    assert "rules 0 False" in to_file.stderr  # `rules list` returned, nothing frozen
+    assert "events: 1" in to_file.stderr and "after scan" not in to_file.stderr
+    assert "atexit ran" not in to_file.stderr
+    assert out.read_bytes().count(b"\n") == 1  # written and closed before the process ended
+
+    to_stdout = run("--all", "--rules", str(GENE_RULES), str(events))
+    assert to_stdout.returncode == 0, to_stdout.stderr
+    assert to_stdout.stdout.endswith("\n")  # after `rules list`'s lines, the event, flushed
+    assert '"EventID":1' in to_stdout.stdout.splitlines()[-1].replace(" ", "")
+
+    bad = run("--rules", str(tmp_path / "missing"), str(events))
+    assert bad.returncode == 2
+    assert "cannot open" in bad.stderr and "after scan" not in bad.stderr
 
 
 def test_the_evtx_reader_is_imported_on_first_use() -> None:
