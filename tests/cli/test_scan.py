@@ -209,3 +209,29 @@ def test_fast_reader_hands_over_mid_file(
     pretty_lines = pretty.count("\n") + 1
     assert f"{f}:{3000 + pretty_lines + 1}: invalid JSON" in err
     assert "events: 3002" in err and "errors: 1" in err
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_reader_that_goes_away_ends_the_scan_quietly(tmp_path: Path, jobs: str) -> None:
+    """`vigil scan ... | head -1`: once the reader closes the pipe, the scan stops with exit code 0,
+    no error message, and no worker left running."""
+    import subprocess
+
+    events = tmp_path / "events.jsonl"
+    line = json.dumps({"Event": {"System": {"EventID": 1, "Channel": "x"}, "EventData": {"A": "b" * 100}}})
+    events.write_text((line + "\n") * 20000)  # 3 MB printed with --all: far more than a pipe holds
+    rules = Path("../shared/data/gene-rules/rules")
+    with subprocess.Popen(
+        [sys.executable, "-m", "vigil", "scan", "--jobs", jobs, "--all", "--rules", str(rules), str(events)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline().startswith(b'{"Event"')
+        proc.stdout.close()
+        code = proc.wait(timeout=60)
+        err = proc.stderr.read().decode()
+    assert code == 0, err
+    assert "Broken pipe" not in err and "Traceback" not in err
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    assert not children.exists() or not children.read_text().split()

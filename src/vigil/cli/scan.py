@@ -278,6 +278,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             for path in args.inputs:
                 _run_one(scanner, path, out_stream, stats, progress)
+    except BrokenPipeError:
+        raise  # whoever read the output went away (`vigil scan | head`): a quiet end (vigil.cli)
     except (OSError, ValueError) as err:
         print(f"vigil scan: {err}", file=sys.stderr)
         return 2
