@@ -187,3 +187,17 @@ def test_nothing_after_an_error_reaches_the_sink(tmp_path: Path) -> None:
         for _ in pool.results(range(20), window=8, sink=sink.fileno()):
             pass
     assert out.read_bytes() == b"0\n1\n2\n3\n4\n"
+
+
+def test_a_result_marshal_does_not_carry_is_an_error_in_its_turn() -> None:
+    """Jobs and results are plain values; a worker returning anything else reports it (ValueError
+    from marshal) instead of dying, and the results before it still come."""
+
+    def work(n: int) -> tuple[Any, bytes]:
+        return (n if n < 2 else object()), b""
+
+    seen: list[Any] = []
+    with Pool(2, work) as pool, pytest.raises(ValueError, match="unmarshallable"):
+        for value, _payload in pool.results(range(4), window=4):
+            seen.append(value)
+    assert seen == [0, 1]

@@ -23,6 +23,7 @@ import itertools
 import os
 import stat
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
@@ -90,7 +91,9 @@ def run_parallel(
     try:
         with Pool(args.jobs, _work_apart) as pool:
             window = max(2, args.jobs * WINDOW_PER_JOB)
-            for result, output in pool.results(_plan(args.inputs), window=window, sink=sink):
+            jobs = (_job_message(job) for job in _plan(args.inputs))
+            for message, output in pool.results(jobs, window=window, sink=sink):
+                result = _result_from(message)
                 if result.first:
                     base = 0
                 for error in result.errors:
@@ -219,11 +222,41 @@ def _boundary(fd: int, offset: int, file_size: int) -> int:
     return file_size
 
 
-def _work_apart(job: LineBlock | EvtxBlock) -> tuple[BlockResult, bytes]:
-    """``_work``, with the output apart: the pool sends it as raw bytes, not pickled."""
-    result = _work(job)
-    output, result.output = result.output, b""
-    return result, output
+# The pool carries plain values (marshal): jobs and results cross it as tuples.
+
+
+def _job_message(job: LineBlock | EvtxBlock) -> tuple[Any, ...]:
+    if isinstance(job, EvtxBlock):
+        return ("evtx", job.segments)
+    return ("lines", job.name, job.index, job.start, job.stop, job.file_size, job.data)
+
+
+def _job_from(message: tuple[Any, ...]) -> LineBlock | EvtxBlock:
+    if message[0] == "evtx":
+        return EvtxBlock(tuple(tuple(segment) for segment in message[1]))
+    return LineBlock(*message[1:])
+
+
+def _result_message(result: BlockResult) -> tuple[Any, ...]:
+    stats = result.stats
+    errors = [e if isinstance(e, str) else (e.file, e.line, e.message) for e in result.errors]
+    counts = (stats.events, stats.positives, stats.printed, stats.errors, dict(stats.rules))
+    return (counts, errors, result.lines, result.first)
+
+
+def _result_from(message: tuple[Any, ...]) -> BlockResult:
+    from vigil.cli.scan import Stats
+
+    (events, positives, printed, errors, rules), raw_errors, lines, first = message
+    stats = Stats(events, positives, printed, errors, Counter(rules))
+    found = [e if isinstance(e, str) else LineError(*e) for e in raw_errors]
+    return BlockResult(b"", stats, found, lines=lines, first=first)
+
+
+def _work_apart(message: tuple[Any, ...]) -> tuple[tuple[Any, ...], bytes]:
+    """``_work`` of a job message: its result as a message, the output apart (raw bytes)."""
+    result = _work(_job_from(message))
+    return _result_message(result), result.output
 
 
 def _work(job: LineBlock | EvtxBlock) -> BlockResult:
