@@ -37,7 +37,7 @@ def _code_fingerprint() -> str:
     if _code_digest is None:
         h = hashlib.sha256()
         here = Path(__file__).resolve().parent
-        for module in [*sorted(here.glob("*.py")), here.parent / "ir.py"]:
+        for module in [*sorted(here.glob("*.py")), here.parent / "ir.py", here.parent / "ir_codec.py"]:
             h.update(module.name.encode() + b"\0")
             try:
                 h.update(module.read_bytes())
