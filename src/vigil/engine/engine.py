@@ -20,6 +20,7 @@ from vigil.engine.ir import Attack, RuleIR, SourceLocation
 from vigil.engine.loader import (
     GENE_EXTENSIONS,
     RawGeneRule,
+    has_loader,
     loader_for,
     loaders_done,
     loaders_prepare,
@@ -229,6 +230,15 @@ class Engine:
             if f.suffix == ".toml":
                 read_templates(f, self.templates, errors)
         files = [root] if root.is_file() else list(walk(root))
+        gene = [f for f in files if f.suffix in GENE_EXTENSIONS]
+        if (
+            gene
+            and not errors
+            and all(
+                f.suffix in GENE_EXTENSIONS or f.suffix == ".toml" or not has_loader(f.suffix) for f in files
+            )
+        ):  # gene files only (besides templates and files no front end reads): maybe in the rule cache
+            return self._collect_gene(gene)
         items: list[RawGeneRule | RuleIR] = []  # in walk order, whatever the front end
         try:
             loaders_prepare(files)
@@ -246,6 +256,36 @@ class Engine:
         finally:
             loaders_done()
         return self._build(items, errors)
+
+    def _collect_gene(self, files: list[Path]) -> list[tuple[RuleIR, str | None, dict[str, Any] | None]]:
+        """A set of gene files only: from the rule cache when it holds the set (``gene.cache``),
+        else decoded and compiled, then stored."""
+        from vigil.engine.gene import cache
+
+        try:
+            contents = [(f, f.read_bytes()) for f in files]
+        except OSError:  # reported by the plain load below
+            contents = []
+        key = None
+        if len(contents) == len(files):
+            key = cache.set_key([(str(f), data) for f, data in contents], self.templates, self.containers)
+            hit = cache.load(key)
+            if hit is not None and not any(ir.name in self._names for ir, _, _ in hit.built):
+                hit.replay()
+                return hit.built
+        errors: list[RuleError] = []
+        with cache.captured_logs() as logs:
+            items: list[RawGeneRule | RuleIR] = []
+            if key is not None:
+                for f, data in contents:
+                    items.extend(read_gene_file(f, errors, data))
+            else:
+                for f in files:
+                    items.extend(read_gene_file(f, errors))
+            built = self._build(items, errors)  # RuleLoadError: nothing is stored
+        if key is not None:
+            cache.store(key, built, logs)
+        return built
 
     def _build(
         self, items: list[RawGeneRule | RuleIR], errors: list[RuleError]

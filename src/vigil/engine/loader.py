@@ -90,6 +90,12 @@ def loader_for(extension: str) -> RuleFileLoader | None:
     return _LOADERS.get(ext)
 
 
+def has_loader(extension: str) -> bool:
+    """Whether some front end reads ``extension`` files (without importing it)."""
+    ext = extension.lower()
+    return ext in _LOADERS or ext in _LAZY_FRONT_ENDS
+
+
 def walk(root: Path) -> Iterator[Path]:
     """Files under ``root`` in gene's walk order."""
     stack = [root]
@@ -128,10 +134,11 @@ class RawGeneRule:
     rule: dict[str, Any]
 
 
-def read_gene_file(path: Path, errors: list[RuleError]) -> list[RawGeneRule]:
-    """Decode every rule object of a gene file; syntax and type errors go to ``errors``."""
+def read_gene_file(path: Path, errors: list[RuleError], data: bytes | None = None) -> list[RawGeneRule]:
+    """Decode every rule object of a gene file (its bytes ``data`` when already read); syntax and
+    type errors go to ``errors``."""
     try:
-        text = path.read_bytes().decode("utf-8", "replace")
+        text = (path.read_bytes() if data is None else data).decode("utf-8", "replace")
     except OSError as err:
         errors.append(RuleError(str(path), 0, None, None, f"cannot read: {err}"))
         return []
