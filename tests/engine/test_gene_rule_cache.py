@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from vigil.engine import Engine, RuleLoadError
-from vigil.engine.gene import cache as gene_cache
+from vigil.engine import Engine, RuleLoadError, gene_cache
 from vigil.engine.rule_cache import configure_rule_cache
 
 GENE_RULES = Path(__file__).resolve().parents[2] / "../shared/data/gene-rules/rules"
@@ -69,7 +68,7 @@ def test_a_hit_skips_decoding_and_compiling(
     def no_compile(*args: object, **kwargs: object) -> None:
         raise AssertionError("compiled on a hit")
 
-    monkeypatch.setattr("vigil.engine.engine.compile_rule", no_compile)
+    monkeypatch.setattr("vigil.engine.gene.rules.compile_rule", no_compile)
     assert len(_loaded(rules).rules) == 134
 
 
@@ -209,3 +208,18 @@ def _env() -> dict[str, str]:
     import os
 
     return {k: v for k, v in os.environ.items() if k not in ("VIGIL_NO_RULE_CACHE", "VIGIL_RULE_CACHE_DIR")}
+
+
+def test_a_hit_does_not_import_the_gene_front_end(tmp_path: Path, rules: Path) -> None:
+    script = (
+        "import sys\nfrom vigil.engine import Engine\n"
+        f"Engine().load_path({str(rules)!r})\n"
+        "print(sorted(m for m in sys.modules if m.startswith('vigil.engine.gene.')))\n"
+    )
+    env = {**_env(), "VIGIL_RULE_CACHE_DIR": str(tmp_path / "cache")}
+    runs = [
+        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env)
+        for _ in range(2)
+    ]
+    assert "vigil.engine.gene.rules" in runs[0].stdout  # compiled: a miss
+    assert runs[1].stdout.strip() == "[]"  # read back: no gene module

@@ -14,8 +14,6 @@ from typing import Any
 
 from vigil.engine.compiler import Bucket, CompiledRules, check_ir, compile_rules
 from vigil.engine.errors import RuleError, RuleLoadError
-from vigil.engine.gene.decode import DecodeError, decode_rule, iter_objects, rule_name
-from vigil.engine.gene.rules import RuleCompileError, compile_rule
 from vigil.engine.ir import Attack, RuleIR, SourceLocation
 from vigil.engine.loader import (
     GENE_EXTENSIONS,
@@ -183,6 +181,8 @@ class Engine:
     # ------------------------------------------------------------------ loading
     def load_text(self, text: str, source: str = "<text>") -> None:
         """Load gene rules from a string (a stream of JSON objects)."""
+        from vigil.engine.gene.decode import DecodeError, decode_rule, iter_objects, rule_name
+
         errors: list[RuleError] = []
         raws: list[RawGeneRule] = []
         for raw in iter_objects(text):
@@ -258,9 +258,9 @@ class Engine:
         return self._build(items, errors)
 
     def _collect_gene(self, files: list[Path]) -> list[tuple[RuleIR, str | None, dict[str, Any] | None]]:
-        """A set of gene files only: from the rule cache when it holds the set (``gene.cache``),
+        """A set of gene files only: from the rule cache when it holds the set (``gene_cache``),
         else decoded and compiled, then stored."""
-        from vigil.engine.gene import cache
+        from vigil.engine import gene_cache as cache
 
         try:
             contents = [(f, f.read_bytes()) for f in files]
@@ -292,6 +292,9 @@ class Engine:
     ) -> list[tuple[RuleIR, str | None, dict[str, Any] | None]]:
         built: list[tuple[RuleIR, str | None, dict[str, Any] | None]] = []
         names = set(self._names)
+        if any(not isinstance(raw, RuleIR) for raw in items):
+            # the gene front end: imported only to compile gene rules (not for a cached set)
+            from vigil.engine.gene.rules import RuleCompileError, compile_rule
         for raw in items:
             if isinstance(raw, RuleIR):
                 self._build_other(raw, names, built, errors)

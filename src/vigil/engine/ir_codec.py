@@ -4,7 +4,7 @@ Nodes are short tagged lists; a regex carries its RE2 program size, noted for th
 decoding (cache keys cover the RE2 version), so a cached load compiles no regex before matching.
 Decoding checks every field's type and every node's shape and raises :class:`CacheFormatError` on
 anything else, so a damaged entry is a miss, never a wrong rule. The front ends' caches
-(``vigil.engine.sigma.cache``, ``vigil.engine.gene.cache``) add what is their own around it.
+(``vigil.engine.sigma.cache``, ``vigil.engine.gene_cache``) add what is their own around it.
 """
 
 from __future__ import annotations

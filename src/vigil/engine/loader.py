@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from vigil.engine.errors import RuleError
-from vigil.engine.gene.decode import DecodeError, decode_rule, iter_objects, rule_name
 from vigil.engine.ir import RuleIR
 
 __all__ = [
@@ -137,6 +136,8 @@ class RawGeneRule:
 def read_gene_file(path: Path, errors: list[RuleError], data: bytes | None = None) -> list[RawGeneRule]:
     """Decode every rule object of a gene file (its bytes ``data`` when already read); syntax and
     type errors go to ``errors``."""
+    from vigil.engine.gene.decode import DecodeError, decode_rule, iter_objects, rule_name
+
     try:
         text = (path.read_bytes() if data is None else data).decode("utf-8", "replace")
     except OSError as err:

@@ -51,8 +51,8 @@ def _code_fingerprint() -> str:
         from vigil.engine import runtime
 
         h = hashlib.sha256(f"vigil={vigil.__version__}\0format={FORMAT}\0".encode())
-        engine = Path(__file__).resolve().parent.parent
-        modules = sorted((engine / "gene").glob("*.py"))
+        engine = Path(__file__).resolve().parent
+        modules = [*sorted((engine / "gene").glob("*.py")), engine / "gene_cache.py"]
         modules += [
             engine / name for name in ("ir.py", "ir_codec.py", "compiler.py", "loader.py", "engine.py")
         ]
