@@ -66,6 +66,7 @@ def field(obj: Any, path: tuple[str, ...]) -> str | None:
     return obj if obj.__class__ is str else go_str(obj)
 
 
+# Two memos, not one: an empty object and an empty list have the same key, () ("map[]" / "[]").
 _MAP_TEXT: dict[tuple[tuple[str, str], ...], str] = {}
 _LIST_TEXT: dict[tuple[str, ...], str] = {}
 
