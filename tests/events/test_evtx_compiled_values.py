@@ -26,7 +26,7 @@ WRITTEN_OUT = Path(
 
 def test_the_extension_is_built_in_this_install() -> None:
     """CI installs with a compiler: the reader must not silently fall back to pure Python there."""
-    assert _binxml.decode_compiled is decode_values
+    assert _binxml.compiled_values is decode_values
 
 
 def _pack(values: list[tuple[int, bytes]]) -> tuple[bytes, tuple[int, ...]]:
@@ -333,7 +333,7 @@ def test_the_corpus_written_out_records_are_rendered_in_c(monkeypatch: pytest.Mo
             declined.append(pos)
         return done
 
-    monkeypatch.setattr(evtx, "tree_compiled", counting)
+    monkeypatch.setattr(_binxml, "compiled_tree", counting)
     events = list(evtx.read_evtx(WRITTEN_OUT))
     assert len(events) == 455
     assert declined == []
@@ -354,7 +354,7 @@ class NoExtension(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, NoExtension())
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 from vigil.events import _binxml, evtx
-assert _binxml.decode_compiled is None and evtx.tree_compiled is None
+assert _binxml.compiled_values is None and _binxml.compiled_tree is None
 events = list(evtx.read_evtx({str(WRITTEN_OUT)!r}))
 print(json.dumps([len(events), events[0]]))
 """

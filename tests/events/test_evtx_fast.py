@@ -48,8 +48,8 @@ def test_corpus_fast_equals_reference(monkeypatch: pytest.MonkeyPatch, compiled:
     """Every record of the 316 files (16 818), read after one another so templates are shared;
     compared as ``repr`` too, so the key order of every dict is the same."""
     if not compiled:
-        monkeypatch.setattr(_binxml, "decode_compiled", None)
-        monkeypatch.setattr(evtx, "tree_compiled", None)
+        monkeypatch.setattr(_binxml, "compiled_values", None)
+        monkeypatch.setattr(_binxml, "compiled_tree", None)
     total = 0
     for path in CORPUS:
         fast = _items(path)
@@ -63,7 +63,7 @@ def test_corpus_fast_equals_reference(monkeypatch: pytest.MonkeyPatch, compiled:
 def test_corpus_generated_value_decoders_equal_reference(monkeypatch: pytest.MonkeyPatch) -> None:
     """With a decoder generated at the first use of a type list, and container code at the first
     use of a plan structure, every record still reads alike (key order included)."""
-    monkeypatch.setattr(_binxml, "decode_compiled", None)  # the values decoded in Python
+    monkeypatch.setattr(_binxml, "compiled_values", None)  # the values decoded in Python
     monkeypatch.setattr(_binxml, "_GENERATE_AFTER", 1)
     monkeypatch.setattr(_binxml, "_VALUE_DECODERS", {})
     monkeypatch.setattr(_binxml, "_TYPES_SEEN", {})
@@ -99,7 +99,7 @@ def test_generated_value_decoder_declines_unexpected_sizes() -> None:
 
 def test_value_decoder_caches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     """Descriptor arrays and type lists seen, decoders generated: all stay under the limit."""
-    monkeypatch.setattr(_binxml, "decode_compiled", None)  # the Python decoders and their caches
+    monkeypatch.setattr(_binxml, "compiled_values", None)  # the Python decoders and their caches
     monkeypatch.setattr(_binxml, "_VALUE_DECODERS_LIMIT", 3)
     monkeypatch.setattr(_binxml, "_GENERATE_AFTER", 2)
     monkeypatch.setattr(_binxml, "_VALUE_DECODERS", {})
@@ -210,8 +210,8 @@ def test_damaged_files_read_alike(
     path = tmp_path / "damaged.evtx"
     path.write_bytes(bytes(data))
     if not compiled:
-        monkeypatch.setattr(_binxml, "decode_compiled", None)
-        monkeypatch.setattr(evtx, "tree_compiled", None)
+        monkeypatch.setattr(_binxml, "compiled_values", None)
+        monkeypatch.setattr(_binxml, "compiled_tree", None)
     monkeypatch.setattr(_binxml, "_GENERATE_AFTER", 1)  # damaged values reach the generated decoders
     assert _items(path) == _reference(path, monkeypatch)
 

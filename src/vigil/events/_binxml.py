@@ -81,21 +81,22 @@ _UNSEEN: Any = object()
 TreeRenderer = Callable[[bytes, int, bool, Any, int], tuple[tuple[str, Any], int] | None]
 """Renders a tree written out in a record as ``Chunk._render_tree`` with gene's shape; None to decline."""
 
-_compiled_values: Callable[[bytes, int, Any], tuple[list[Any], int] | None] | None
+# The optional C decoder (setup.py builds it when a compiler exists). Tests switch either part off
+# (None) to compare it with the Python code it stands for.
+compiled_values: Callable[[bytes, int, Any], tuple[list[Any], int] | None] | None
+"""A record's values decoded in C, or None (then, or when it declines, ``Chunk._values`` does)."""
 compiled_tree: TreeRenderer | None
-try:  # the optional C decoder (setup.py builds it when a compiler exists)
-    from vigil.events._binxml_values import decode_values as _compiled_values
+"""Trees written out in records rendered in C with gene's shape (``vigil.events.evtx`` passes it
+to the chunks it reads), or None."""
+try:
+    from vigil.events._binxml_values import decode_values as compiled_values
     from vigil.events._binxml_values import render_tree as compiled_tree
 except ImportError:  # pragma: no cover - depends on the install
-    _compiled_values = compiled_tree = None
+    compiled_values = compiled_tree = None
     logging.getLogger(__name__).warning(
         "EVTX: the C decoder (vigil.events._binxml_values) is not built, so EVTX files are read in "
         "pure Python, taking about 1.7 times as long; reinstall vigil with a C compiler present"
     )
-
-decode_compiled = _compiled_values
-"""The C decoder of a record's values, or None (then, or when it declines, ``Chunk._values``
-decodes them in Python; tests switch it off to compare both)."""
 
 
 class CorruptError(Exception):
@@ -714,8 +715,8 @@ class Chunk:
         or when the decoder declines the sizes, the loop below decodes the commonest types inline.
         """
         data = self.data
-        if decode_compiled is not None and _fast_values:
-            decoded = decode_compiled(data, pos, self)
+        if compiled_values is not None and _fast_values:
+            decoded = compiled_values(data, pos, self)
             if decoded is not None:
                 return decoded
         (count,) = _U32.unpack_from(data, pos)

@@ -37,6 +37,7 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from vigil.events import _binxml
 from vigil.events._binxml import (
     CHUNK_HEADER_SIZE,
     CHUNK_MAGIC,
@@ -51,8 +52,6 @@ from vigil.events._binxml import (
     Instance,
     Renderer,
     Subst,
-    TreeRenderer,
-    compiled_tree,
 )
 from vigil.events._container_code import ATTRS as _ATTRS
 from vigil.events._container_code import CALL as _CALL
@@ -74,10 +73,6 @@ _RECORD_HEAD = struct.Struct("<4sIQQ")  # magic, size, record id, written time
 _reference = False
 """Read with the plain walk only: trees parsed then interpreted, no template shared between chunks
 (with ``_binxml._share_templates`` off).  The tests compare the fast paths with it."""
-
-tree_compiled: TreeRenderer | None = compiled_tree
-"""The C rendering of trees written out in records (``_shape`` in C), or None: then, and when it
-declines a record, ``Chunk._render_tree`` renders it (tests switch it off to compare both)."""
 
 # What decoding corrupt bytes can raise; translated into EvtxError at the record boundary.
 _DECODE_ERRORS = (CorruptError, struct.error, IndexError, ValueError, OverflowError, RecursionError)
@@ -689,7 +684,9 @@ def _records(
     path: str, chunk_offset: int, raw: bytes, fail: Callable[[EvtxError], None]
 ) -> Iterator[dict[str, Any]]:
     chunk = (
-        Chunk(raw, chunk_offset) if _reference else Chunk(raw, chunk_offset, shape=_shape, tree=tree_compiled)
+        Chunk(raw, chunk_offset)
+        if _reference
+        else Chunk(raw, chunk_offset, shape=_shape, tree=_binxml.compiled_tree)
     )
     plain: Chunk | None = None
     (end,) = _U32.unpack_from(raw, 48)  # free space offset: the records end there
