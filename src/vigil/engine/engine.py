@@ -263,12 +263,14 @@ class Engine:
         from vigil.engine import gene_cache as cache
 
         try:
-            contents = [(f, f.read_bytes()) for f in files]
-        except OSError:  # reported by the plain load below
-            contents = []
+            contents: list[bytes] | None = [f.read_bytes() for f in files]
+        except OSError:  # read again, and reported, by read_gene_file below
+            contents = None
         key = None
-        if len(contents) == len(files):
-            key = cache.set_key([(str(f), data) for f, data in contents], self.templates, self.containers)
+        if contents is not None:
+            key = cache.set_key(
+                list(zip(map(str, files), contents, strict=True)), self.templates, self.containers
+            )
             hit = cache.load(key)
             if hit is not None and not any(ir.name in self._names for ir, _, _ in hit.built):
                 hit.replay()
@@ -276,12 +278,8 @@ class Engine:
         errors: list[RuleError] = []
         with cache.captured_logs() as logs:
             items: list[RawGeneRule | RuleIR] = []
-            if key is not None:
-                for f, data in contents:
-                    items.extend(read_gene_file(f, errors, data))
-            else:
-                for f in files:
-                    items.extend(read_gene_file(f, errors))
+            for i, f in enumerate(files):
+                items.extend(read_gene_file(f, errors, None if contents is None else contents[i]))
             built = self._build(items, errors)  # RuleLoadError: nothing is stored
         if key is not None:
             cache.store(key, built, logs)
@@ -292,9 +290,9 @@ class Engine:
     ) -> list[tuple[RuleIR, str | None, dict[str, Any] | None]]:
         built: list[tuple[RuleIR, str | None, dict[str, Any] | None]] = []
         names = set(self._names)
-        if any(not isinstance(raw, RuleIR) for raw in items):
-            # the gene front end: imported only to compile gene rules (not for a cached set)
-            from vigil.engine.gene.rules import RuleCompileError, compile_rule
+        # the gene front end, imported here: a gene set read back from the rule cache never needs it
+        from vigil.engine.gene.rules import RuleCompileError, compile_rule
+
         for raw in items:
             if isinstance(raw, RuleIR):
                 self._build_other(raw, names, built, errors)
