@@ -26,7 +26,7 @@ from typing import Any
 
 from vigil.engine.ir import RuleIR
 from vigil.engine.ir_codec import CacheFormatError, as_int, as_list, as_str, decode_rule, encode_rule
-from vigil.engine.rule_cache import open_rule_store
+from vigil.engine.rule_cache import code_fingerprint, open_rule_store
 
 __all__ = ["CachedSet", "captured_logs", "load", "set_key", "store"]
 
@@ -47,30 +47,23 @@ def _code_fingerprint() -> str:
     """Digest of the code whose output an entry keeps (read once per process, about 0.5 ms)."""
     global _code_digest
     if _code_digest is None:
+        import re2
+
         import vigil
         from vigil.engine import runtime
 
-        h = hashlib.sha256(f"vigil={vigil.__version__}\0format={FORMAT}\0".encode())
         engine = Path(__file__).resolve().parent
-        modules = [*sorted((engine / "gene").glob("*.py")), engine / "gene_cache.py"]
+        modules = [*sorted((engine / "gene").glob("*.py")), engine / "gene_cache.py", Path(runtime.__file__)]
         modules += [
             engine / name for name in ("ir.py", "ir_codec.py", "compiler.py", "loader.py", "engine.py")
         ]
-        modules.append(Path(runtime.__file__))
-        for module in modules:
-            h.update(module.name.encode() + b"\0")
-            try:
-                h.update(module.read_bytes())
-            except OSError:
-                h.update(b"?")
-        import re2
-
+        facts = [f"vigil={vigil.__version__}", f"format={FORMAT}"]
         try:  # the RE2 build decides which regexes compile: its extension module stands for it
             st = os.stat(re2._re2.__file__)
-            h.update(f"\0re2={st.st_size}:{st.st_mtime_ns}".encode())
+            facts.append(f"re2={st.st_size}:{st.st_mtime_ns}")
         except (AttributeError, OSError, TypeError):
-            h.update(b"\0re2=?")
-        _code_digest = h.hexdigest()
+            facts.append("re2=?")
+        _code_digest = code_fingerprint(modules, facts)
     return _code_digest
 
 
@@ -146,7 +139,7 @@ def _decode(value: Any) -> CachedSet:
             as_str(disabled, "disabled")
         if raw is not None and raw.__class__ is not dict:
             raise CacheFormatError("a decoded rule that is not an object")
-        built.append((decode_rule(encoded, "", ""), disabled, raw))
+        built.append((decode_rule(encoded), disabled, raw))
     logs: list[tuple[str, int, str]] = []
     for item in as_list(value["logs"], "logs"):
         name, level, message = as_list(item, "log")

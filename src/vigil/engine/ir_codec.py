@@ -260,8 +260,9 @@ def decode_node(v: Any) -> Node:
     bad("node tag", tag)
 
 
-def decode_rule(v: Any, old: str, new: str) -> RuleIR:
-    """The :class:`RuleIR` ``encode_rule`` wrote; a source file ``old`` is renamed ``new``."""
+def decode_rule(v: Any, old: str = "", new: str = "") -> RuleIR:
+    """The :class:`RuleIR` ``encode_rule`` wrote; a source file ``old`` is renamed ``new`` (a
+    Sigma rule directory that moved)."""
     if v.__class__ is not dict:
         bad("rule", v)
     try:

@@ -23,7 +23,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ __all__ = [
     "MAX_ENTRY_BYTES",
     "MAX_TOTAL_BYTES",
     "RuleStore",
+    "code_fingerprint",
     "configure_rule_cache",
     "open_rule_store",
     "rule_cache_directory",
@@ -63,6 +64,24 @@ def configure_rule_cache(*, enabled: bool | None = None, directory: str | Path |
     global _enabled, _directory
     _enabled = enabled
     _directory = Path(directory) if directory is not None else None
+
+
+def code_fingerprint(modules: Iterable[Path], facts: Iterable[str]) -> str:
+    """Digest of the source of ``modules`` and of ``facts`` (library versions, formats): the code
+    whose output a front end's entries keep, part of their keys so that any change is a miss (a
+    module that cannot be read counts as changed)."""
+    import hashlib  # here: the CLI imports this module before it knows whether anything is cached
+
+    h = hashlib.sha256()
+    for module in modules:
+        h.update(module.name.encode() + b"\0")
+        try:
+            h.update(module.read_bytes())
+        except OSError:
+            h.update(b"?")
+    for fact in facts:
+        h.update(b"\0" + fact.encode())
+    return h.hexdigest()
 
 
 def rule_cache_directory() -> Path | None:

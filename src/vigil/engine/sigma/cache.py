@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from vigil.engine.rule_cache import open_rule_store
+from vigil.engine.rule_cache import code_fingerprint, open_rule_store
 from vigil.engine.sigma.codec import FORMAT, CacheFormatError, decode_file_result, encode_file_result
 from vigil.engine.sigma.options import CompileOptions
 from vigil.engine.sigma.results import FileResult
@@ -35,22 +35,15 @@ def _code_fingerprint() -> str:
     """Digest of the code whose output the cache keeps: this front end, the IR, the libraries."""
     global _code_digest
     if _code_digest is None:
-        h = hashlib.sha256()
         here = Path(__file__).resolve().parent
-        for module in [*sorted(here.glob("*.py")), here.parent / "ir.py", here.parent / "ir_codec.py"]:
-            h.update(module.name.encode() + b"\0")
-            try:
-                h.update(module.read_bytes())
-            except OSError:
-                h.update(b"?")
+        facts = [f"codec={FORMAT}"]
         for dist in ("vigil", "pysigma", "google-re2", "pyyaml"):
             try:
-                version = importlib.metadata.version(dist)
+                facts.append(f"{dist}={importlib.metadata.version(dist)}")
             except importlib.metadata.PackageNotFoundError:
-                version = "-"
-            h.update(f"\0{dist}={version}".encode())
-        h.update(f"\0codec={FORMAT}".encode())
-        _code_digest = h.hexdigest()
+                facts.append(f"{dist}=-")
+        modules = [*sorted(here.glob("*.py")), here.parent / "ir.py", here.parent / "ir_codec.py"]
+        _code_digest = code_fingerprint(modules, facts)
     return _code_digest
 
 
