@@ -133,15 +133,15 @@ def test_any_change_of_what_the_load_reads_is_a_miss(cache_dir: Path, rules: Pat
     changed = _loaded(rules, containers)
     assert len(_entries(cache_dir)) == 2
     assert _view(changed) != _view(fresh)
-    assert _view(changed) == _view(_fresh(rules, containers))
+    assert _view(changed) == _view(_fresh(rules, containers, cache_dir))
 
 
-def _fresh(rules: Path, containers: dict[str, list[str]]) -> Engine:
+def _fresh(rules: Path, containers: dict[str, list[str]], cache_dir: Path) -> Engine:
     configure_rule_cache(enabled=False)
     try:
         return _loaded(rules, containers)
     finally:
-        configure_rule_cache(enabled=True)
+        configure_rule_cache(enabled=True, directory=cache_dir)  # as the fixture set it
 
 
 def test_a_set_with_errors_is_not_stored_and_reports_as_always(cache_dir: Path, rules: Path) -> None:
