@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def entry() -> int:
     """`vigil` as a process (the console script, ``python -m vigil``).
 
-    A command that sets ``exit_without_collection`` (`vigil scan`: it closes what it writes) then
+    A command that sets ``exit_without_teardown`` (`vigil scan`: it closes what it writes) then
     ends the process once its standard streams and log handlers are flushed, without the
     interpreter's teardown: the last garbage collection over every object left (the compiled
     rules, the caches: up to 50 ms) and the finalization of every module (3-5 ms), work the
@@ -77,7 +77,7 @@ def entry() -> int:
     """
     parser, args = _parse(None)
     code = _run(parser, args)
-    if getattr(args, "exit_without_collection", False):
+    if getattr(args, "exit_without_teardown", False):
         gc.freeze()  # nothing collects from here on, whatever runs before the process ends
         _exit_now(code)
     return code

@@ -70,7 +70,7 @@ def register(subparsers: Any) -> None:
         metavar="INPUT",
         help=".evtx file, JSON-lines file, directory (its log files, recursively), or - for stdin",
     )
-    p.set_defaults(handler=run, exit_without_collection=True)
+    p.set_defaults(handler=run, exit_without_teardown=True)
 
 
 @dataclass
